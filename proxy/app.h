@@ -1,0 +1,23 @@
+/* app: the pieces of one running retryd, shared by its modules.
+ *
+ * One per process, created by main() and owned by the loop thread. */
+#ifndef RETRYD_APP_H
+#define RETRYD_APP_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "proxy/config.h"
+#include "proxy/server.h"
+
+typedef struct app_s {
+  uv_loop_t *loop;
+  const config_t *cfg;
+  server_t server;
+  uv_signal_t sigterm;
+  uv_signal_t sigint;
+  uv_timer_t shutdown_timer;
+  bool stopping;
+} app_t;
+
+#endif

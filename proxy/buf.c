@@ -1,0 +1,138 @@
+#include "proxy/buf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void buf_init(buf_t *b, size_t max) {
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+  b->max = max;
+}
+
+void buf_free(buf_t *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+}
+
+void buf_reset(buf_t *b) {
+  b->len = 0;
+}
+
+static int buf_reserve(buf_t *b, size_t extra) {
+  if (extra > b->max || b->len > b->max - extra)
+    return -E2BIG;
+  size_t need = b->len + extra;
+  if (need + 1 <= b->cap)
+    return 0;
+  size_t ncap = b->cap ? b->cap : 256;
+  while (ncap < need + 1)
+    ncap *= 2;
+  /* +1 keeps room for a NUL so text users can treat data as a C string. */
+  if (ncap > b->max + 1)
+    ncap = b->max + 1;
+  char *p = realloc(b->data, ncap);
+  if (p == NULL)
+    return -ENOMEM;
+  b->data = p;
+  b->cap = ncap;
+  return 0;
+}
+
+int buf_append(buf_t *b, const void *data, size_t len) {
+  if (len == 0)
+    return 0;
+  int rc = buf_reserve(b, len);
+  if (rc != 0)
+    return rc;
+  memcpy(b->data + b->len, data, len);
+  b->len += len;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int buf_append_str(buf_t *b, const char *s) {
+  return buf_append(b, s, strlen(s));
+}
+
+int buf_printf(buf_t *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  int rc = -EINVAL;
+  if (n >= 0) {
+    rc = buf_reserve(b, (size_t)n);
+    if (rc == 0) {
+      vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+      b->len += (size_t)n;
+    }
+  }
+  va_end(ap2);
+  return rc;
+}
+
+int buf_append_json_escaped(buf_t *b, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char esc[7];
+    size_t n = 0;
+    if (c == '"' || c == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      n = 2;
+    } else if (c == '\n') {
+      memcpy(esc, "\\n", 2);
+      n = 2;
+    } else if (c == '\r') {
+      memcpy(esc, "\\r", 2);
+      n = 2;
+    } else if (c == '\t') {
+      memcpy(esc, "\\t", 2);
+      n = 2;
+    } else if (c < 0x20 || c == 0x7f) {
+      memcpy(esc, "\\u00", 4);
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 0xf];
+      n = 6;
+    } else if (c >= 0x80) {
+      /* Bytes from the network are not guaranteed UTF-8; escaping them as
+       * code points keeps every log line valid JSON. */
+      memcpy(esc, "\\u00", 4);
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 0xf];
+      n = 6;
+    } else {
+      esc[0] = (char)c;
+      n = 1;
+    }
+    int rc = buf_append(b, esc, n);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+void buf_consume(buf_t *b, size_t n) {
+  if (n >= b->len) {
+    b->len = 0;
+    return;
+  }
+  memmove(b->data, b->data + n, b->len - n);
+  b->len -= n;
+}
+
+char *buf_steal(buf_t *b) {
+  char *p = b->data;
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+  return p;
+}

@@ -1,0 +1,35 @@
+/* buf: a growable byte buffer with a hard cap.
+ *
+ * Every buffer that grows from network input is a buf_t with a maximum set
+ * at init (STYLE: no buffer without a cap). Appending past the cap fails with
+ * -E2BIG and leaves the buffer unchanged, so the caller can answer 413/431.
+ * Not thread-safe: one owner at a time. */
+#ifndef RETRYD_BUF_H
+#define RETRYD_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct {
+  char *data;
+  size_t len;
+  size_t cap; /* allocated */
+  size_t max; /* hard limit on len */
+} buf_t;
+
+void buf_init(buf_t *b, size_t max);
+void buf_free(buf_t *b);
+/* Drops the content but keeps the allocation for reuse. */
+void buf_reset(buf_t *b);
+/* 0, or -E2BIG past the cap, or -ENOMEM. */
+int buf_append(buf_t *b, const void *data, size_t len);
+int buf_append_str(buf_t *b, const char *s);
+int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as the inside of a JSON string literal (no quotes). */
+int buf_append_json_escaped(buf_t *b, const char *s, size_t len);
+/* Removes the first n bytes. */
+void buf_consume(buf_t *b, size_t n);
+/* Hands the storage to the caller (who frees it) and resets the buffer. */
+char *buf_steal(buf_t *b);
+
+#endif

@@ -1,0 +1,64 @@
+/* config: every option of retryd, from flags and RETRYD_* environment.
+ *
+ * config_load() fills a config_t from the environment first and the command
+ * line second (a flag wins), validating each value strictly. On a bad value
+ * it writes one line naming the option into err and returns CONFIG_ERROR, so
+ * main() can print it and exit 2. The struct also carries the internal
+ * limits (header caps, write watermarks) so no limit is a magic number in the
+ * middle of the code. Called once, before the loop starts; read-only after. */
+#ifndef RETRYD_CONFIG_H
+#define RETRYD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum { CONFIG_OK = 0, CONFIG_ERROR = 2, CONFIG_EXIT = 1 /* --help / --version printed */ };
+
+typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
+
+typedef struct {
+  /* --retry-on: a status code c is retryable when status[c] is set. */
+  bool status[600];
+  bool network;
+} retry_on_t;
+
+typedef struct {
+  char upstream[2048];      /* origin plus optional path prefix, no trailing '/' */
+  char listen_text[300];    /* as given, for logs */
+  struct sockaddr_storage listen_addr;
+  char db_path[4096];
+  uint64_t retry_interval_ms;
+  retry_on_t retry_on;
+  uint64_t max_attempts;    /* 0: no limit */
+  uint64_t max_age_ms;
+  uint64_t retry_concurrency;
+  uint64_t upstream_timeout_ms;
+  uint64_t max_body;
+  uint64_t max_queue;
+  uint64_t keep_completed_ms;
+  uint64_t max_wait_ms;
+  char upstream_ca[4096];   /* empty: system CAs */
+  uint64_t max_connections;
+  char admin_token[256];    /* empty: no token needed */
+  log_level_t log_level;
+  uint64_t client_timeout_ms;    /* headers must arrive, and a body keep flowing, within this */
+  uint64_t keepalive_timeout_ms; /* idle keep-alive connections are closed after this */
+  uint64_t shutdown_timeout_ms;  /* SIGTERM: how long requests in flight may take */
+
+  /* Internal limits, not options (documented in the README). */
+  size_t max_header_bytes;          /* request line plus headers: 431 past it */
+  size_t max_response_header_bytes; /* upstream answer's head: 502 past it */
+  size_t write_high_water;          /* bytes queued to a client before the upstream is paused */
+} config_t;
+
+void config_defaults(config_t *cfg);
+/* CONFIG_OK, CONFIG_EXIT (help/version written to stdout) or CONFIG_ERROR with err set. */
+int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+/* Parses one option by its long name (without "--"); for tests and env. */
+int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
+void config_usage(void);
+bool config_retryable_status(const config_t *cfg, int status);
+
+#endif

@@ -1,0 +1,357 @@
+#include "proxy/forward.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/app.h"
+#include "proxy/buf.h"
+#include "proxy/headers.h"
+#include "proxy/http_status.h"
+#include "proxy/upstream.h"
+
+/* Room for the status line and framing headers retryd adds to a head. */
+#define FORWARD_HEAD_SLACK 512
+
+typedef enum {
+  FRAME_NONE,    /* no body: HEAD, 1xx, 204, 304 */
+  FRAME_LENGTH,  /* the upstream's Content-Length */
+  FRAME_CHUNKED, /* length unknown, HTTP/1.1 client */
+  FRAME_CLOSE,   /* length unknown, HTTP/1.0 client: the close ends it */
+} frame_t;
+
+typedef struct {
+  app_t *app;
+  http_conn_t *conn;
+  request_t *req;
+  CURL *easy;
+  struct curl_slist *req_headers;
+  buf_t url;
+  headers_t resp;
+  int status;
+  char reason[128];
+  bool head_sent;
+  frame_t frame;
+  bool keep_alive;
+  bool paused;
+  uv_timer_t timer;
+  char errbuf[CURL_ERROR_SIZE];
+} forward_t;
+
+static void forward_client_gone(void *ctx);
+static void forward_drained(void *ctx);
+static void forward_timeout_cb(uv_timer_t *t);
+
+static const http_handler_ops_t forward_ops = {
+    .client_gone = forward_client_gone,
+    .drained = forward_drained,
+};
+
+static void forward_timer_closed(uv_handle_t *h) {
+  forward_t *f = h->data;
+  headers_free(&f->resp);
+  buf_free(&f->url);
+  free(f);
+}
+
+/* The transfer is over (finished, failed or cancelled): free everything. */
+static void forward_destroy(forward_t *f) {
+  if (f->easy != NULL)
+    upstream_release(f->easy);
+  curl_slist_free_all(f->req_headers);
+  f->easy = NULL;
+  f->req_headers = NULL;
+  uv_close((uv_handle_t *)&f->timer, forward_timer_closed);
+}
+
+/* ---- the answer's head ----------------------------------------------- */
+
+static int forward_send_head(forward_t *f) {
+  const request_t *req = f->req;
+  headers_t *h = &f->resp;
+  const char *connection = headers_get(h, "connection");
+  bool chunked_upstream = headers_get(h, "transfer-encoding") != NULL;
+  bool has_length = headers_get(h, "content-length") != NULL && !chunked_upstream;
+
+  if (req->is_head || f->status < 200 || f->status == 204 || f->status == 304)
+    f->frame = FRAME_NONE;
+  else if (has_length)
+    f->frame = FRAME_LENGTH;
+  else if (req->http_minor >= 1)
+    f->frame = FRAME_CHUNKED;
+  else
+    f->frame = FRAME_CLOSE;
+  f->keep_alive = http_conn_may_keep_alive(f->conn) && f->frame != FRAME_CLOSE;
+
+  buf_t head;
+  buf_init(&head, h->data.max + FORWARD_HEAD_SLACK);
+  int rc = buf_printf(&head, "HTTP/1.1 %d %s\r\n", f->status,
+                      f->reason[0] ? f->reason : http_status_reason(f->status));
+  for (size_t i = 0; rc == 0 && i < h->count; i++) {
+    const char *name = headers_name(h, i);
+    if (headers_is_hop_by_hop(name, connection))
+      continue;
+    if (chunked_upstream && strcasecmp(name, "content-length") == 0)
+      continue; /* a length next to chunked framing is not to be trusted */
+    rc = buf_printf(&head, "%s: %s\r\n", name, headers_value(h, i));
+  }
+  if (rc == 0 && f->frame == FRAME_CHUNKED)
+    rc = buf_append_str(&head, "Transfer-Encoding: chunked\r\n");
+  if (rc == 0 && !f->keep_alive)
+    rc = buf_append_str(&head, "Connection: close\r\n");
+  else if (rc == 0 && req->http_minor == 0)
+    rc = buf_append_str(&head, "Connection: keep-alive\r\n");
+  if (rc == 0)
+    rc = buf_append(&head, "\r\n", 2);
+  if (rc == 0) {
+    uv_buf_t b = uv_buf_init(head.data, (unsigned)head.len);
+    http_conn_note_status(f->conn, f->status, f->status);
+    rc = http_conn_sendv(f->conn, &b, 1);
+    f->head_sent = rc == 0;
+  }
+  buf_free(&head);
+  return rc;
+}
+
+/* Parses "HTTP/1.1 200 OK" or "HTTP/2 200". */
+static int forward_status_line(forward_t *f, const char *line, size_t len) {
+  const char *sp = memchr(line, ' ', len);
+  if (sp == NULL || (size_t)(line + len - sp) < 4)
+    return -1;
+  int code = 0;
+  for (int i = 1; i <= 3; i++) {
+    char d = sp[i];
+    if (d < '0' || d > '9')
+      return -1;
+    code = code * 10 + (d - '0');
+  }
+  f->status = code;
+  f->reason[0] = '\0';
+  const char *r = sp + 4;
+  const char *end = line + len;
+  while (end > r && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+    end--;
+  while (r < end && *r == ' ')
+    r++;
+  size_t rlen = (size_t)(end - r);
+  if (rlen >= sizeof(f->reason))
+    rlen = sizeof(f->reason) - 1;
+  memcpy(f->reason, r, rlen);
+  f->reason[rlen] = '\0';
+  headers_reset(&f->resp);
+  return 0;
+}
+
+static size_t forward_header_cb(char *line, size_t size, size_t nitems, void *userp) {
+  forward_t *f = userp;
+  size_t len = size * nitems;
+  if (f->head_sent)
+    return len; /* trailers: not relayed */
+  if (len >= 5 && memcmp(line, "HTTP/", 5) == 0)
+    return forward_status_line(f, line, len) == 0 ? len : 0;
+  if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+    if (f->status < 200)
+      return len; /* an interim answer (103): wait for the final one */
+    uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+    return forward_send_head(f) == 0 ? len : 0;
+  }
+  const char *colon = memchr(line, ':', len);
+  if (colon == NULL || colon == line)
+    return len; /* not a field (obs-fold continuation): dropped */
+  const char *v = colon + 1;
+  const char *end = line + len;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+    end--;
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
+  if (headers_add(&f->resp, line, (size_t)(colon - line), v, (size_t)(end - v)) != 0) {
+    snprintf(f->errbuf, sizeof(f->errbuf), "the upstream's response headers are too large");
+    return 0;
+  }
+  return len;
+}
+
+/* ---- the answer's body ----------------------------------------------- */
+
+static size_t forward_write_cb(char *data, size_t size, size_t nmemb, void *userp) {
+  forward_t *f = userp;
+  size_t len = size * nmemb;
+  if (!f->head_sent)
+    return 0;
+  if (f->frame == FRAME_NONE || len == 0)
+    return len;
+  if (http_conn_over_high_water(f->conn)) {
+    /* curl keeps this data and hands it over again after the unpause. */
+    f->paused = true;
+    uv_timer_stop(&f->timer);
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  char size_line[24];
+  uv_buf_t bufs[3];
+  unsigned n = 0;
+  if (f->frame == FRAME_CHUNKED) {
+    int sl = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+    bufs[n++] = uv_buf_init(size_line, (unsigned)sl);
+  }
+  bufs[n++] = uv_buf_init(data, (unsigned)len);
+  if (f->frame == FRAME_CHUNKED)
+    bufs[n++] = http_buf("\r\n", 2);
+  if (http_conn_sendv(f->conn, bufs, n) != 0)
+    return 0;
+  uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+  return len;
+}
+
+static void forward_drained(void *ctx) {
+  forward_t *f = ctx;
+  if (!f->paused)
+    return;
+  f->paused = false;
+  uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+  /* May finish the transfer and free f: nothing after this line. */
+  upstream_unpause(f->easy);
+}
+
+/* ---- endings --------------------------------------------------------- */
+
+static void forward_fail(forward_t *f, int status, const char *what) {
+  http_conn_t *c = f->conn;
+  if (f->head_sent) {
+    http_conn_abort(c);
+    return;
+  }
+  char msg[CURL_ERROR_SIZE + 128];
+  snprintf(msg, sizeof(msg), "upstream: %s", what);
+  http_conn_note_status(c, status, 0);
+  http_conn_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway", msg);
+}
+
+static void forward_done(void *ctx, CURLcode result) {
+  forward_t *f = ctx;
+  uv_timer_stop(&f->timer);
+  /* Detach first: finishing may dispatch the next pipelined request, whose
+   * handler attaches itself to the same connection. */
+  http_conn_attach(f->conn, NULL, NULL);
+  if (result == CURLE_OK && f->head_sent) {
+    int rc = 0;
+    if (f->frame == FRAME_CHUNKED) {
+      uv_buf_t end = http_buf("0\r\n\r\n", 5);
+      rc = http_conn_sendv(f->conn, &end, 1);
+    }
+    if (rc == 0)
+      http_conn_finish(f->conn, f->keep_alive);
+  } else if (result == CURLE_OK) {
+    forward_fail(f, 502, "the answer ended before its headers");
+  } else {
+    const char *what = f->errbuf[0] ? f->errbuf : curl_easy_strerror(result);
+    forward_fail(f, result == CURLE_OPERATION_TIMEDOUT ? 504 : 502, what);
+  }
+  forward_destroy(f);
+}
+
+static void forward_timeout_cb(uv_timer_t *t) {
+  forward_t *f = t->data;
+  upstream_cancel(f->easy);
+  http_conn_attach(f->conn, NULL, NULL);
+  forward_fail(f, 504, f->head_sent ? "the answer's body stalled past --upstream-timeout"
+                                    : "no answer within --upstream-timeout");
+  forward_destroy(f);
+}
+
+static void forward_client_gone(void *ctx) {
+  forward_t *f = ctx;
+  upstream_cancel(f->easy);
+  forward_destroy(f);
+}
+
+/* ---- the request ----------------------------------------------------- */
+
+/* Client headers minus those that describe the client's connection, plus
+ * empty overrides that stop curl adding its own defaults. */
+static int forward_build_headers(forward_t *f) {
+  const headers_t *h = &f->req->headers;
+  const char *connection = headers_get(h, "connection");
+  buf_t line;
+  buf_init(&line, h->data.max + 8);
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < h->count; i++) {
+    const char *name = headers_name(h, i);
+    const char *value = headers_value(h, i);
+    if (headers_is_hop_by_hop(name, connection) || strcasecmp(name, "host") == 0 ||
+        strcasecmp(name, "content-length") == 0 || strcasecmp(name, "expect") == 0)
+      continue;
+    buf_reset(&line);
+    /* "Name;" is curl's way to send a field with an empty value. */
+    rc = value[0] ? buf_printf(&line, "%s: %s", name, value) : buf_printf(&line, "%s;", name);
+    struct curl_slist *n = rc == 0 ? curl_slist_append(f->req_headers, line.data) : NULL;
+    if (n == NULL)
+      rc = -1;
+    else
+      f->req_headers = n;
+  }
+  buf_free(&line);
+  static const char *const suppress[][2] = {
+      {"expect", "Expect:"}, {"accept", "Accept:"}, {"content-type", "Content-Type:"}};
+  for (size_t i = 0; rc == 0 && i < sizeof(suppress) / sizeof(suppress[0]); i++) {
+    if (strcmp(suppress[i][0], "expect") != 0 && headers_get(h, suppress[i][0]) != NULL)
+      continue;
+    struct curl_slist *n = curl_slist_append(f->req_headers, suppress[i][1]);
+    if (n == NULL)
+      rc = -1;
+    else
+      f->req_headers = n;
+  }
+  return rc;
+}
+
+static int forward_prepare(forward_t *f) {
+  const config_t *cfg = f->app->cfg;
+  const request_t *req = f->req;
+  CURL *e = f->easy;
+  if (buf_printf(&f->url, "%s%s", cfg->upstream, req->target.data) != 0)
+    return -1;
+  if (forward_build_headers(f) != 0)
+    return -1;
+  curl_easy_setopt(e, CURLOPT_URL, f->url.data);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->req_headers);
+  if (req->is_head) {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (req->has_body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body.data ? req->body.data : "");
+    if (strcmp(req->method, "POST") != 0)
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+  } else if (strcmp(req->method, "GET") != 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+  }
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, forward_header_cb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, forward_write_cb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
+  return 0;
+}
+
+void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
+  forward_t *f = calloc(1, sizeof(*f));
+  if (f == NULL) {
+    http_conn_error(c, 503, "unavailable", "out of memory");
+    return;
+  }
+  f->app = app;
+  f->conn = c;
+  f->req = req;
+  buf_init(&f->url, 8192 + app->cfg->max_header_bytes);
+  headers_init(&f->resp, app->cfg->max_response_header_bytes);
+  uv_timer_init(app->loop, &f->timer);
+  f->timer.data = f;
+  f->easy = upstream_easy();
+  if (f->easy == NULL || forward_prepare(f) != 0 || upstream_start(f->easy, forward_done, f) != 0) {
+    http_conn_error(c, 502, "bad_gateway", "could not start the upstream request");
+    forward_destroy(f);
+    return;
+  }
+  http_conn_attach(c, &forward_ops, f);
+  uv_timer_start(&f->timer, forward_timeout_cb, app->cfg->upstream_timeout_ms, 0);
+}

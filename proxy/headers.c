@@ -1,0 +1,143 @@
+#include "proxy/headers.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void headers_init(headers_t *h, size_t max_bytes) {
+  buf_init(&h->data, max_bytes);
+  h->items = NULL;
+  h->count = 0;
+  h->alloc = 0;
+  h->state = 0;
+}
+
+void headers_free(headers_t *h) {
+  buf_free(&h->data);
+  free(h->items);
+  h->items = NULL;
+  h->count = h->alloc = 0;
+  h->state = 0;
+}
+
+void headers_reset(headers_t *h) {
+  buf_reset(&h->data);
+  h->count = 0;
+  h->state = 0;
+}
+
+static int headers_push(headers_t *h) {
+  if (h->count == h->alloc) {
+    size_t n = h->alloc ? h->alloc * 2 : 16;
+    header_t *p = realloc(h->items, n * sizeof(*p));
+    if (p == NULL)
+      return -ENOMEM;
+    h->items = p;
+    h->alloc = n;
+  }
+  h->items[h->count].name = (uint32_t)h->data.len;
+  h->items[h->count].value = (uint32_t)h->data.len;
+  h->count++;
+  return 0;
+}
+
+int headers_name_piece(headers_t *h, const char *p, size_t len) {
+  int rc;
+  if (h->state != 1) {
+    if (h->state == 2 && (rc = buf_append(&h->data, "", 1)) != 0)
+      return rc;
+    /* The NUL that ends a name is added when its value starts. */
+    if ((rc = headers_push(h)) != 0)
+      return rc;
+    h->state = 1;
+  }
+  return buf_append(&h->data, p, len);
+}
+
+int headers_value_piece(headers_t *h, const char *p, size_t len) {
+  int rc;
+  if (h->state != 2) {
+    if (h->state != 1)
+      return -EINVAL; /* a value without a name */
+    if ((rc = buf_append(&h->data, "", 1)) != 0)
+      return rc;
+    h->items[h->count - 1].value = (uint32_t)h->data.len;
+    h->state = 2;
+  }
+  return buf_append(&h->data, p, len);
+}
+
+int headers_end(headers_t *h) {
+  int rc = 0;
+  if (h->state == 1) /* a name with an empty value */
+    rc = headers_value_piece(h, "", 0);
+  if (rc == 0 && h->state == 2)
+    rc = buf_append(&h->data, "", 1);
+  h->state = 0;
+  return rc;
+}
+
+int headers_add(headers_t *h, const char *name, size_t nlen, const char *value, size_t vlen) {
+  int rc = headers_name_piece(h, name, nlen);
+  if (rc == 0)
+    rc = headers_value_piece(h, value, vlen);
+  if (rc == 0)
+    rc = headers_end(h);
+  return rc;
+}
+
+const char *headers_get(const headers_t *h, const char *name) {
+  for (size_t i = 0; i < h->count; i++)
+    if (strcasecmp(headers_name(h, i), name) == 0)
+      return headers_value(h, i);
+  return NULL;
+}
+
+size_t headers_count_named(const headers_t *h, const char *name) {
+  size_t n = 0;
+  for (size_t i = 0; i < h->count; i++)
+    if (strcasecmp(headers_name(h, i), name) == 0)
+      n++;
+  return n;
+}
+
+bool headers_list_has_token(const char *list, const char *token) {
+  size_t tlen = strlen(token);
+  const char *p = list;
+  while (*p != '\0') {
+    while (*p == ' ' || *p == '\t' || *p == ',')
+      p++;
+    const char *start = p;
+    while (*p != '\0' && *p != ',')
+      p++;
+    const char *end = p;
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+      end--;
+    if ((size_t)(end - start) == tlen && strncasecmp(start, token, tlen) == 0)
+      return true;
+  }
+  return false;
+}
+
+bool headers_is_hop_by_hop(const char *name, const char *connection) {
+  static const char *const fixed[] = {
+      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+      "upgrade",    "proxy-authorization", "proxy-authenticate",
+  };
+  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+    if (strcasecmp(name, fixed[i]) == 0)
+      return true;
+  return connection != NULL && headers_list_has_token(connection, name);
+}
+
+bool headers_is_secret(const char *name) {
+  static const char *const secret[] = {
+      "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
+      "x-retryd-token",
+  };
+  for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+    if (strcasecmp(name, secret[i]) == 0)
+      return true;
+  return false;
+}

@@ -1,0 +1,63 @@
+/* headers: an ordered list of HTTP header fields with a byte cap, and the
+ * rules about which fields a proxy may pass on or show.
+ *
+ * Names and values are stored NUL-terminated in one capped buffer, so a
+ * request's headers cost one allocation however they arrive. The parser
+ * feeds names and values in pieces (llhttp span callbacks); a field is
+ * complete when the next name starts or headers_end() is called.
+ * Not thread-safe: one owner. */
+#ifndef RETRYD_HEADERS_H
+#define RETRYD_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/buf.h"
+
+typedef struct {
+  uint32_t name; /* offsets into data */
+  uint32_t value;
+} header_t;
+
+typedef struct {
+  buf_t data;
+  header_t *items;
+  size_t count;
+  size_t alloc;
+  int state; /* 0: none, 1: in name, 2: in value */
+} headers_t;
+
+void headers_init(headers_t *h, size_t max_bytes);
+void headers_free(headers_t *h);
+void headers_reset(headers_t *h);
+
+/* Piecewise building, for parsers. Each returns 0 or -E2BIG past the cap. */
+int headers_name_piece(headers_t *h, const char *p, size_t len);
+int headers_value_piece(headers_t *h, const char *p, size_t len);
+int headers_end(headers_t *h);
+/* Whole field at once. */
+int headers_add(headers_t *h, const char *name, size_t nlen, const char *value, size_t vlen);
+
+static inline const char *headers_name(const headers_t *h, size_t i) {
+  return h->data.data + h->items[i].name;
+}
+static inline const char *headers_value(const headers_t *h, size_t i) {
+  return h->data.data + h->items[i].value;
+}
+/* First value of a field (case-insensitive name), or NULL. */
+const char *headers_get(const headers_t *h, const char *name);
+size_t headers_count_named(const headers_t *h, const char *name);
+
+/* True for fields that describe one connection, never forwarded (RFC 9110
+ * 7.6.1): Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+ * Transfer-Encoding, Upgrade, Proxy-Authorization, Proxy-Authenticate, and any
+ * field named in the Connection header given as connection (may be NULL). */
+bool headers_is_hop_by_hop(const char *name, const char *connection);
+/* True for fields whose values are credentials and must be shown as
+ * "[redacted]" everywhere but the upstream and the database. */
+bool headers_is_secret(const char *name);
+/* True when list (a comma-separated header value) contains token, ignoring case. */
+bool headers_list_has_token(const char *list, const char *token);
+
+#endif

@@ -1,0 +1,118 @@
+/* retryd: an HTTP/1.1 proxy with a durable retry queue, run beside an
+ * application. main() reads the configuration, starts the loop, and turns
+ * SIGTERM/SIGINT into a graceful stop. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "proxy/app.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/upstream.h"
+#include "proxy/version.h"
+
+static void app_stopped(server_t *srv) {
+  app_t *app = srv->app;
+  uv_timer_stop(&app->shutdown_timer);
+  uv_close((uv_handle_t *)&app->shutdown_timer, NULL);
+  uv_close((uv_handle_t *)&app->sigterm, NULL);
+  uv_close((uv_handle_t *)&app->sigint, NULL);
+  upstream_close();
+}
+
+static void app_shutdown_deadline(uv_timer_t *t) {
+  app_t *app = t->data;
+  log_msg(LOG_WARN, "shutdown deadline reached: closing connections still busy");
+  server_close_all(&app->server);
+}
+
+static void app_signal_cb(uv_signal_t *s, int signum) {
+  app_t *app = s->data;
+  if (app->stopping) {
+    log_msg(LOG_WARN, "second signal: closing connections now");
+    server_close_all(&app->server);
+    return;
+  }
+  app->stopping = true;
+  log_line_t l;
+  log_begin(&l, LOG_INFO, "stopping");
+  log_str(&l, "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  log_end(&l);
+  uv_timer_start(&app->shutdown_timer, app_shutdown_deadline, app->cfg->shutdown_timeout_ms, 0);
+  server_drain(&app->server, app_stopped);
+}
+
+static void app_close_leftover(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+int main(int argc, char **argv) {
+  static config_t cfg;
+  char err[1024];
+  int rc = config_load(&cfg, argc, argv, err, sizeof(err));
+  if (rc == CONFIG_EXIT)
+    return 0;
+  if (rc != CONFIG_OK) {
+    fprintf(stderr, "retryd: %s\n", err);
+    return 2;
+  }
+  /* A client that goes away mid-write must not kill the process. */
+  signal(SIGPIPE, SIG_IGN);
+  if (log_init(cfg.log_level) != 0) {
+    fprintf(stderr, "retryd: cannot start the log writer\n");
+    return 1;
+  }
+
+  static app_t app;
+  app.loop = uv_default_loop();
+  app.cfg = &cfg;
+  int exit_code = 0;
+  rc = upstream_init(app.loop, &cfg);
+  if (rc != 0) {
+    log_msg(LOG_ERROR, "cannot start libcurl");
+    exit_code = 1;
+    goto out;
+  }
+  rc = server_start(&app.server, app.loop, &cfg, &app);
+  if (rc != 0) {
+    log_line_t l;
+    log_begin(&l, LOG_ERROR, "cannot listen");
+    log_str(&l, "listen", cfg.listen_text);
+    log_str(&l, "error", uv_strerror(rc));
+    log_end(&l);
+    exit_code = 1;
+    uv_walk(app.loop, app_close_leftover, NULL);
+    upstream_close();
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    goto out;
+  }
+  uv_timer_init(app.loop, &app.shutdown_timer);
+  app.shutdown_timer.data = &app;
+  uv_signal_init(app.loop, &app.sigterm);
+  uv_signal_init(app.loop, &app.sigint);
+  app.sigterm.data = app.sigint.data = &app;
+  uv_signal_start(&app.sigterm, app_signal_cb, SIGTERM);
+  uv_signal_start(&app.sigint, app_signal_cb, SIGINT);
+  {
+    log_line_t l;
+    log_begin(&l, LOG_INFO, "started");
+    log_str(&l, "version", RETRYD_VERSION);
+    log_str(&l, "upstream", cfg.upstream);
+    log_end(&l);
+  }
+
+  uv_run(app.loop, UV_RUN_DEFAULT);
+  log_msg(LOG_INFO, "stopped");
+
+out:
+  uv_walk(app.loop, app_close_leftover, NULL);
+  uv_run(app.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(app.loop) != 0)
+    exit_code = exit_code ? exit_code : 1;
+  log_close();
+  return exit_code;
+}

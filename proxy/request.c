@@ -1,0 +1,34 @@
+#include "proxy/request.h"
+
+#include <string.h>
+
+void request_init(request_t *r, const config_t *cfg) {
+  memset(r, 0, sizeof(*r));
+  buf_init(&r->target, cfg->max_header_bytes);
+  headers_init(&r->headers, cfg->max_header_bytes);
+  buf_init(&r->body, cfg->max_body);
+}
+
+void request_reset(request_t *r) {
+  buf_reset(&r->target);
+  headers_reset(&r->headers);
+  /* A large body is not kept around for the next request on the connection. */
+  if (r->body.cap > 64 * 1024)
+    buf_free(&r->body);
+  else
+    buf_reset(&r->body);
+  r->method[0] = '\0';
+  r->method_id = 0;
+  r->has_body = false;
+  r->is_head = false;
+  r->http_major = r->http_minor = 0;
+  r->keep_alive = false;
+  r->started_ns = 0;
+  r->bytes_in = 0;
+}
+
+void request_free(request_t *r) {
+  buf_free(&r->target);
+  headers_free(&r->headers);
+  buf_free(&r->body);
+}

@@ -1,0 +1,22 @@
+#include "proxy/router.h"
+
+#include <string.h>
+
+#include "proxy/control.h"
+#include "proxy/forward.h"
+
+/* The control prefix, followed by '/', '?' or nothing. */
+static bool router_is_control(const char *target, size_t len) {
+  static const char prefix[] = "/_retryd";
+  size_t plen = sizeof(prefix) - 1;
+  if (len < plen || memcmp(target, prefix, plen) != 0)
+    return false;
+  return len == plen || target[plen] == '/' || target[plen] == '?';
+}
+
+void router_dispatch(struct app_s *app, http_conn_t *c, request_t *req) {
+  if (router_is_control(req->target.data, req->target.len))
+    control_handle(app, c, req);
+  else
+    forward_start(app, c, req);
+}

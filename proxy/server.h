@@ -1,0 +1,42 @@
+/* server: the listening socket, the connection cap and graceful shutdown.
+ *
+ * At --max-connections the server stops accepting: libuv leaves the next
+ * connection in the kernel's backlog until one closes, so clients wait
+ * instead of being refused. server_drain() stops listening, closes idle
+ * connections and lets each busy one finish its answer; on_drained runs
+ * when the last one is gone. Loop thread only. */
+#ifndef RETRYD_SERVER_H
+#define RETRYD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "proxy/config.h"
+
+typedef struct http_conn_s http_conn_t;
+struct app_s;
+
+typedef struct server_s {
+  uv_loop_t *loop;
+  const config_t *cfg;
+  struct app_s *app;
+  uv_tcp_t listener;
+  bool listening;
+  bool accept_waiting; /* a connection waits in the backlog for a free slot */
+  bool draining;
+  size_t nconns;
+  http_conn_t *conns; /* every open connection, for draining */
+  void (*on_drained)(struct server_s *srv);
+} server_t;
+
+/* Binds and listens; the bound address is logged ("listening"). */
+int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app);
+void server_drain(server_t *srv, void (*on_drained)(server_t *srv));
+void server_close_all(server_t *srv);
+
+/* For http_conn: connection list membership. */
+void server_conn_opened(server_t *srv, http_conn_t *c);
+void server_conn_closed(server_t *srv, http_conn_t *c);
+
+#endif
