@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what retryd needs to build and test, from Debian/Ubuntu packages.
+# Idempotent: installs only what is missing, and does nothing when all is there.
+# Needs root or sudo when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config     # compiler and build
+  libuv1-dev                           # the event loop
+  libcurl4-openssl-dev                 # upstream HTTP client (curl multi)
+  libsqlite3-dev                       # the durable queue
+  node-llhttp                          # llhttp C sources, built by CMake
+  libcmocka-dev                        # C unit tests
+  python3 openssl ca-certificates      # integration tests and TLS
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

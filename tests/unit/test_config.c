@@ -1,0 +1,168 @@
+/* Configuration: defaults, flags, environment, and one clear error per bad value. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/config.h"
+
+static int load(config_t *cfg, char *err, size_t errlen, int argc, char **argv) {
+  return config_load(cfg, argc, argv, err, errlen);
+}
+
+static int clear_env(void **state) {
+  (void)state;
+  unsetenv("RETRYD_RETRY_INTERVAL");
+  unsetenv("RETRYD_LISTEN");
+  unsetenv("RETRYD_MAX_BODY");
+  return 0;
+}
+
+static void defaults_match_the_design(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[256] = "";
+  char *argv[] = {"retryd", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 1, argv), CONFIG_OK);
+  assert_string_equal(cfg.upstream, "https://us-east-1.recall.ai");
+  assert_string_equal(cfg.listen_text, "127.0.0.1:8080");
+  assert_string_equal(cfg.db_path, "retryd.db");
+  assert_int_equal(cfg.retry_interval_ms, 30000);
+  assert_int_equal(cfg.max_attempts, 0);
+  assert_int_equal(cfg.max_age_ms, 86400000);
+  assert_int_equal(cfg.retry_concurrency, 16);
+  assert_int_equal(cfg.upstream_timeout_ms, 60000);
+  assert_int_equal(cfg.max_body, 10 * 1024 * 1024);
+  assert_int_equal(cfg.max_queue, 1000000);
+  assert_int_equal(cfg.keep_completed_ms, 86400000);
+  assert_int_equal(cfg.max_wait_ms, 120000);
+  assert_int_equal(cfg.max_connections, 10000);
+  assert_int_equal(cfg.log_level, LOG_INFO);
+  assert_string_equal(cfg.admin_token, "");
+  assert_true(config_retryable_status(&cfg, 507));
+  assert_true(config_retryable_status(&cfg, 500));
+  assert_true(config_retryable_status(&cfg, 429));
+  assert_false(config_retryable_status(&cfg, 409));
+  assert_false(config_retryable_status(&cfg, 404));
+  assert_false(config_retryable_status(&cfg, 200));
+  assert_true(cfg.retry_on.network);
+}
+
+static void flags_in_both_forms_are_read(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[256] = "";
+  char *argv[] = {"retryd", "--retry-interval", "250ms", "--max-body=64KiB",
+                  "--listen", "[::1]:9000", "--upstream", "http://example.test:81/api/",
+                  "--log-level", "debug", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 10, argv), CONFIG_OK);
+  assert_int_equal(cfg.retry_interval_ms, 250);
+  assert_int_equal(cfg.max_body, 65536);
+  assert_int_equal(cfg.listen_addr.ss_family, AF_INET6);
+  assert_int_equal(ntohs(((struct sockaddr_in6 *)&cfg.listen_addr)->sin6_port), 9000);
+  /* The trailing slash goes: every target starts with one. */
+  assert_string_equal(cfg.upstream, "http://example.test:81/api");
+  assert_int_equal(cfg.log_level, LOG_DEBUG);
+}
+
+static void environment_is_read_and_a_flag_wins(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[256] = "";
+  setenv("RETRYD_RETRY_INTERVAL", "5m", 1);
+  setenv("RETRYD_MAX_BODY", "1MiB", 1);
+  char *argv[] = {"retryd", "--max-body", "2MiB", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 3, argv), CONFIG_OK);
+  assert_int_equal(cfg.retry_interval_ms, 300000);
+  assert_int_equal(cfg.max_body, 2 * 1024 * 1024);
+}
+
+static void a_bad_environment_value_names_the_option(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[256] = "";
+  setenv("RETRYD_RETRY_INTERVAL", "5x", 1);
+  char *argv[] = {"retryd", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 1, argv), CONFIG_ERROR);
+  assert_non_null(strstr(err, "retry-interval"));
+  assert_non_null(strstr(err, "RETRYD_RETRY_INTERVAL"));
+}
+
+static void each_bad_value_is_refused_naming_its_option(void **state) {
+  (void)state;
+  static const char *cases[][2] = {
+      {"retry-interval", "5x"},    {"retry-interval", "0s"},   {"max-body", "10XB"},
+      {"listen", "nohost"},        {"listen", "127.0.0.1:99999"}, {"listen", "example.com:80"},
+      {"upstream", "ftp://x"},     {"upstream", "notaurl"},    {"upstream", "http://h/?q=1"},
+      {"upstream", "http://u:p@h/"}, {"max-attempts", "-1"},   {"retry-on", "6xx"},
+      {"retry-on", "200"},         {"retry-on", "5xx,"},       {"retry-on", "abc"},
+      {"log-level", "loud"},       {"retry-concurrency", "0"}, {"max-connections", "0"},
+      {"db", ""},                  {"max-queue", "1e6"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    config_t cfg;
+    char err[512] = "";
+    char flag[64];
+    snprintf(flag, sizeof(flag), "--%s", cases[i][0]);
+    char *argv[] = {"retryd", flag, (char *)(uintptr_t)cases[i][1], NULL};
+    int rc = load(&cfg, err, sizeof(err), 3, argv);
+    if (rc != CONFIG_ERROR)
+      fail_msg("%s %s was accepted", flag, cases[i][1]);
+    assert_non_null(strstr(err, cases[i][0]));
+    assert_null(strchr(err, '\n'));
+  }
+}
+
+static void unknown_and_valueless_flags_are_refused(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[256] = "";
+  char *unknown[] = {"retryd", "--nope", "1", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 3, unknown), CONFIG_ERROR);
+  assert_non_null(strstr(err, "nope"));
+  char *valueless[] = {"retryd", "--upstream", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 2, valueless), CONFIG_ERROR);
+  assert_non_null(strstr(err, "upstream"));
+  char *stray[] = {"retryd", "stray", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 2, stray), CONFIG_ERROR);
+}
+
+static void retry_on_lists_replace_or_extend_the_default(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[256];
+  config_defaults(&cfg);
+  assert_int_equal(config_set(&cfg, "retry-on", "507,network", err, sizeof(err)), CONFIG_OK);
+  assert_true(config_retryable_status(&cfg, 507));
+  assert_false(config_retryable_status(&cfg, 503));
+  assert_false(config_retryable_status(&cfg, 429));
+  assert_true(cfg.retry_on.network);
+  assert_int_equal(config_set(&cfg, "retry-on", "+409", err, sizeof(err)), CONFIG_OK);
+  assert_true(config_retryable_status(&cfg, 409));
+  assert_true(config_retryable_status(&cfg, 503));
+  assert_true(config_retryable_status(&cfg, 429));
+  assert_int_equal(config_set(&cfg, "retry-on", "4xx", err, sizeof(err)), CONFIG_OK);
+  assert_true(config_retryable_status(&cfg, 404));
+  assert_false(config_retryable_status(&cfg, 500));
+  assert_false(cfg.retry_on.network);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(defaults_match_the_design, clear_env),
+      cmocka_unit_test_setup(flags_in_both_forms_are_read, clear_env),
+      cmocka_unit_test_setup(environment_is_read_and_a_flag_wins, clear_env),
+      cmocka_unit_test_setup(a_bad_environment_value_names_the_option, clear_env),
+      cmocka_unit_test_setup(each_bad_value_is_refused_naming_its_option, clear_env),
+      cmocka_unit_test_setup(unknown_and_valueless_flags_are_refused, clear_env),
+      cmocka_unit_test_setup(retry_on_lists_replace_or_extend_the_default, clear_env),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
