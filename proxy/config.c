@@ -341,8 +341,12 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
   return config_fail(err, errlen, name, "unhandled option kind");
 }
 
-static int config_load_env(config_t *cfg, char *err, size_t errlen) {
+/* given[i] is true for options set on the command line: their environment
+ * value is neither used nor validated. */
+static int config_load_env(config_t *cfg, const bool *given, char *err, size_t errlen) {
   for (size_t i = 0; i < NOPTIONS; i++) {
+    if (given[i])
+      continue;
     char var[64] = "RETRYD_";
     size_t n = strlen(var);
     for (const char *p = options[i].name; *p && n + 1 < sizeof(var); p++)
@@ -386,7 +390,17 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen) 
       return CONFIG_EXIT;
     }
   }
-  int rc = config_load_env(cfg, err, errlen);
+  bool given[NOPTIONS] = {false};
+  for (int i = 1; i < argc; i++) {
+    for (size_t k = 0; k < NOPTIONS; k++) {
+      size_t n = strlen(options[k].name);
+      const char *a = argv[i];
+      if (strncmp(a, "--", 2) == 0 && strncmp(a + 2, options[k].name, n) == 0 &&
+          (a[2 + n] == '\0' || a[2 + n] == '='))
+        given[k] = true;
+    }
+  }
+  int rc = config_load_env(cfg, given, err, errlen);
   if (rc != CONFIG_OK)
     return rc;
   for (int i = 1; i < argc; i++) {

@@ -55,6 +55,16 @@ struct http_conn_s {
   bool in_process;
   bool upgrade;           /* llhttp saw Upgrade/CONNECT: no further parsing */
   bool draining;
+  /* llhttp 8 skips the two bytes after chunk data without looking at them;
+   * we check them ourselves. feed_end bounds the bytes being parsed, and
+   * crlf_left says how many of "\r\n" are still to come in the next feed. */
+  const char *feed_start, *feed_end;
+  int crlf_left;
+  /* llhttp 8 hands an obs-fold continuation over as one more piece of the
+   * value. A legitimate second piece only happens when the value was cut by
+   * the end of one read and goes on at the start of the next. */
+  bool value_open;
+  bool value_cut;
   /* Set by a parser callback that rejects the request; answered after
    * llhttp_execute returns. */
   int reject_status;
@@ -159,6 +169,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   http_conn_t *c = conn_of(p);
+  if (c->value_open && !(c->value_cut && at == c->feed_start))
+    return conn_reject(c, 400, "bad_request", "obs-fold (a header line continued) is not accepted");
+  c->value_open = true;
+  c->value_cut = at + len == c->feed_end;
   if (conn_count_header_bytes(c, len) != 0)
     return HPE_USER;
   if (headers_value_piece(&c->req.headers, at, len) != 0)
@@ -167,14 +181,48 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_header_value_complete(llhttp_t *p) {
+  conn_of(p)->value_open = false;
   return conn_count_header_bytes(conn_of(p), CONN_FIELD_OVERHEAD);
 }
 
-/* Everything llhttp's strict mode leaves to the application: the target
- * form, Host, and what retryd does not support. */
+/* RFC 9110 5.6.2: a field name is a token. */
+static bool conn_is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* llhttp 8 accepts a space before the colon and obs-fold continuation
+ * lines; both have been used to smuggle requests past proxies, so every
+ * name must be a token and every value plain field content (RFC 9110
+ * 5.5: visible bytes, SP and HTAB; no CR, LF or NUL). */
+static bool conn_fields_are_clean(const headers_t *h) {
+  for (size_t i = 0; i < h->count; i++) {
+    const unsigned char *n = (const unsigned char *)headers_name(h, i);
+    if (*n == '\0')
+      return false;
+    for (; *n; n++)
+      if (!conn_is_tchar(*n))
+        return false;
+    /* The value is NUL-terminated by us: a NUL inside ends it early. */
+    size_t stored = (i + 1 < h->count ? h->items[i + 1].name : h->data.len) - h->items[i].value;
+    const unsigned char *v = (const unsigned char *)headers_value(h, i);
+    size_t vlen = strlen((const char *)v);
+    if (vlen + 1 != stored)
+      return false;
+    for (; *v; v++)
+      if ((*v < 0x20 && *v != '\t') || *v == 0x7f)
+        return false;
+  }
+  return true;
+}
+
+/* Everything llhttp's strict mode leaves to the application: clean fields,
+ * the target form, Host, and what retryd does not support. */
 static int conn_check_request(http_conn_t *c) {
   request_t *r = &c->req;
   const headers_t *h = &r->headers;
+  if (!conn_fields_are_clean(h))
+    return conn_reject(c, 400, "bad_request", "malformed header field");
   if (r->method_id == HTTP_CONNECT)
     return conn_reject(c, 400, "bad_request", "CONNECT is not supported");
   if (r->target.len == 0 || r->target.data[0] != '/')
@@ -226,8 +274,26 @@ static int on_headers_complete(llhttp_t *p) {
   return conn_check_request(c);
 }
 
+/* Checks that the bytes from pos on continue "\r\n" where crlf_left
+ * bytes of it are still expected; returns false on a mismatch. */
+static bool conn_check_crlf(http_conn_t *c, const char *pos) {
+  while (c->crlf_left > 0 && pos < c->feed_end) {
+    char want = c->crlf_left == 2 ? '\r' : '\n';
+    if (*pos++ != want)
+      return false;
+    c->crlf_left--;
+  }
+  return true;
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   http_conn_t *c = conn_of(p);
+  if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+    /* This piece ends a chunk: its CRLF must follow. */
+    c->crlf_left = 2;
+    if (!conn_check_crlf(c, at + len))
+      return conn_reject(c, 400, "bad_request", "chunk data not followed by CRLF");
+  }
   if (buf_append(&c->req.body, at, len) != 0)
     return conn_reject(c, 413, "body_too_large", "the request body exceeds --max-body");
   /* A body must keep flowing, not arrive within a fixed time. */
@@ -263,7 +329,15 @@ static void conn_settings_init(void) {
 /* Feeds bytes to the parser; returns how many it consumed. On a request
  * error the connection is answered and closing on return. */
 static size_t conn_feed(http_conn_t *c, const char *data, size_t len) {
-  llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+  c->feed_start = data;
+  c->feed_end = data + len;
+  llhttp_errno_t err;
+  if (!conn_check_crlf(c, data)) {
+    conn_reject(c, 400, "bad_request", "chunk data not followed by CRLF");
+    err = HPE_USER;
+  } else {
+    err = llhttp_execute(&c->parser, data, len);
+  }
   if (err == HPE_OK) {
     c->req.bytes_in += len;
     return len;
@@ -518,6 +592,7 @@ static void conn_next_request(http_conn_t *c) {
   c->logged = false;
   c->header_bytes = 0;
   c->headers_done = false;
+  c->crlf_left = 0;
   c->state = CONN_IDLE;
   llhttp_resume(&c->parser);
   if (c->draining && c->pending.len == 0) {

@@ -84,6 +84,16 @@ static void environment_is_read_and_a_flag_wins(void **state) {
   assert_int_equal(cfg.max_body, 2 * 1024 * 1024);
 }
 
+static void a_flag_overrides_a_bad_environment_value(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[256] = "";
+  setenv("RETRYD_LISTEN", "bad", 1);
+  char *argv[] = {"retryd", "--listen=127.0.0.1:0", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 2, argv), CONFIG_OK);
+  assert_string_equal(cfg.listen_text, "127.0.0.1:0");
+}
+
 static void a_bad_environment_value_names_the_option(void **state) {
   (void)state;
   config_t cfg;
@@ -160,6 +170,7 @@ int main(void) {
       cmocka_unit_test_setup(flags_in_both_forms_are_read, clear_env),
       cmocka_unit_test_setup(environment_is_read_and_a_flag_wins, clear_env),
       cmocka_unit_test_setup(a_bad_environment_value_names_the_option, clear_env),
+      cmocka_unit_test_setup(a_flag_overrides_a_bad_environment_value, clear_env),
       cmocka_unit_test_setup(each_bad_value_is_refused_naming_its_option, clear_env),
       cmocka_unit_test_setup(unknown_and_valueless_flags_are_refused, clear_env),
       cmocka_unit_test_setup(retry_on_lists_replace_or_extend_the_default, clear_env),
