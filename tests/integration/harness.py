@@ -1,0 +1,552 @@
+"""Test harness: runs the retryd binary and talks raw HTTP/1.1 to it.
+
+Python 3 standard library only.
+
+    RETRYD_BIN   path of the binary (default /work/main/build/retryd)
+"""
+
+import atexit
+import ctypes
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from fake_upstream import FakeUpstream, Response  # noqa: F401  (re-export)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_BIN = "/work/main/build/retryd"
+
+
+def retryd_bin():
+    return os.environ.get("RETRYD_BIN") or DEFAULT_BIN
+
+
+def child_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRYD_")}
+    if extra:
+        env.update(extra)
+    return env
+
+
+def rss_kb(pid):
+    """Resident set size of pid in KiB (VmRSS from /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL,
+                 signal.SIGFPE}
+
+
+class StartupError(Exception):
+    pass
+
+
+_LIVE = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    for rd in list(_LIVE):
+        rd.kill()
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL if this test process dies (e.g. a
+    ctest timeout), so no retryd outlives its test."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Retryd:
+    """One retryd child process."""
+
+    def __init__(self, upstream_url, args=(), env=None, listen="127.0.0.1:0",
+                 tmpdir=None, db=None, binary=None):
+        self.own_tmp = tmpdir is None
+        self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="retryd-it-")
+        self.db = db or os.path.join(self.tmpdir, "q.db")
+        self.binary = binary or retryd_bin()
+        self.argv = [self.binary]
+        if upstream_url is not None:
+            self.argv += ["--upstream", upstream_url]
+        if listen is not None:
+            self.argv += ["--listen", listen]
+        if self.db is not None:
+            self.argv += ["--db", self.db]
+        self.argv += list(args)
+        self.env = child_env(env)
+        self.stderr_path = os.path.join(self.tmpdir, "stderr.log")
+        self.stdout_path = os.path.join(self.tmpdir, "stdout.log")
+        self.proc = None
+        self.port = None
+        self.addr = None
+        self.stopped = False
+        self.returncode = None
+
+    # ---- lifecycle ----
+    def start(self, timeout=10.0):
+        self._err = open(self.stderr_path, "wb")
+        self._out = open(self.stdout_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._err,
+                                     env=self.env, preexec_fn=_die_with_parent)
+        _LIVE.add(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for obj in self.log_json(strict=False):
+                if obj.get("msg") == "listening" and "addr" in obj:
+                    self.addr = obj["addr"]
+                    self.port = int(str(self.addr).rsplit(":", 1)[1])
+                    return self
+            if self.proc.poll() is not None:
+                raise StartupError("retryd exited with %s before listening; stderr:\n%s"
+                                   % (self.proc.returncode, self.stderr_text()))
+            time.sleep(0.02)
+        self.kill()
+        raise StartupError("retryd did not log 'listening' within %.0fs; stderr:\n%s"
+                           % (timeout, self.stderr_text()))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=10.0):
+        """Wait for exit; returns exit status, or None on timeout."""
+        try:
+            self.returncode = self.proc.wait(timeout)
+            return self.returncode
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Send sig, wait; returns exit status (SIGKILL after timeout -> None)."""
+        if self.proc is None:
+            return None
+        self.stopped = True
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            rc = self.wait(timeout)
+            if rc is None:
+                self.kill()
+                return None
+        self.returncode = self.proc.returncode
+        self._close_files()
+        return self.returncode
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        _LIVE.discard(self)
+        self._close_files()
+
+    def _close_files(self):
+        for f in (getattr(self, "_err", None), getattr(self, "_out", None)):
+            if f and not f.closed:
+                f.close()
+
+    def cleanup(self):
+        self.kill()
+        if self.own_tmp:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    # ---- logs ----
+    def stderr_bytes(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def stderr_text(self):
+        return self.stderr_bytes().decode("utf-8", "replace")
+
+    def log_lines(self):
+        """Complete stderr lines (a trailing partial line is left out)."""
+        data = self.stderr_bytes()
+        if not data.endswith(b"\n"):
+            data = data[:data.rfind(b"\n") + 1]
+        return [ln.decode("utf-8", "replace") for ln in data.split(b"\n") if ln]
+
+    def log_json(self, strict=True):
+        out = []
+        for ln in self.log_lines():
+            try:
+                obj = json.loads(ln)
+            except ValueError:
+                if strict:
+                    raise AssertionError("stderr line is not JSON: %r" % ln)
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+            elif strict:
+                raise AssertionError("stderr line is not a JSON object: %r" % ln)
+        return out
+
+    def wait_log(self, pred, timeout=5.0):
+        """Wait for a JSON log object satisfying pred; returns it or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for obj in self.log_json(strict=False):
+                if pred(obj):
+                    return obj
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+
+    # ---- clients ----
+    def connect(self, timeout=5.0):
+        return RawConn(self.port, timeout=timeout)
+
+    def http(self, timeout=10.0):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=10.0):
+        """One request on a new http.client connection.
+        Returns (status, headers list, body bytes)."""
+        c = self.http(timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            return r.status, r.getheaders(), data
+        finally:
+            c.close()
+
+
+# --------------------------------------------------------------------------
+# Raw HTTP client
+# --------------------------------------------------------------------------
+
+class RawResponse:
+    def __init__(self):
+        self.version = ""
+        self.status = 0
+        self.reason = ""
+        self.headers = []
+        self.body = b""
+        self.raw_head = b""
+        self.interim = []   # 1xx responses seen before this one (RawResponse)
+
+    def header(self, name, default=None):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return default
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<RawResponse %d %r headers=%r body=%r>" % (
+            self.status, self.reason, self.headers, self.body[:300])
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class RawConn:
+    """A client socket with a buffer, so pipelined answers can be read one by one."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.eof = False
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def _fill(self):
+        if self.eof:
+            raise ConnectionClosed("connection closed by peer")
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            raise ConnectionClosed("connection closed by peer")
+        self.buf += data
+
+    def _read_until(self, sep, limit=1 << 20):
+        while True:
+            i = self.buf.find(sep)
+            if i >= 0:
+                out = self.buf[:i + len(sep)]
+                self.buf = self.buf[i + len(sep):]
+                return out
+            if len(self.buf) > limit:
+                raise ValueError("response head too long")
+            self._fill()
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out = self.buf[:n]
+        self.buf = self.buf[n:]
+        return out
+
+    def read_head(self):
+        """Read one status line + headers (may be a 1xx)."""
+        r = RawResponse()
+        head = self._read_until(b"\r\n\r\n")
+        r.raw_head = head
+        lines = head[:-4].split(b"\r\n")
+        parts = lines[0].decode("latin-1").split(" ", 2)
+        r.version = parts[0]
+        r.status = int(parts[1])
+        r.reason = parts[2] if len(parts) > 2 else ""
+        for ln in lines[1:]:
+            k, _, v = ln.decode("latin-1").partition(":")
+            r.headers.append((k, v.strip()))
+        return r
+
+    def read_response(self, method="GET", skip_interim=True):
+        """Read one full response. 1xx answers are collected into .interim.
+        A timeout becomes an AssertionError saying what had arrived."""
+        try:
+            return self._read_response(method, skip_interim)
+        except socket.timeout:
+            raise AssertionError("no complete response within %ss; unparsed bytes: %r"
+                                 % (self.sock.gettimeout(), self.buf[:300])) from None
+
+    def _read_response(self, method, skip_interim):
+        interim = []
+        while True:
+            r = self.read_head()
+            if 100 <= r.status < 200 and skip_interim and r.status != 101:
+                interim.append(r)
+                continue
+            break
+        r.interim = interim
+        if method == "HEAD" or r.status in (204, 304) or 100 <= r.status < 200:
+            return r
+        te = r.header("transfer-encoding")
+        cl = r.header("content-length")
+        if te is not None and "chunked" in te.lower():
+            parts = []
+            while True:
+                line = self._read_until(b"\r\n")
+                size = int(line[:-2].split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self._read_until(b"\r\n") != b"\r\n":
+                        pass
+                    break
+                data = self._read_exact(size + 2)
+                parts.append(data[:-2])
+            r.body = b"".join(parts)
+        elif cl is not None:
+            r.body = self._read_exact(int(cl))
+        else:
+            r.body = self.read_until_close()
+        return r
+
+    def read_until_close(self, timeout=None):
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        parts = [self.buf]
+        self.buf = b""
+        while not self.eof:
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.eof = True
+                break
+            parts.append(data)
+        return b"".join(parts)
+
+    def is_closed(self, timeout=2.0):
+        """True if the peer closes (EOF/RST) within timeout with no further data;
+        False if still open after timeout. Raises if unexpected data arrives."""
+        if self.eof:
+            return True
+        if self.buf:
+            raise AssertionError("unexpected buffered data: %r" % self.buf[:200])
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            self.eof = True
+            return True
+        if not data:
+            self.eof = True
+            return True
+        raise AssertionError("unexpected data instead of close: %r" % data[:200])
+
+    def wait_closed(self, timeout):
+        """Wait up to timeout for the peer to close, discarding data.
+        Returns the time it took, or None if still open."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.eof = True
+                return time.monotonic() - t0
+
+
+def exchange(port, data, timeout=5.0, method="GET"):
+    """Open a connection, send data, read one response, then report whether
+    the server closed the connection. Returns (RawResponse, closed_bool)."""
+    with RawConn(port, timeout=timeout) as c:
+        c.send(data)
+        r = c.read_response(method=method)
+        closed = c.is_closed(timeout=2.0)
+        return r, closed
+
+
+# --------------------------------------------------------------------------
+# unittest base class
+# --------------------------------------------------------------------------
+
+def retire(rd):
+    """Stop a retryd started by a test; raises AssertionError if it had died
+    on its own, hung on SIGTERM, or crashed while shutting down."""
+    try:
+        if rd.proc is not None and not rd.stopped and rd.port is not None:
+            rc = rd.proc.poll()
+            if rc is not None:
+                raise AssertionError(
+                    "retryd died during the test (exit status %s); stderr tail:\n%s"
+                    % (rc, rd.stderr_text()[-3000:]))
+            rc = rd.stop(timeout=10)
+            if rc is None:
+                raise AssertionError("retryd did not exit within 10s of SIGTERM")
+            if rc < 0 and -rc in CRASH_SIGNALS:
+                raise AssertionError("retryd crashed on shutdown (signal %d); stderr tail:\n%s"
+                                     % (-rc, rd.stderr_text()[-3000:]))
+    finally:
+        rd.cleanup()
+
+
+class RetrydTestCase(unittest.TestCase):
+    """Creates fake upstreams and retryd processes that are cleaned up, and
+    fails the test if a retryd it started has died on its own."""
+
+    _class_retryds = ()
+
+    # ---- per test ----
+    def start_upstream(self, **kw):
+        up = FakeUpstream(**kw).start()
+        self.addCleanup(up.stop)
+        return up
+
+    def start_retryd(self, upstream, *args, env=None, **kw):
+        url = upstream.url if hasattr(upstream, "url") else upstream
+        rd = Retryd(url, args=args, env=env, **kw)
+        self.addCleanup(retire, rd)
+        rd.start()
+        return rd
+
+    # ---- per class (call from setUpClass) ----
+    @classmethod
+    def class_upstream(cls, **kw):
+        up = FakeUpstream(**kw).start()
+        cls.addClassCleanup(up.stop)
+        return up
+
+    @classmethod
+    def class_retryd(cls, upstream, *args, env=None, **kw):
+        url = upstream.url if hasattr(upstream, "url") else upstream
+        rd = Retryd(url, args=args, env=env, **kw)
+        if not cls.__dict__.get("_class_retryds"):
+            cls._class_retryds = []
+        cls._class_retryds.append(rd)
+        cls.addClassCleanup(retire, rd)
+        rd.start()
+        return rd
+
+    def tearDown(self):
+        for rd in self._class_retryds:
+            if rd.proc is not None and not rd.stopped and rd.proc.poll() is not None:
+                rd.stopped = True  # report once
+                self.fail("retryd died during this test (exit status %s); stderr tail:\n%s"
+                          % (rd.proc.returncode, rd.stderr_text()[-3000:]))
+
+    # ---- assertions ----
+    def assertJsonError(self, resp, status, code=None):
+        self.assertEqual(resp.status, status, resp)
+        ctype = (resp.header("content-type") or "").lower()
+        self.assertTrue(ctype.startswith("application/json"), "content-type %r" % ctype)
+        obj = resp.json()
+        self.assertIsInstance(obj, dict)
+        self.assertIn("error", obj)
+        if code is not None:
+            self.assertEqual(obj["error"], code, obj)
+        return obj
+
+    def assertNothingForwarded(self, up, settle=0.0):
+        if settle:
+            time.sleep(settle)
+        self.assertEqual(up.count(), 0, "upstream received requests: %r" % up.requests)
+        self.assertEqual(up.bytes_received, 0,
+                         "upstream received bytes: %r" % up.raw_received[:500])
+
+
+def closed_port():
+    """A localhost port with nothing listening (bound then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
