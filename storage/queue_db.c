@@ -1,0 +1,607 @@
+#include "storage/queue_db.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/schema.h"
+
+/* The columns of a full row, in the order row_read() expects. */
+#define ROW_COLUMNS                                                                              \
+  "seq, id, state, method, target, headers, body, idempotency_key, attempts, created_at, "       \
+  "next_attempt_at, updated_at, last_status, last_error, response_status, response_headers, "    \
+  "response_body"
+/* The same without the payloads, for status answers and listings. */
+#define ROW_COLUMNS_BRIEF                                                                        \
+  "seq, id, state, method, target, NULL, NULL, idempotency_key, attempts, created_at, "          \
+  "next_attempt_at, updated_at, last_status, last_error, response_status, NULL, NULL"
+
+enum {
+  ST_INSERT,
+  ST_FIND_IDEM,
+  ST_GET_FULL,
+  ST_GET_BRIEF,
+  ST_SET_STATE,
+  ST_EXPIRE,
+  ST_DUE,
+  ST_CLAIM_ONE,
+  ST_FINISH,
+  ST_RELEASE,
+  ST_NEXT_DUE,
+  ST_PURGE,
+  ST_COUNT_BY_STATE,
+  ST_OLDEST_QUEUED,
+  ST_LIST_STATE,
+  ST_LIST_ALL,
+  ST_COUNT
+};
+
+static const char *const statement_sql[ST_COUNT] = {
+    [ST_INSERT] = "INSERT INTO requests (id, state, method, target, headers, body, "
+                  "idempotency_key, attempts, created_at, next_attempt_at, updated_at, "
+                  "last_status, last_error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_FIND_IDEM] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE idempotency_key = ? AND "
+                     "method = ? AND target = ? AND state IN (0, 1)",
+    [ST_GET_FULL] = "SELECT " ROW_COLUMNS " FROM requests WHERE id = ?",
+    [ST_GET_BRIEF] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE id = ?",
+    [ST_SET_STATE] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ? "
+                     "WHERE id = ?",
+    [ST_EXPIRE] = "UPDATE requests SET state = 3, next_attempt_at = NULL, updated_at = ?1, "
+                  "last_error = coalesce(last_error, 'expired: older than --max-age') "
+                  "WHERE state = 0 AND next_attempt_at <= ?1 AND created_at <= ?2",
+    [ST_DUE] = "SELECT " ROW_COLUMNS " FROM requests WHERE state = 0 AND next_attempt_at <= ? "
+               "ORDER BY next_attempt_at, seq LIMIT ?",
+    [ST_CLAIM_ONE] = "UPDATE requests SET state = 1, attempts = attempts + 1, "
+                     "next_attempt_at = NULL, updated_at = ? WHERE seq = ? AND state = 0",
+    [ST_FINISH] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ?, "
+                  "last_status = ?, last_error = ?, response_status = ?, response_headers = ?, "
+                  "response_body = ? WHERE id = ? AND state = 1",
+    /* Not attempted after all: the attempt is not counted, the last real
+     * one's status and error stay. */
+    [ST_RELEASE] = "UPDATE requests SET state = 0, next_attempt_at = ?1, updated_at = ?1, "
+                   "attempts = attempts - 1 WHERE id = ?2 AND state = 1",
+    [ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM requests WHERE state = 0",
+    [ST_PURGE] = "DELETE FROM requests WHERE state >= 2 AND updated_at < ?",
+    [ST_COUNT_BY_STATE] = "SELECT state, count(*) FROM requests GROUP BY state",
+    [ST_OLDEST_QUEUED] = "SELECT min(created_at) FROM requests WHERE state = 0",
+    [ST_LIST_STATE] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE state = ? AND seq > ? "
+                      "ORDER BY seq LIMIT ?",
+    [ST_LIST_ALL] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ? ORDER BY seq "
+                    "LIMIT ?",
+};
+
+struct queue_db_s {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST_COUNT];
+  int64_t max_queue;
+  int64_t unfinished; /* queued + inflight, kept in step with every change */
+  int64_t recovered;
+};
+
+static const char *const state_names[RQ_NSTATES] = {"queued", "inflight", "completed", "dead",
+                                                    "cancelled"};
+
+const char *rq_state_name(rq_state_t s) {
+  return (unsigned)s < RQ_NSTATES ? state_names[s] : "unknown";
+}
+
+int rq_state_parse(const char *name) {
+  for (int i = 0; i < RQ_NSTATES; i++)
+    if (strcmp(name, state_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+void stored_request_free(stored_request_t *r) {
+  free(r->method);
+  free(r->target);
+  free(r->headers);
+  free(r->body);
+  free(r->idempotency_key);
+  free(r->last_error);
+  free(r->response_headers);
+  free(r->response_body);
+  memset(r, 0, sizeof(*r));
+}
+
+/* Maps SQLite's result codes to the errors of queue_db.h. */
+static int queue_db_error(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_FULL:
+    return -ENOSPC;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    return -EBUSY;
+  case SQLITE_CONSTRAINT:
+    return -EEXIST;
+  case SQLITE_NOTADB:
+  case SQLITE_CORRUPT:
+    return -EINVAL;
+  default:
+    return -EIO;
+  }
+}
+
+static char *dup_text(sqlite3_stmt *st, int col, size_t *len) {
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+    if (len)
+      *len = 0;
+    return NULL;
+  }
+  const void *p = sqlite3_column_blob(st, col);
+  size_t n = (size_t)sqlite3_column_bytes(st, col);
+  char *s = malloc(n + 1);
+  if (s == NULL)
+    return NULL;
+  if (n > 0)
+    memcpy(s, p, n);
+  s[n] = '\0';
+  if (len)
+    *len = n;
+  return s;
+}
+
+static int64_t row_read(sqlite3_stmt *st, stored_request_t *r) {
+  memset(r, 0, sizeof(*r));
+  int64_t seq = sqlite3_column_int64(st, 0);
+  const unsigned char *id = sqlite3_column_text(st, 1);
+  snprintf(r->id, sizeof(r->id), "%s", id ? (const char *)id : "");
+  r->state = (rq_state_t)sqlite3_column_int(st, 2);
+  r->method = dup_text(st, 3, NULL);
+  r->target = dup_text(st, 4, NULL);
+  r->headers = dup_text(st, 5, &r->headers_len);
+  r->body = dup_text(st, 6, &r->body_len);
+  r->idempotency_key = dup_text(st, 7, NULL);
+  r->attempts = sqlite3_column_int64(st, 8);
+  r->created_at = sqlite3_column_int64(st, 9);
+  r->next_attempt_at = sqlite3_column_int64(st, 10);
+  r->updated_at = sqlite3_column_int64(st, 11);
+  r->last_status = sqlite3_column_int(st, 12);
+  r->last_error = dup_text(st, 13, NULL);
+  r->response_status = sqlite3_column_int(st, 14);
+  r->response_headers = dup_text(st, 15, &r->response_headers_len);
+  r->response_body = dup_text(st, 16, &r->response_body_len);
+  return seq;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
+  if (s)
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static void bind_blob_or_null(sqlite3_stmt *st, int i, const void *p, size_t len) {
+  if (p)
+    sqlite3_bind_blob64(st, i, p, len, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static void bind_time_or_null(sqlite3_stmt *st, int i, int64_t t) {
+  if (t)
+    sqlite3_bind_int64(st, i, t);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static sqlite3_stmt *stmt(queue_db_t *q, int which) {
+  sqlite3_stmt *st = q->st[which];
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
+/* Runs a statement that returns at most one row into out (brief or full). */
+static int get_one(queue_db_t *q, sqlite3_stmt *st, stored_request_t *out) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    row_read(st, out);
+    sqlite3_reset(st);
+    return 0;
+  }
+  sqlite3_reset(st);
+  (void)q;
+  return rc == SQLITE_DONE ? -ENOENT : queue_db_error(rc);
+}
+
+static int exec_simple(sqlite3 *db, const char *sql) {
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : queue_db_error(rc);
+}
+
+int queue_db_begin(queue_db_t *q) {
+  return exec_simple(q->db, "BEGIN IMMEDIATE");
+}
+
+int queue_db_commit(queue_db_t *q) {
+  return exec_simple(q->db, "COMMIT");
+}
+
+void queue_db_rollback(queue_db_t *q) {
+  if (!sqlite3_get_autocommit(q->db))
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int64_t count_unfinished(queue_db_t *q) {
+  sqlite3_stmt *st;
+  int64_t n = 0;
+  if (sqlite3_prepare_v2(q->db, "SELECT count(*) FROM requests WHERE state IN (0, 1)", -1, &st,
+                         NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  return n;
+}
+
+int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *err,
+                  size_t errlen) {
+  *out = NULL;
+  /* Create the file ourselves so it is 0600 from its first byte; SQLite
+   * gives its -wal file the same mode. */
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return -errno;
+  }
+  int frc = fchmod(fd, 0600);
+  close(fd);
+  if (frc != 0) {
+    snprintf(err, errlen, "cannot make %s private (0600): %s", path, strerror(errno));
+    return -EPERM;
+  }
+  queue_db_t *q = calloc(1, sizeof(*q));
+  if (q == NULL)
+    return -ENOMEM;
+  q->max_queue = max_queue;
+  int rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  int result = -EIO;
+  if (rc != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open %s: %s", path, q->db ? sqlite3_errmsg(q->db) : "no memory");
+    goto fail;
+  }
+  sqlite3_extended_result_codes(q->db, 1);
+  /* Exclusive locking: the first write below takes a lock held until
+   * close, so a second retryd on the same file is refused, and the WAL
+   * index lives in memory (no -shm file). */
+  static const char *const pragmas[] = {
+      "PRAGMA locking_mode = EXCLUSIVE", "PRAGMA journal_mode = WAL",
+      "PRAGMA synchronous = FULL",       "PRAGMA secure_delete = ON",
+      "PRAGMA busy_timeout = 0",
+  };
+  for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
+    rc = sqlite3_exec(q->db, pragmas[i], NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+      result = queue_db_error(rc);
+      snprintf(err, errlen, "%s: %s", path,
+               result == -EBUSY  ? "in use by another process (is another retryd running?)"
+               : result == -EINVAL ? "not a database, or corrupt (left untouched)"
+                                 : sqlite3_errmsg(q->db));
+      goto fail;
+    }
+  }
+  rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    result = queue_db_error(rc);
+    snprintf(err, errlen, "%s: %s", path,
+             result == -EBUSY    ? "in use by another process (is another retryd running?)"
+             : result == -EINVAL ? "not a database, or corrupt (left untouched)"
+                                 : sqlite3_errmsg(q->db));
+    goto fail;
+  }
+  char why[512] = "";
+  result = schema_migrate(q->db, why, sizeof(why));
+  if (result != 0) {
+    snprintf(err, errlen, "%s: %s", path, why);
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    goto fail;
+  }
+  /* Rows a crash left inflight were maybe sent, maybe not: at-least-once
+   * says send them again. */
+  rc = sqlite3_exec(q->db, "UPDATE requests SET state = 0, next_attempt_at = updated_at "
+                           "WHERE state = 1", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    q->recovered = sqlite3_changes64(q->db);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    result = queue_db_error(rc);
+    snprintf(err, errlen, "%s: cannot recover inflight rows: %s", path, sqlite3_errmsg(q->db));
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    goto fail;
+  }
+  for (int i = 0; i < ST_COUNT; i++) {
+    rc = sqlite3_prepare_v3(q->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
+                            NULL);
+    if (rc != SQLITE_OK) {
+      snprintf(err, errlen, "%s: cannot prepare a statement: %s", path, sqlite3_errmsg(q->db));
+      result = -EIO;
+      goto fail;
+    }
+  }
+  q->unfinished = count_unfinished(q);
+  *out = q;
+  return 0;
+fail:
+  queue_db_close(q);
+  return result;
+}
+
+void queue_db_close(queue_db_t *q) {
+  if (q == NULL)
+    return;
+  for (int i = 0; i < ST_COUNT; i++)
+    sqlite3_finalize(q->st[i]);
+  sqlite3_close(q->db);
+  free(q);
+}
+
+sqlite3 *queue_db_handle(queue_db_t *q) {
+  return q->db;
+}
+
+int64_t queue_db_recovered(const queue_db_t *q) {
+  return q->recovered;
+}
+
+int64_t queue_db_unfinished(const queue_db_t *q) {
+  return q->unfinished;
+}
+
+void queue_db_recount(queue_db_t *q) {
+  q->unfinished = count_unfinished(q);
+}
+
+int queue_db_insert(queue_db_t *q, const stored_request_t *r, stored_request_t *existing) {
+  bool unfinished = r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
+  if (unfinished && q->unfinished >= q->max_queue)
+    return -EDQUOT;
+  sqlite3_stmt *st = stmt(q, ST_INSERT);
+  sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, r->state);
+  sqlite3_bind_text(st, 3, r->method, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, r->target, -1, SQLITE_STATIC);
+  sqlite3_bind_blob64(st, 5, r->headers ? r->headers : "", r->headers_len, SQLITE_STATIC);
+  bind_blob_or_null(st, 6, r->body, r->body_len);
+  bind_text_or_null(st, 7, r->idempotency_key);
+  sqlite3_bind_int64(st, 8, r->attempts);
+  sqlite3_bind_int64(st, 9, r->created_at);
+  bind_time_or_null(st, 10, r->next_attempt_at);
+  sqlite3_bind_int64(st, 11, r->updated_at ? r->updated_at : r->created_at);
+  if (r->last_status)
+    sqlite3_bind_int(st, 12, r->last_status);
+  bind_text_or_null(st, 13, r->last_error);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE) {
+    if (unfinished)
+      q->unfinished++;
+    return 0;
+  }
+  int err = queue_db_error(rc);
+  if (err == -EEXIST && r->idempotency_key != NULL && existing != NULL) {
+    int found = queue_db_find_idempotent(q, r->idempotency_key, r->method, r->target, existing);
+    if (found != 0)
+      return found;
+  }
+  return err;
+}
+
+int queue_db_find_idempotent(queue_db_t *q, const char *key, const char *method,
+                             const char *target, stored_request_t *out) {
+  sqlite3_stmt *st = stmt(q, ST_FIND_IDEM);
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, method, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+  return get_one(q, st, out);
+}
+
+int queue_db_get(queue_db_t *q, const char *id, bool with_payload, stored_request_t *out) {
+  sqlite3_stmt *st = stmt(q, with_payload ? ST_GET_FULL : ST_GET_BRIEF);
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  return get_one(q, st, out);
+}
+
+static int set_state(queue_db_t *q, const char *id, rq_state_t state, int64_t next,
+                     int64_t now) {
+  sqlite3_stmt *st = stmt(q, ST_SET_STATE);
+  sqlite3_bind_int(st, 1, state);
+  bind_time_or_null(st, 2, next);
+  sqlite3_bind_int64(st, 3, now);
+  sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : queue_db_error(rc);
+}
+
+int queue_db_cancel(queue_db_t *q, const char *id, int64_t now, stored_request_t *out) {
+  int rc = queue_db_get(q, id, false, out);
+  if (rc != 0)
+    return rc;
+  if (out->state != RQ_QUEUED)
+    return -EPERM;
+  rc = set_state(q, id, RQ_CANCELLED, 0, now);
+  if (rc == 0) {
+    q->unfinished--;
+    out->state = RQ_CANCELLED;
+    out->next_attempt_at = 0;
+    out->updated_at = now;
+  }
+  return rc;
+}
+
+int queue_db_retry_now(queue_db_t *q, const char *id, int64_t now, stored_request_t *out) {
+  int rc = queue_db_get(q, id, false, out);
+  if (rc != 0)
+    return rc;
+  if (out->state != RQ_QUEUED && out->state != RQ_DEAD)
+    return -EPERM;
+  if (out->state == RQ_DEAD && q->unfinished >= q->max_queue)
+    return -EDQUOT;
+  rc = set_state(q, id, RQ_QUEUED, now, now);
+  if (rc == 0) {
+    if (out->state == RQ_DEAD)
+      q->unfinished++;
+    out->state = RQ_QUEUED;
+    out->next_attempt_at = now;
+    out->updated_at = now;
+  }
+  return rc;
+}
+
+int queue_db_claim(queue_db_t *q, int64_t now, int64_t max_age_ms, size_t limit,
+                   stored_request_t *out, int64_t *dead_out) {
+  *dead_out = 0;
+  sqlite3_stmt *st = stmt(q, ST_EXPIRE);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 2, now - max_age_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return queue_db_error(rc);
+  *dead_out = sqlite3_changes64(q->db);
+  q->unfinished -= *dead_out;
+
+  int64_t seqs[256];
+  if (limit > sizeof(seqs) / sizeof(seqs[0]))
+    limit = sizeof(seqs) / sizeof(seqs[0]);
+  st = stmt(q, ST_DUE);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+  size_t n = 0;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    seqs[n] = row_read(st, &out[n]);
+    n++;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (size_t i = 0; i < n; i++)
+      stored_request_free(&out[i]);
+    return queue_db_error(rc);
+  }
+  for (size_t i = 0; i < n; i++) {
+    st = stmt(q, ST_CLAIM_ONE);
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, seqs[i]);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+      for (size_t k = 0; k < n; k++)
+        stored_request_free(&out[k]);
+      return queue_db_error(rc);
+    }
+    out[i].state = RQ_INFLIGHT;
+    out[i].attempts++;
+    out[i].next_attempt_at = 0;
+    out[i].updated_at = now;
+  }
+  return (int)n;
+}
+
+int queue_db_finish(queue_db_t *q, const char *id, int64_t now, const attempt_outcome_t *o) {
+  sqlite3_stmt *st;
+  rq_state_t state = o->kind == OUTCOME_COMPLETED ? RQ_COMPLETED
+                     : o->kind == OUTCOME_DEAD    ? RQ_DEAD
+                                                  : RQ_QUEUED;
+  if (o->kind == OUTCOME_RELEASE) {
+    st = stmt(q, ST_RELEASE);
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+  } else {
+    st = stmt(q, ST_FINISH);
+    sqlite3_bind_int(st, 1, state);
+    bind_time_or_null(st, 2, o->kind == OUTCOME_RETRY ? o->next_attempt_at : 0);
+    sqlite3_bind_int64(st, 3, now);
+    if (o->last_status)
+      sqlite3_bind_int(st, 4, o->last_status);
+    bind_text_or_null(st, 5, o->last_error);
+    if (o->response_status) {
+      sqlite3_bind_int(st, 6, o->response_status);
+      sqlite3_bind_blob64(st, 7, o->response_headers ? o->response_headers : "",
+                          o->response_headers_len, SQLITE_STATIC);
+      sqlite3_bind_blob64(st, 8, o->response_body ? o->response_body : "",
+                          o->response_body_len, SQLITE_STATIC);
+    }
+    sqlite3_bind_text(st, 9, id, -1, SQLITE_STATIC);
+  }
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return queue_db_error(rc);
+  if (sqlite3_changes64(q->db) == 0)
+    return -ENOENT;
+  if (state != RQ_QUEUED)
+    q->unfinished--;
+  return 0;
+}
+
+int64_t queue_db_next_due(queue_db_t *q) {
+  sqlite3_stmt *st = stmt(q, ST_NEXT_DUE);
+  int64_t t = 0;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    t = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return t;
+}
+
+int64_t queue_db_purge(queue_db_t *q, int64_t cutoff) {
+  sqlite3_stmt *st = stmt(q, ST_PURGE);
+  sqlite3_bind_int64(st, 1, cutoff);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return queue_db_error(rc);
+  return sqlite3_changes64(q->db);
+}
+
+int queue_db_checkpoint(queue_db_t *q) {
+  int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : queue_db_error(rc);
+}
+
+int queue_db_counts(queue_db_t *q, queue_counts_t *out) {
+  memset(out, 0, sizeof(*out));
+  sqlite3_stmt *st = stmt(q, ST_COUNT_BY_STATE);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int s = sqlite3_column_int(st, 0);
+    if (s >= 0 && s < RQ_NSTATES)
+      out->count[s] = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return queue_db_error(rc);
+  st = stmt(q, ST_OLDEST_QUEUED);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    out->oldest_queued_at = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  out->next_attempt_at = queue_db_next_due(q);
+  return 0;
+}
+
+int queue_db_list(queue_db_t *q, int state, int64_t after_seq, size_t limit,
+                  stored_request_t *out, int64_t *last_seq) {
+  sqlite3_stmt *st;
+  if (state >= 0) {
+    st = stmt(q, ST_LIST_STATE);
+    sqlite3_bind_int(st, 1, state);
+    sqlite3_bind_int64(st, 2, after_seq);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+  } else {
+    st = stmt(q, ST_LIST_ALL);
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+  }
+  size_t n = 0;
+  *last_seq = after_seq;
+  while (n < limit && sqlite3_step(st) == SQLITE_ROW)
+    *last_seq = row_read(st, &out[n++]);
+  sqlite3_reset(st);
+  return (int)n;
+}

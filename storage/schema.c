@@ -1,0 +1,90 @@
+#include "storage/schema.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+
+/* Each step takes the schema from version i to i + 1. Never edit a step
+ * that has shipped: add one. */
+static const char *const schema_steps[] = {
+    /* 1: the queue. seq is the rowid: insertion order, and the listing
+     * cursor. The partial indexes hold only the rows they serve, so "next
+     * due" and the idempotency check stay small however many finished rows
+     * are kept. */
+    "CREATE TABLE requests ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  state INTEGER NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  headers BLOB NOT NULL,"
+    "  body BLOB,"
+    "  idempotency_key TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  next_attempt_at INTEGER,"
+    "  updated_at INTEGER NOT NULL,"
+    "  last_status INTEGER,"
+    "  last_error TEXT,"
+    "  response_status INTEGER,"
+    "  response_headers BLOB,"
+    "  response_body BLOB"
+    ");"
+    "CREATE INDEX requests_due ON requests(next_attempt_at, seq) WHERE state = 0;"
+    "CREATE INDEX requests_by_state ON requests(state, seq);"
+    "CREATE UNIQUE INDEX requests_idempotency ON requests(idempotency_key, method, target)"
+    "  WHERE idempotency_key IS NOT NULL AND state IN (0, 1);"
+    "CREATE INDEX requests_finished ON requests(updated_at) WHERE state >= 2;",
+};
+
+_Static_assert(sizeof(schema_steps) / sizeof(schema_steps[0]) == SCHEMA_VERSION,
+               "SCHEMA_VERSION must count the steps");
+
+static int schema_int(sqlite3 *db, const char *sql, int *out) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    *out = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int schema_migrate(sqlite3 *db, char *err, size_t errlen) {
+  int app_id = 0, version = 0, tables = 0;
+  if (schema_int(db, "PRAGMA application_id", &app_id) != 0 ||
+      schema_int(db, "PRAGMA user_version", &version) != 0 ||
+      schema_int(db, "SELECT count(*) FROM sqlite_schema", &tables) != 0) {
+    snprintf(err, errlen, "cannot read the database: %s", sqlite3_errmsg(db));
+    return sqlite3_errcode(db) == SQLITE_NOTADB || sqlite3_errcode(db) == SQLITE_CORRUPT ? -EINVAL
+                                                                                       : -EIO;
+  }
+  if (app_id != SCHEMA_APPLICATION_ID && (app_id != 0 || tables != 0)) {
+    snprintf(err, errlen, "not a retryd database (it holds other data); refusing to touch it");
+    return -EINVAL;
+  }
+  int steps = SCHEMA_VERSION;
+  if (version > steps) {
+    snprintf(err, errlen, "the database has schema version %d, newer than this retryd (%d)",
+             version, steps);
+    return -EINVAL;
+  }
+  for (int v = version; v < steps; v++) {
+    char *msg = NULL;
+    if (sqlite3_exec(db, schema_steps[v], NULL, NULL, &msg) != SQLITE_OK) {
+      snprintf(err, errlen, "migration to schema version %d failed: %s", v + 1,
+               msg ? msg : "unknown error");
+      sqlite3_free(msg);
+      return -EIO;
+    }
+  }
+  char sql[96];
+  snprintf(sql, sizeof(sql), "PRAGMA application_id = %d; PRAGMA user_version = %d",
+           SCHEMA_APPLICATION_ID, steps);
+  if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot record the schema version: %s", sqlite3_errmsg(db));
+    return -EIO;
+  }
+  return 0;
+}

@@ -1,0 +1,21 @@
+/* schema: the queue's tables and their migrations.
+ *
+ * The database carries PRAGMA application_id (so retryd never writes into
+ * somebody else's SQLite file) and PRAGMA user_version (the schema version).
+ * schema_migrate() applies every step from the file's version to the
+ * current one inside the caller's transaction; a file from a newer retryd
+ * is refused. Storage thread (or a test) only. */
+#ifndef RETRYD_SCHEMA_H
+#define RETRYD_SCHEMA_H
+
+#include <stddef.h>
+
+typedef struct sqlite3 sqlite3;
+
+#define SCHEMA_APPLICATION_ID 0x72747279 /* "rtry" */
+#define SCHEMA_VERSION 1
+
+/* 0, or -EINVAL (not ours, or too new) / -EIO with err set. */
+int schema_migrate(sqlite3 *db, char *err, size_t errlen);
+
+#endif

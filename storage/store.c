@@ -1,0 +1,292 @@
+#include "storage/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct store_s {
+  uv_loop_t *loop;
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  uv_async_t async;
+  queue_db_t *db;
+
+  /* Under mu. */
+  store_job_t *todo_head, *todo_tail;
+  store_job_t *done_head, *done_tail;
+  bool stopping;
+  bool stopped;
+  bool opened; /* open finished (ok or not) */
+  int open_result;
+  char open_err[512];
+  const store_options_t *opts;
+
+  /* Loop side. */
+  void (*close_cb)(void *arg);
+  void *close_arg;
+  int64_t recovered;
+  /* Written by the storage thread, read by the loop: a plain flag is enough
+   * for a health answer. */
+  volatile bool writable;
+};
+
+int64_t store_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- storage thread -------------------------------------------------- */
+
+static void store_run_job(store_t *s, store_job_t *j) {
+  queue_db_t *q = s->db;
+  switch (j->op) {
+  case STORE_INSERT: {
+    stored_request_t existing;
+    memset(&existing, 0, sizeof(existing));
+    j->result = queue_db_insert(q, &j->rq, &existing);
+    if (j->result == -EEXIST && existing.id[0]) {
+      /* The caller's copy is freed by the caller; hand back the existing row
+       * in its place. */
+      stored_request_t mine = j->rq;
+      j->rq = existing;
+      stored_request_free(&mine);
+    }
+    break;
+  }
+  case STORE_FIND_IDEMPOTENT: {
+    stored_request_t found;
+    j->result = queue_db_find_idempotent(q, j->rq.idempotency_key, j->rq.method, j->rq.target,
+                                         &found);
+    if (j->result == 0) {
+      stored_request_free(&j->rq);
+      j->rq = found;
+    }
+    break;
+  }
+  case STORE_GET:
+    j->result = queue_db_get(q, j->id, j->with_payload, &j->rq);
+    break;
+  case STORE_CANCEL:
+    j->result = queue_db_cancel(q, j->id, j->now, &j->rq);
+    break;
+  case STORE_RETRY_NOW:
+    j->result = queue_db_retry_now(q, j->id, j->now, &j->rq);
+    break;
+  case STORE_CLAIM:
+    j->result = queue_db_claim(q, j->now, j->max_age_ms, j->limit, j->rows, &j->expired);
+    j->nrows = j->result > 0 ? j->result : 0;
+    break;
+  case STORE_FINISH:
+    j->result = queue_db_finish(q, j->id, j->now, &j->outcome);
+    break;
+  case STORE_PURGE: {
+    int64_t n = queue_db_purge(q, j->cutoff);
+    j->result = n < 0 ? (int)n : 0;
+    j->purged = n > 0 ? n : 0;
+    break;
+  }
+  case STORE_COUNTS:
+    j->result = queue_db_counts(q, &j->counts);
+    break;
+  case STORE_LIST:
+    j->result = queue_db_list(q, j->state, j->after_seq, j->limit, j->rows, &j->last_seq);
+    j->nrows = j->result > 0 ? j->result : 0;
+    break;
+  }
+}
+
+/* Frees what a job of a failed batch got, so the caller sees only the error. */
+static void store_undo_outputs(store_job_t *j) {
+  if (j->op == STORE_CLAIM || j->op == STORE_LIST) {
+    for (int i = 0; i < j->nrows; i++)
+      stored_request_free(&j->rows[i]);
+    j->nrows = 0;
+  }
+}
+
+static void store_run_batch(store_t *s, store_job_t *list) {
+  int rc = queue_db_begin(s->db);
+  bool purged = false;
+  if (rc == 0) {
+    for (store_job_t *j = list; j != NULL; j = j->next) {
+      store_run_job(s, j);
+      purged |= j->op == STORE_PURGE && j->purged > 0;
+    }
+    rc = queue_db_commit(s->db);
+  }
+  if (rc != 0) {
+    /* Nothing of this batch is durable: every job fails with the reason. */
+    queue_db_rollback(s->db);
+    queue_db_recount(s->db);
+    for (store_job_t *j = list; j != NULL; j = j->next) {
+      store_undo_outputs(j);
+      j->result = rc;
+    }
+    s->writable = false;
+  } else {
+    s->writable = true;
+    if (purged)
+      queue_db_checkpoint(s->db); /* purged secrets leave the WAL too */
+  }
+  int64_t next_due = queue_db_next_due(s->db);
+  int64_t unfinished = queue_db_unfinished(s->db);
+  for (store_job_t *j = list; j != NULL; j = j->next) {
+    j->next_due = next_due;
+    j->unfinished = unfinished;
+  }
+}
+
+static void store_thread_main(void *arg) {
+  store_t *s = arg;
+  int rc = queue_db_open(&s->db, s->opts->path, s->opts->max_queue, s->open_err,
+                         sizeof(s->open_err));
+  uv_mutex_lock(&s->mu);
+  s->open_result = rc;
+  s->opened = true;
+  if (rc == 0)
+    s->recovered = queue_db_recovered(s->db);
+  uv_cond_broadcast(&s->cond);
+  if (rc != 0) {
+    uv_mutex_unlock(&s->mu);
+    return;
+  }
+  for (;;) {
+    while (s->todo_head == NULL && !s->stopping)
+      uv_cond_wait(&s->cond, &s->mu);
+    store_job_t *list = s->todo_head;
+    s->todo_head = s->todo_tail = NULL;
+    if (list == NULL && s->stopping)
+      break;
+    uv_mutex_unlock(&s->mu);
+
+    store_run_batch(s, list);
+
+    uv_mutex_lock(&s->mu);
+    store_job_t *tail = list;
+    while (tail->next != NULL)
+      tail = tail->next;
+    if (s->done_tail)
+      s->done_tail->next = list;
+    else
+      s->done_head = list;
+    s->done_tail = tail;
+    uv_mutex_unlock(&s->mu);
+    uv_async_send(&s->async);
+    uv_mutex_lock(&s->mu);
+  }
+  uv_mutex_unlock(&s->mu);
+  queue_db_close(s->db);
+  s->db = NULL;
+  uv_mutex_lock(&s->mu);
+  s->stopped = true;
+  uv_mutex_unlock(&s->mu);
+  uv_async_send(&s->async);
+}
+
+/* ---- loop side ------------------------------------------------------- */
+
+static void store_async_closed(uv_handle_t *h) {
+  store_t *s = h->data;
+  void (*cb)(void *) = s->close_cb;
+  void *arg = s->close_arg;
+  uv_cond_destroy(&s->cond);
+  uv_mutex_destroy(&s->mu);
+  free(s);
+  if (cb)
+    cb(arg);
+}
+
+static void store_async_cb(uv_async_t *a) {
+  store_t *s = a->data;
+  uv_mutex_lock(&s->mu);
+  store_job_t *list = s->done_head;
+  s->done_head = s->done_tail = NULL;
+  bool stopped = s->stopped;
+  uv_mutex_unlock(&s->mu);
+  while (list != NULL) {
+    store_job_t *next = list->next;
+    list->next = NULL;
+    list->cb(list);
+    list = next;
+  }
+  if (stopped && !uv_is_closing((uv_handle_t *)&s->async)) {
+    uv_thread_join(&s->thread); /* it has returned already */
+    uv_close((uv_handle_t *)&s->async, store_async_closed);
+  }
+}
+
+int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char *err,
+               size_t errlen) {
+  *out = NULL;
+  store_t *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return -ENOMEM;
+  s->loop = loop;
+  s->opts = opts;
+  s->writable = true;
+  uv_mutex_init(&s->mu);
+  uv_cond_init(&s->cond);
+  int rc = uv_thread_create(&s->thread, store_thread_main, s);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot start the storage thread: %s", uv_strerror(rc));
+    uv_cond_destroy(&s->cond);
+    uv_mutex_destroy(&s->mu);
+    free(s);
+    return rc;
+  }
+  /* Start-up waits for the database: nothing can be served without it, and
+   * the loop is not running yet. */
+  uv_mutex_lock(&s->mu);
+  while (!s->opened)
+    uv_cond_wait(&s->cond, &s->mu);
+  rc = s->open_result;
+  uv_mutex_unlock(&s->mu);
+  if (rc != 0) {
+    uv_thread_join(&s->thread);
+    snprintf(err, errlen, "%s", s->open_err);
+    uv_cond_destroy(&s->cond);
+    uv_mutex_destroy(&s->mu);
+    free(s);
+    return rc;
+  }
+  uv_async_init(loop, &s->async, store_async_cb);
+  s->async.data = s;
+  *out = s;
+  return 0;
+}
+
+void store_submit(store_t *s, store_job_t *job) {
+  job->next = NULL;
+  job->result = 0;
+  if (job->now == 0)
+    job->now = store_now_ms();
+  uv_mutex_lock(&s->mu);
+  if (s->todo_tail)
+    s->todo_tail->next = job;
+  else
+    s->todo_head = job;
+  s->todo_tail = job;
+  uv_cond_signal(&s->cond);
+  uv_mutex_unlock(&s->mu);
+}
+
+int64_t store_recovered(const store_t *s) {
+  return s->recovered;
+}
+
+bool store_writable(const store_t *s) {
+  return s->writable;
+}
+
+void store_close(store_t *s, void (*cb)(void *arg), void *arg) {
+  s->close_cb = cb;
+  s->close_arg = arg;
+  uv_mutex_lock(&s->mu);
+  s->stopping = true;
+  uv_cond_signal(&s->cond);
+  uv_mutex_unlock(&s->mu);
+}

@@ -1,0 +1,97 @@
+/* store: the storage thread, and the only way the loop reaches SQLite.
+ *
+ * Design note. The loop thread never calls SQLite (invariant 1). It fills a
+ * store_job_t and hands it to store_submit(); the storage thread, which
+ * owns the connection, takes every job waiting, runs them all inside one
+ * BEGIN IMMEDIATE ... COMMIT, and hands them back. One commit (one fsync of
+ * the WAL with synchronous=FULL) thus covers every request that arrived
+ * while the previous commit was on disk: group commit, so durable
+ * throughput grows with concurrency. A job's callback runs on the loop
+ * thread, from one uv_async_t whose callback drains the whole completion
+ * list, and only after the commit returned: a 202 sent from it is durable
+ * (invariant 2). If the commit fails, every job of the batch fails with the
+ * commit's error and nothing of the batch is kept.
+ *
+ * Lifecycle: store_open() (before the loop runs: it waits for the thread to
+ * open, lock, migrate and recover the file) → store_submit()... →
+ * store_close(cb), which runs the jobs still waiting, closes the database
+ * and calls cb on the loop. */
+#ifndef RETRYD_STORE_H
+#define RETRYD_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "storage/queue_db.h"
+
+typedef struct store_s store_t;
+typedef struct store_job_s store_job_t;
+typedef void (*store_done_cb)(store_job_t *job);
+
+typedef enum {
+  STORE_INSERT,          /* rq in; on -EEXIST rq out is the existing row */
+  STORE_FIND_IDEMPOTENT, /* rq.idempotency_key, method, target in; rq out */
+  STORE_GET,             /* id, with_payload in; rq out */
+  STORE_CANCEL,          /* id in; rq out */
+  STORE_RETRY_NOW,       /* id in; rq out */
+  STORE_CLAIM,           /* limit, max_age_ms in; rows, nrows, expired out */
+  STORE_FINISH,          /* id, outcome in */
+  STORE_PURGE,           /* cutoff in; purged out */
+  STORE_COUNTS,          /* counts out */
+  STORE_LIST,            /* state, after_seq, limit in; rows, nrows, last_seq out */
+} store_op_t;
+
+struct store_job_s {
+  store_job_t *next; /* the store's */
+  store_op_t op;
+  store_done_cb cb;
+  void *ctx;
+  int64_t now;  /* Unix ms the job acts at */
+  int result;   /* 0, a count (claim, list), or a negative errno (queue_db.h) */
+
+  char id[40];
+  bool with_payload;
+  stored_request_t rq;
+
+  size_t limit;
+  int64_t max_age_ms;
+  stored_request_t *rows; /* caller-allocated, limit entries */
+  int nrows;
+  int64_t expired;
+
+  attempt_outcome_t outcome; /* its pointers must stay valid until cb */
+
+  int64_t cutoff;
+  int64_t purged;
+
+  queue_counts_t counts;
+
+  int state;
+  int64_t after_seq;
+  int64_t last_seq;
+
+  /* Filled for every job: the earliest next attempt of a queued row after
+   * the batch (0: none), and the number of unfinished rows. */
+  int64_t next_due;
+  int64_t unfinished;
+};
+
+typedef struct {
+  const char *path;
+  int64_t max_queue;
+} store_options_t;
+
+/* err gets one line on failure. */
+int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char *err,
+               size_t errlen);
+void store_submit(store_t *s, store_job_t *job);
+int64_t store_recovered(const store_t *s);
+/* False once a commit failed and until one succeeds: health reports it. */
+bool store_writable(const store_t *s);
+void store_close(store_t *s, void (*cb)(void *arg), void *arg);
+
+/* Unix time in ms (wall clock: rows outlive the process). */
+int64_t store_now_ms(void);
+
+#endif
