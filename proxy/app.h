@@ -9,6 +9,9 @@
 
 #include "proxy/config.h"
 #include "proxy/server.h"
+#include "storage/store.h"
+
+struct scheduler_s;
 
 typedef struct app_s {
   uv_loop_t *loop;
@@ -18,6 +21,10 @@ typedef struct app_s {
   uv_signal_t sigint;
   uv_timer_t shutdown_timer;
   bool stopping;
+  store_t *store;
+  struct scheduler_s *scheduler;
+  bool scheduler_running;
+  uv_timer_t retention_timer;
 } app_t;
 
 #endif

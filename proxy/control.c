@@ -1,22 +1,168 @@
 #include "proxy/control.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "proxy/app.h"
+#include "proxy/conn_job.h"
+#include "proxy/request_json.h"
+#include "proxy/response_head.h"
+#include "proxy/scheduler.h"
+#include "storage/uuid7.h"
+
+#define CONTROL_REQUESTS_PREFIX "/_retryd/requests/"
+
+typedef enum { VIEW_STATUS, VIEW_RESPONSE } view_t;
 
 static bool control_path_is(const request_t *req, const char *path) {
   size_t plen = strcspn(req->target.data, "?");
   return plen == strlen(path) && memcmp(req->target.data, path, plen) == 0;
 }
 
-void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
-  (void)app;
-  if (control_path_is(req, "/_retryd/health")) {
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-      http_conn_error(c, 405, "method_not_allowed", "use GET");
-      return;
-    }
+static bool control_method_is(const request_t *req, const char *method) {
+  return strcmp(req->method, method) == 0;
+}
+
+static void control_reply_json(http_conn_t *c, int status, buf_t *body) {
+  http_conn_respond(c, status, "Cache-Control: no-store\r\n", "application/json",
+                    body->data ? body->data : "", body->len);
+}
+
+static void control_health(app_t *app, http_conn_t *c) {
+  if (app->store != NULL && store_writable(app->store)) {
     static const char body[] = "{\"status\":\"ok\"}\n";
     http_conn_respond(c, 200, "Cache-Control: no-store\r\n", "application/json", body,
                       sizeof(body) - 1);
+  } else {
+    static const char body[] = "{\"status\":\"unavailable\",\"message\":\"the queue cannot be "
+                               "written\"}\n";
+    http_conn_respond(c, 503, "Cache-Control: no-store\r\nRetry-After: 5\r\n",
+                      "application/json", body, sizeof(body) - 1);
+  }
+}
+
+/* Answers a storage error in the control API's terms. */
+static void control_store_error(http_conn_t *c, int err, const stored_request_t *rq) {
+  if (err == -ENOENT) {
+    http_conn_error(c, 404, "not_found", "no stored request has this id");
+  } else if (err == -EPERM) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "the request is %s", rq ? rq_state_name(rq->state) : "final");
+    http_conn_error(c, 409, "not_queued", msg);
+  } else if (err == -EDQUOT) {
+    http_conn_error(c, 503, "queue_full", "the queue holds --max-queue requests");
+  } else {
+    http_conn_error(c, 503, "queue_unavailable", "the queue cannot be read or written");
+  }
+}
+
+static void control_got(conn_job_t *cj) {
+  http_conn_t *c = cj->conn;
+  store_job_t *job = &cj->job;
+  if (c == NULL)
+    return;
+  if (job->result != 0) {
+    control_store_error(c, job->result, &job->rq);
+    return;
+  }
+  const stored_request_t *rq = &job->rq;
+  if ((view_t)(uintptr_t)cj->data == VIEW_RESPONSE) {
+    if (rq->state != RQ_COMPLETED || rq->response_status == 0) {
+      char msg[96];
+      snprintf(msg, sizeof(msg), "the request is %s, not completed", rq_state_name(rq->state));
+      http_conn_error(c, 409, "not_completed", msg);
+      return;
+    }
+    /* The stored answer, verbatim: status, fields and body. */
+    buf_t extra;
+    buf_init(&extra, rq->response_headers_len + 1);
+    response_head_copy_unframed(rq->response_headers ? rq->response_headers : "",
+                                rq->response_headers_len, &extra);
+    http_conn_respond(c, rq->response_status, extra.data ? extra.data : "", NULL,
+                      rq->response_body ? rq->response_body : "", rq->response_body_len);
+    buf_free(&extra);
+    return;
+  }
+  buf_t body;
+  buf_init(&body, 16 * 1024);
+  request_json_status(&body, rq);
+  control_reply_json(c, 200, &body);
+  buf_free(&body);
+}
+
+static void control_changed(conn_job_t *cj) {
+  scheduler_note_due(cj->app->scheduler, cj->job.next_due);
+  control_got(cj);
+}
+
+static void control_request(app_t *app, http_conn_t *c, request_t *req) {
+  size_t plen = strcspn(req->target.data, "?");
+  const char *rest = req->target.data + strlen(CONTROL_REQUESTS_PREFIX);
+  size_t rlen = plen - strlen(CONTROL_REQUESTS_PREFIX);
+  char id[UUID7_STRLEN + 1];
+  view_t view = VIEW_STATUS;
+  const char *action = NULL;
+  if (rlen >= UUID7_STRLEN) {
+    memcpy(id, rest, UUID7_STRLEN);
+    id[UUID7_STRLEN] = '\0';
+    const char *tail = rest + UUID7_STRLEN;
+    size_t tlen = rlen - UUID7_STRLEN;
+    if (tlen == 9 && memcmp(tail, "/response", 9) == 0)
+      view = VIEW_RESPONSE;
+    else if (tlen == 6 && memcmp(tail, "/retry", 6) == 0)
+      action = "retry";
+    else if (tlen != 0)
+      id[0] = '\0';
+  } else {
+    id[0] = '\0';
+  }
+  if (id[0] == '\0' || !uuid7_is_valid(id)) {
+    http_conn_error(c, 400, "bad_request", "a request id is a lowercase UUID");
+    return;
+  }
+  store_op_t op;
+  void (*done)(conn_job_t *) = control_got;
+  if (action != NULL) {
+    if (!control_method_is(req, "POST")) {
+      http_conn_error(c, 405, "method_not_allowed", "use POST");
+      return;
+    }
+    op = STORE_RETRY_NOW;
+    done = control_changed;
+  } else if (control_method_is(req, "GET") || control_method_is(req, "HEAD")) {
+    op = STORE_GET;
+  } else if (control_method_is(req, "DELETE") && view == VIEW_STATUS) {
+    op = STORE_CANCEL;
+    done = control_changed;
+  } else {
+    http_conn_error(c, 405, "method_not_allowed",
+                    view == VIEW_RESPONSE ? "use GET" : "use GET or DELETE");
+    return;
+  }
+  conn_job_t *cj = conn_job_new(app, c, op, done);
+  if (cj == NULL) {
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  memcpy(cj->job.id, id, sizeof(id));
+  cj->job.with_payload = view == VIEW_RESPONSE;
+  cj->data = (void *)(uintptr_t)view;
+  conn_job_submit(cj);
+}
+
+void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
+  if (control_path_is(req, "/_retryd/health")) {
+    if (!control_method_is(req, "GET") && !control_method_is(req, "HEAD")) {
+      http_conn_error(c, 405, "method_not_allowed", "use GET");
+      return;
+    }
+    control_health(app, c);
+    return;
+  }
+  if (strncmp(req->target.data, CONTROL_REQUESTS_PREFIX, strlen(CONTROL_REQUESTS_PREFIX)) == 0 &&
+      strcspn(req->target.data, "?") > strlen(CONTROL_REQUESTS_PREFIX)) {
+    control_request(app, c, req);
     return;
   }
   http_conn_error(c, 404, "not_found", "no such control endpoint");

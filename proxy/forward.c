@@ -7,9 +7,12 @@
 
 #include "proxy/app.h"
 #include "proxy/buf.h"
+#include "proxy/enqueue.h"
 #include "proxy/headers.h"
 #include "proxy/http_status.h"
+#include "proxy/response_head.h"
 #include "proxy/upstream.h"
+#include "proxy/upstream_request.h"
 
 /* Room for the status line and framing headers retryd adds to a head. */
 #define FORWARD_HEAD_SLACK 512
@@ -28,10 +31,13 @@ typedef struct {
   CURL *easy;
   struct curl_slist *req_headers;
   buf_t url;
-  headers_t resp;
-  int status;
-  char reason[128];
+  buf_t headers;  /* the forwarded fields, as upstream_request_t wants them */
+  response_head_t head;
   bool head_sent;
+  /* A retryable answer: not relayed; its body is read and dropped, then
+   * the request is stored. */
+  bool absorb;
+  char retry_after[128];
   frame_t frame;
   bool keep_alive;
   bool paused;
@@ -50,8 +56,9 @@ static const http_handler_ops_t forward_ops = {
 
 static void forward_timer_closed(uv_handle_t *h) {
   forward_t *f = h->data;
-  headers_free(&f->resp);
+  response_head_free(&f->head);
   buf_free(&f->url);
+  buf_free(&f->headers);
   free(f);
 }
 
@@ -69,12 +76,13 @@ static void forward_destroy(forward_t *f) {
 
 static int forward_send_head(forward_t *f) {
   const request_t *req = f->req;
-  headers_t *h = &f->resp;
+  headers_t *h = &f->head.fields;
+  int status = f->head.status;
   const char *connection = headers_get(h, "connection");
   bool chunked_upstream = headers_get(h, "transfer-encoding") != NULL;
   bool has_length = headers_get(h, "content-length") != NULL && !chunked_upstream;
 
-  if (req->is_head || f->status < 200 || f->status == 204 || f->status == 304)
+  if (req->is_head || status < 200 || status == 204 || status == 304)
     f->frame = FRAME_NONE;
   else if (has_length)
     f->frame = FRAME_LENGTH;
@@ -86,8 +94,8 @@ static int forward_send_head(forward_t *f) {
 
   buf_t head;
   buf_init(&head, h->data.max + FORWARD_HEAD_SLACK);
-  int rc = buf_printf(&head, "HTTP/1.1 %d %s\r\n", f->status,
-                      f->reason[0] ? f->reason : http_status_reason(f->status));
+  int rc = buf_printf(&head, "HTTP/1.1 %d %s\r\n", status,
+                      f->head.reason[0] ? f->head.reason : http_status_reason(status));
   for (size_t i = 0; rc == 0 && i < h->count; i++) {
     const char *name = headers_name(h, i);
     if (headers_is_hop_by_hop(name, connection))
@@ -106,7 +114,7 @@ static int forward_send_head(forward_t *f) {
     rc = buf_append(&head, "\r\n", 2);
   if (rc == 0) {
     uv_buf_t b = uv_buf_init(head.data, (unsigned)head.len);
-    http_conn_note_status(f->conn, f->status, f->status);
+    http_conn_note_status(f->conn, status, status);
     rc = http_conn_sendv(f->conn, &b, 1);
     f->head_sent = rc == 0;
   }
@@ -114,62 +122,24 @@ static int forward_send_head(forward_t *f) {
   return rc;
 }
 
-/* Parses "HTTP/1.1 200 OK" or "HTTP/2 200". */
-static int forward_status_line(forward_t *f, const char *line, size_t len) {
-  const char *sp = memchr(line, ' ', len);
-  if (sp == NULL || (size_t)(line + len - sp) < 4)
-    return -1;
-  int code = 0;
-  for (int i = 1; i <= 3; i++) {
-    char d = sp[i];
-    if (d < '0' || d > '9')
-      return -1;
-    code = code * 10 + (d - '0');
-  }
-  f->status = code;
-  f->reason[0] = '\0';
-  const char *r = sp + 4;
-  const char *end = line + len;
-  while (end > r && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-    end--;
-  while (r < end && *r == ' ')
-    r++;
-  size_t rlen = (size_t)(end - r);
-  if (rlen >= sizeof(f->reason))
-    rlen = sizeof(f->reason) - 1;
-  memcpy(f->reason, r, rlen);
-  f->reason[rlen] = '\0';
-  headers_reset(&f->resp);
-  return 0;
-}
-
 static size_t forward_header_cb(char *line, size_t size, size_t nitems, void *userp) {
   forward_t *f = userp;
   size_t len = size * nitems;
-  if (f->head_sent)
-    return len; /* trailers: not relayed */
-  if (len >= 5 && memcmp(line, "HTTP/", 5) == 0)
-    return forward_status_line(f, line, len) == 0 ? len : 0;
-  if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
-    if (f->status < 200)
-      return len; /* an interim answer (103): wait for the final one */
-    uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
-    return forward_send_head(f) == 0 ? len : 0;
-  }
-  const char *colon = memchr(line, ':', len);
-  if (colon == NULL || colon == line)
-    return len; /* not a field (obs-fold continuation): dropped */
-  const char *v = colon + 1;
-  const char *end = line + len;
-  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-    end--;
-  while (v < end && (*v == ' ' || *v == '\t'))
-    v++;
-  if (headers_add(&f->resp, line, (size_t)(colon - line), v, (size_t)(end - v)) != 0) {
-    snprintf(f->errbuf, sizeof(f->errbuf), "the upstream's response headers are too large");
+  head_result_t r = response_head_line(&f->head, line, len);
+  if (r == HEAD_ERROR) {
+    snprintf(f->errbuf, sizeof(f->errbuf), "the upstream's answer head is malformed or too large");
     return 0;
   }
-  return len;
+  if (r != HEAD_COMPLETE)
+    return len;
+  uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+  if (config_retryable_status(f->app->cfg, f->head.status)) {
+    f->absorb = true;
+    const char *ra = headers_get(&f->head.fields, "retry-after");
+    snprintf(f->retry_after, sizeof(f->retry_after), "%s", ra ? ra : "");
+    return len;
+  }
+  return forward_send_head(f) == 0 ? len : 0;
 }
 
 /* ---- the answer's body ----------------------------------------------- */
@@ -177,6 +147,10 @@ static size_t forward_header_cb(char *line, size_t size, size_t nitems, void *us
 static size_t forward_write_cb(char *data, size_t size, size_t nmemb, void *userp) {
   forward_t *f = userp;
   size_t len = size * nmemb;
+  if (f->absorb) {
+    uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+    return len;
+  }
   if (!f->head_sent)
     return 0;
   if (f->frame == FRAME_NONE || len == 0)
@@ -215,6 +189,7 @@ static void forward_drained(void *ctx) {
 
 /* ---- endings --------------------------------------------------------- */
 
+/* The first attempt got no usable answer. */
 static void forward_fail(forward_t *f, int status, const char *what) {
   http_conn_t *c = f->conn;
   if (f->head_sent) {
@@ -222,6 +197,16 @@ static void forward_fail(forward_t *f, int status, const char *what) {
     return;
   }
   char msg[CURL_ERROR_SIZE + 128];
+  if (f->absorb) {
+    /* The retryable answer was cut short: it still was that answer. */
+    enqueue_store(f->app, c, f->req, f->head.status, NULL, f->retry_after);
+    return;
+  }
+  if (f->app->cfg->retry_on.network) {
+    snprintf(msg, sizeof(msg), "%s", what);
+    enqueue_store(f->app, c, f->req, 0, msg, NULL);
+    return;
+  }
   snprintf(msg, sizeof(msg), "upstream: %s", what);
   http_conn_note_status(c, status, 0);
   http_conn_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway", msg);
@@ -233,7 +218,9 @@ static void forward_done(void *ctx, CURLcode result) {
   /* Detach first: finishing may dispatch the next pipelined request, whose
    * handler attaches itself to the same connection. */
   http_conn_attach(f->conn, NULL, NULL);
-  if (result == CURLE_OK && f->head_sent) {
+  if (result == CURLE_OK && f->absorb) {
+    enqueue_store(f->app, f->conn, f->req, f->head.status, NULL, f->retry_after);
+  } else if (result == CURLE_OK && f->head_sent) {
     int rc = 0;
     if (f->frame == FRAME_CHUNKED) {
       uv_buf_t end = http_buf("0\r\n\r\n", 5);
@@ -241,6 +228,10 @@ static void forward_done(void *ctx, CURLcode result) {
     }
     if (rc == 0)
       http_conn_finish(f->conn, f->keep_alive);
+  } else if (f->head.complete && !f->absorb) {
+    /* A final answer came but could not be relayed (the client left):
+     * never store it, that would send it twice. */
+    http_conn_abort(f->conn);
   } else if (result == CURLE_OK) {
     forward_fail(f, 502, "the answer ended before its headers");
   } else {
@@ -267,64 +258,22 @@ static void forward_client_gone(void *ctx) {
 
 /* ---- the request ----------------------------------------------------- */
 
-/* Client headers minus those that describe the client's connection, plus
- * empty overrides that stop curl adding its own defaults. */
-static int forward_build_headers(forward_t *f) {
-  const headers_t *h = &f->req->headers;
-  const char *connection = headers_get(h, "connection");
-  buf_t line;
-  buf_init(&line, h->data.max + 8);
-  int rc = 0;
-  for (size_t i = 0; rc == 0 && i < h->count; i++) {
-    const char *name = headers_name(h, i);
-    const char *value = headers_value(h, i);
-    if (headers_is_hop_by_hop(name, connection) || strcasecmp(name, "host") == 0 ||
-        strcasecmp(name, "content-length") == 0 || strcasecmp(name, "expect") == 0)
-      continue;
-    buf_reset(&line);
-    /* "Name;" is curl's way to send a field with an empty value. */
-    rc = value[0] ? buf_printf(&line, "%s: %s", name, value) : buf_printf(&line, "%s;", name);
-    struct curl_slist *n = rc == 0 ? curl_slist_append(f->req_headers, line.data) : NULL;
-    if (n == NULL)
-      rc = -1;
-    else
-      f->req_headers = n;
-  }
-  buf_free(&line);
-  static const char *const suppress[][2] = {
-      {"expect", "Expect:"}, {"accept", "Accept:"}, {"content-type", "Content-Type:"}};
-  for (size_t i = 0; rc == 0 && i < sizeof(suppress) / sizeof(suppress[0]); i++) {
-    if (strcmp(suppress[i][0], "expect") != 0 && headers_get(h, suppress[i][0]) != NULL)
-      continue;
-    struct curl_slist *n = curl_slist_append(f->req_headers, suppress[i][1]);
-    if (n == NULL)
-      rc = -1;
-    else
-      f->req_headers = n;
-  }
-  return rc;
-}
-
 static int forward_prepare(forward_t *f) {
   const config_t *cfg = f->app->cfg;
   const request_t *req = f->req;
   CURL *e = f->easy;
-  if (buf_printf(&f->url, "%s%s", cfg->upstream, req->target.data) != 0)
+  if (upstream_request_headers(&req->headers, &f->headers) != 0)
     return -1;
-  if (forward_build_headers(f) != 0)
+  upstream_request_t r = {
+      .method = req->method,
+      .target = req->target.data,
+      .headers = f->headers.data ? f->headers.data : "",
+      .headers_len = f->headers.len,
+      .body = req->has_body ? (req->body.data ? req->body.data : "") : NULL,
+      .body_len = req->body.len,
+  };
+  if (upstream_request_setup(e, cfg->upstream, &r, &f->req_headers, &f->url) != 0)
     return -1;
-  curl_easy_setopt(e, CURLOPT_URL, f->url.data);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->req_headers);
-  if (req->is_head) {
-    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else if (req->has_body) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body.data ? req->body.data : "");
-    if (strcmp(req->method, "POST") != 0)
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
-  } else if (strcmp(req->method, "GET") != 0) {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
-  }
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, forward_header_cb);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, forward_write_cb);
@@ -343,7 +292,8 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   f->conn = c;
   f->req = req;
   buf_init(&f->url, 8192 + app->cfg->max_header_bytes);
-  headers_init(&f->resp, app->cfg->max_response_header_bytes);
+  buf_init(&f->headers, app->cfg->max_header_bytes + 1024);
+  response_head_init(&f->head, app->cfg->max_response_header_bytes);
   uv_timer_init(app->loop, &f->timer);
   f->timer.data = f;
   f->easy = upstream_easy();

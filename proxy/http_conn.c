@@ -25,6 +25,8 @@
 /* Bytes a header field costs beyond its name and value (": " and CRLF),
  * so many tiny fields also hit the header cap. */
 #define CONN_FIELD_OVERHEAD 4
+/* retryd's own part of an answer's head: status line and framing. */
+#define CONN_OWN_HEAD_MAX 1024
 
 typedef enum {
   CONN_IDLE,       /* between requests */
@@ -534,6 +536,10 @@ int http_conn_sendv(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs) {
   return 0;
 }
 
+request_t *http_conn_request(http_conn_t *c) {
+  return &c->req;
+}
+
 size_t http_conn_queued(const http_conn_t *c) {
   return c->queued;
 }
@@ -628,27 +634,33 @@ void http_conn_abort(http_conn_t *c) {
 
 void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
                        const char *content_type, const char *body, size_t len) {
-  char head[1024];
   bool keep = http_conn_may_keep_alive(c) && c->reject_status == 0 && c->headers_done;
-  int n = snprintf(head, sizeof(head),
-                   "HTTP/1.1 %d %s\r\n"
-                   "Content-Type: %s\r\n"
-                   "Content-Length: %zu\r\n"
-                   "%s%s\r\n",
-                   status, http_status_reason(status), content_type, len,
-                   extra_headers ? extra_headers : "", keep ? "" : "Connection: close\r\n");
-  if (n < 0 || (size_t)n >= sizeof(head)) {
+  buf_t head;
+  buf_init(&head, c->cfg->max_response_header_bytes + CONN_OWN_HEAD_MAX);
+  int rc = buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
+  if (rc == 0 && content_type != NULL)
+    rc = buf_printf(&head, "Content-Type: %s\r\n", content_type);
+  if (rc == 0)
+    rc = buf_printf(&head, "Content-Length: %zu\r\n", len);
+  if (rc == 0 && extra_headers != NULL)
+    rc = buf_append_str(&head, extra_headers);
+  if (rc == 0 && !keep)
+    rc = buf_append_str(&head, "Connection: close\r\n");
+  if (rc == 0)
+    rc = buf_append(&head, "\r\n", 2);
+  if (rc != 0) {
+    buf_free(&head);
     http_conn_close(c);
     return;
   }
-  uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n), http_buf(body, len)};
-  bool is_head = c->req.is_head;
+  uv_buf_t bufs[2] = {uv_buf_init(head.data, (unsigned)head.len), http_buf(body, len)};
   if (c->state != CONN_DISPATCHED)
     c->state = CONN_DISPATCHED; /* an answer to a rejected request */
   c->status = status;
-  if (http_conn_sendv(c, bufs, is_head ? 1 : 2) != 0)
-    return;
-  http_conn_finish(c, keep);
+  rc = http_conn_sendv(c, bufs, c->req.is_head || len == 0 ? 1 : 2);
+  buf_free(&head);
+  if (rc == 0)
+    http_conn_finish(c, keep);
 }
 
 void http_conn_error(http_conn_t *c, int status, const char *code, const char *message) {

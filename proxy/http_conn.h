@@ -57,6 +57,8 @@ void http_conn_attach(http_conn_t *c, const http_handler_ops_t *ops, void *ctx);
  * connection is gone (the handler then waits for client_gone). */
 int http_conn_sendv(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs);
 size_t http_conn_queued(const http_conn_t *c);
+/* The request being answered. */
+request_t *http_conn_request(http_conn_t *c);
 bool http_conn_over_high_water(const http_conn_t *c);
 /* Whether the answer may leave the connection open (the request asked for
  * it, the client has not closed, the server is not draining). */
@@ -70,7 +72,8 @@ void http_conn_finish(http_conn_t *c, bool keep_alive);
 void http_conn_abort(http_conn_t *c);
 
 /* A whole answer retryd makes itself: status, extra header lines (each
- * ending in CRLF, or NULL), and a body. Finishes the answer. */
+ * ending in CRLF, or NULL), a Content-Type (NULL: none), and a body.
+ * Finishes the answer. */
 void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
                        const char *content_type, const char *body, size_t len);
 /* retryd's own error: {"error":code,"message":message} as JSON. */

@@ -10,11 +10,16 @@
 #include "proxy/app.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/retention.h"
+#include "proxy/scheduler.h"
 #include "proxy/upstream.h"
+#include "storage/store.h"
 #include "proxy/version.h"
 
-static void app_stopped(server_t *srv) {
-  app_t *app = srv->app;
+/* Shutdown runs in steps: clients drained and retries settled → the
+ * store closed (its last jobs run first) → handles closed, the loop ends. */
+static void app_store_closed(void *arg) {
+  app_t *app = arg;
   uv_timer_stop(&app->shutdown_timer);
   uv_close((uv_handle_t *)&app->shutdown_timer, NULL);
   uv_close((uv_handle_t *)&app->sigterm, NULL);
@@ -22,10 +27,34 @@ static void app_stopped(server_t *srv) {
   upstream_close();
 }
 
+static void app_maybe_close_store(app_t *app) {
+  if (app->server.nconns > 0 || !app->server.draining || app->scheduler_running)
+    return;
+  if (app->store == NULL)
+    return;
+  store_t *store = app->store;
+  app->store = NULL;
+  if (app->scheduler != NULL)
+    scheduler_close(app->scheduler);
+  retention_stop(app);
+  store_close(store, app_store_closed, app);
+}
+
+static void app_server_drained(server_t *srv) {
+  app_maybe_close_store(srv->app);
+}
+
+static void app_scheduler_stopped(app_t *app) {
+  app->scheduler_running = false;
+  app_maybe_close_store(app);
+}
+
 static void app_shutdown_deadline(uv_timer_t *t) {
   app_t *app = t->data;
   log_msg(LOG_WARN, "shutdown deadline reached: closing connections still busy");
   server_close_all(&app->server);
+  if (app->scheduler != NULL)
+    scheduler_cancel_all(app->scheduler);
 }
 
 static void app_signal_cb(uv_signal_t *s, int signum) {
@@ -33,6 +62,8 @@ static void app_signal_cb(uv_signal_t *s, int signum) {
   if (app->stopping) {
     log_msg(LOG_WARN, "second signal: closing connections now");
     server_close_all(&app->server);
+    if (app->scheduler != NULL)
+      scheduler_cancel_all(app->scheduler);
     return;
   }
   app->stopping = true;
@@ -41,7 +72,8 @@ static void app_signal_cb(uv_signal_t *s, int signum) {
   log_str(&l, "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
   log_end(&l);
   uv_timer_start(&app->shutdown_timer, app_shutdown_deadline, app->cfg->shutdown_timeout_ms, 0);
-  server_drain(&app->server, app_stopped);
+  scheduler_stop(app->scheduler, app_scheduler_stopped);
+  server_drain(&app->server, app_server_drained);
 }
 
 static void app_close_leftover(uv_handle_t *h, void *arg) {
@@ -77,6 +109,25 @@ int main(int argc, char **argv) {
     exit_code = 1;
     goto out;
   }
+  {
+    store_options_t sopts = {.path = cfg.db_path, .max_queue = (int64_t)cfg.max_queue};
+    rc = store_open(&app.store, app.loop, &sopts, err, sizeof(err));
+    if (rc != 0) {
+      /* Like a bad option: one plain line, before anything is served. */
+      log_close();
+      fprintf(stderr, "retryd: %s\n", err);
+      upstream_close();
+      uv_run(app.loop, UV_RUN_DEFAULT);
+      uv_loop_close(app.loop);
+      return 1;
+    }
+    if (store_recovered(app.store) > 0) {
+      log_line_t l;
+      log_begin(&l, LOG_WARN, "requests left inflight by a crash are queued again");
+      log_int(&l, "count", store_recovered(app.store));
+      log_end(&l);
+    }
+  }
   rc = server_start(&app.server, app.loop, &cfg, &app);
   if (rc != 0) {
     log_line_t l;
@@ -87,6 +138,7 @@ int main(int argc, char **argv) {
     exit_code = 1;
     uv_walk(app.loop, app_close_leftover, NULL);
     upstream_close();
+    store_close(app.store, NULL, NULL);
     uv_run(app.loop, UV_RUN_DEFAULT);
     goto out;
   }
@@ -97,6 +149,12 @@ int main(int argc, char **argv) {
   app.sigterm.data = app.sigint.data = &app;
   uv_signal_start(&app.sigterm, app_signal_cb, SIGTERM);
   uv_signal_start(&app.sigint, app_signal_cb, SIGINT);
+  if (scheduler_start(&app) != 0) {
+    log_msg(LOG_ERROR, "cannot start the scheduler");
+    return 1;
+  }
+  app.scheduler_running = true;
+  retention_start(&app);
   {
     log_line_t l;
     log_begin(&l, LOG_INFO, "started");

@@ -214,6 +214,8 @@ int upstream_start(CURL *easy, upstream_done_cb cb, void *ctx) {
 }
 
 void upstream_cancel(CURL *easy) {
+  if (easy == NULL)
+    return;
   upstream_xfer_t *x = NULL;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
   curl_multi_remove_handle(U.multi, easy);

@@ -53,7 +53,7 @@ static const char *const statement_sql[ST_COUNT] = {
                      "WHERE id = ?",
     [ST_EXPIRE] = "UPDATE requests SET state = 3, next_attempt_at = NULL, updated_at = ?1, "
                   "last_error = coalesce(last_error, 'expired: older than --max-age') "
-                  "WHERE state = 0 AND next_attempt_at <= ?1 AND created_at <= ?2",
+                  "WHERE state = 0 AND next_attempt_at <= ?1 AND created_at < ?2",
     [ST_DUE] = "SELECT " ROW_COLUMNS " FROM requests WHERE state = 0 AND next_attempt_at <= ? "
                "ORDER BY next_attempt_at, seq LIMIT ?",
     [ST_CLAIM_ONE] = "UPDATE requests SET state = 1, attempts = attempts + 1, "
@@ -244,17 +244,17 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
                   size_t errlen) {
   *out = NULL;
   /* Create the file ourselves so it is 0600 from its first byte; SQLite
-   * gives its -wal file the same mode. */
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+   * gives its -wal file the same mode. An existing file is not opened here:
+   * closing a descriptor would drop every POSIX lock this process holds on
+   * it, and it may not be ours to change. */
+  bool created = false;
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    created = true;
+    close(fd);
+  } else if (errno != EEXIST) {
+    snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
     return -errno;
-  }
-  int frc = fchmod(fd, 0600);
-  close(fd);
-  if (frc != 0) {
-    snprintf(err, errlen, "cannot make %s private (0600): %s", path, strerror(errno));
-    return -EPERM;
   }
   queue_db_t *q = calloc(1, sizeof(*q));
   if (q == NULL)
@@ -271,10 +271,10 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
    * close, so a second retryd on the same file is refused, and the WAL
    * index lives in memory (no -shm file). */
   static const char *const pragmas[] = {
-      "PRAGMA locking_mode = EXCLUSIVE", "PRAGMA journal_mode = WAL",
+      "PRAGMA locking_mode = EXCLUSIVE", "PRAGMA busy_timeout = 0",
       "PRAGMA synchronous = FULL",       "PRAGMA secure_delete = ON",
-      "PRAGMA busy_timeout = 0",
   };
+  char why[512] = "";
   for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
     rc = sqlite3_exec(q->db, pragmas[i], NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -286,7 +286,16 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
       goto fail;
     }
   }
-  rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  /* Whose file is it? Checked before anything is written, WAL mode
+   * included: a file that is not ours is left exactly as it was. */
+  result = schema_check_owner(q->db, why, sizeof(why));
+  if (result != 0) {
+    snprintf(err, errlen, "%s: %s", path, why);
+    goto fail;
+  }
+  rc = sqlite3_exec(q->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     result = queue_db_error(rc);
     snprintf(err, errlen, "%s: %s", path,
@@ -295,7 +304,6 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
                                  : sqlite3_errmsg(q->db));
     goto fail;
   }
-  char why[512] = "";
   result = schema_migrate(q->db, why, sizeof(why));
   if (result != 0) {
     snprintf(err, errlen, "%s: %s", path, why);
@@ -326,6 +334,11 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
     }
   }
   q->unfinished = count_unfinished(q);
+  if (!created && chmod(path, 0600) != 0) {
+    snprintf(err, errlen, "cannot make %s private (0600): %s", path, strerror(errno));
+    result = -EPERM;
+    goto fail;
+  }
   *out = q;
   return 0;
 fail:
@@ -360,8 +373,14 @@ void queue_db_recount(queue_db_t *q) {
 
 int queue_db_insert(queue_db_t *q, const stored_request_t *r, stored_request_t *existing) {
   bool unfinished = r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
-  if (unfinished && q->unfinished >= q->max_queue)
+  if (unfinished && q->unfinished >= q->max_queue) {
+    /* A repeat of a stored request is answered from its twin even when
+     * the queue is full: it takes no room. */
+    if (r->idempotency_key != NULL && existing != NULL &&
+        queue_db_find_idempotent(q, r->idempotency_key, r->method, r->target, existing) == 0)
+      return -EEXIST;
     return -EDQUOT;
+  }
   sqlite3_stmt *st = stmt(q, ST_INSERT);
   sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 2, r->state);

@@ -51,25 +51,45 @@ static int schema_int(sqlite3 *db, const char *sql, int *out) {
   return rc == SQLITE_ROW ? 0 : -1;
 }
 
-int schema_migrate(sqlite3 *db, char *err, size_t errlen) {
+int schema_check_owner(sqlite3 *db, char *err, size_t errlen) {
   int app_id = 0, version = 0, tables = 0;
   if (schema_int(db, "PRAGMA application_id", &app_id) != 0 ||
       schema_int(db, "PRAGMA user_version", &version) != 0 ||
       schema_int(db, "SELECT count(*) FROM sqlite_schema", &tables) != 0) {
+    int code = sqlite3_errcode(db) & 0xff;
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+      snprintf(err, errlen, "in use by another process (is another retryd running?)");
+      return -EBUSY;
+    }
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+      snprintf(err, errlen, "not a database, or corrupt (left untouched)");
+      return -EINVAL;
+    }
     snprintf(err, errlen, "cannot read the database: %s", sqlite3_errmsg(db));
-    return sqlite3_errcode(db) == SQLITE_NOTADB || sqlite3_errcode(db) == SQLITE_CORRUPT ? -EINVAL
-                                                                                       : -EIO;
+    return -EIO;
   }
   if (app_id != SCHEMA_APPLICATION_ID && (app_id != 0 || tables != 0)) {
     snprintf(err, errlen, "not a retryd database (it holds other data); refusing to touch it");
     return -EINVAL;
   }
-  int steps = SCHEMA_VERSION;
-  if (version > steps) {
+  if (version > SCHEMA_VERSION) {
     snprintf(err, errlen, "the database has schema version %d, newer than this retryd (%d)",
-             version, steps);
+             version, SCHEMA_VERSION);
     return -EINVAL;
   }
+  return 0;
+}
+
+int schema_migrate(sqlite3 *db, char *err, size_t errlen) {
+  int rc = schema_check_owner(db, err, errlen);
+  if (rc != 0)
+    return rc;
+  int version = 0;
+  if (schema_int(db, "PRAGMA user_version", &version) != 0) {
+    snprintf(err, errlen, "cannot read the schema version: %s", sqlite3_errmsg(db));
+    return -EIO;
+  }
+  int steps = SCHEMA_VERSION;
   for (int v = version; v < steps; v++) {
     char *msg = NULL;
     if (sqlite3_exec(db, schema_steps[v], NULL, NULL, &msg) != SQLITE_OK) {

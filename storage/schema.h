@@ -15,6 +15,9 @@ typedef struct sqlite3 sqlite3;
 #define SCHEMA_APPLICATION_ID 0x72747279 /* "rtry" */
 #define SCHEMA_VERSION 1
 
+/* Reads only: 0 when the file is new or a retryd database this version
+ * can use; -EINVAL (not ours, too new, not a database) or -EIO with err. */
+int schema_check_owner(sqlite3 *db, char *err, size_t errlen);
 /* 0, or -EINVAL (not ours, or too new) / -EIO with err set. */
 int schema_migrate(sqlite3 *db, char *err, size_t errlen);
 

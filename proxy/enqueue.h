@@ -1,0 +1,29 @@
+/* enqueue: a request whose first attempt failed becomes a stored request.
+ *
+ * The row is committed first; only then does the client get its answer
+ * (invariant 2): 202 with Location and Retry-After, or — when it asked for
+ * Prefer: wait=N — the final upstream answer if the stored request
+ * completes within N seconds (capped by --max-wait), else the 202. A row
+ * that cannot be stored gets 503 with Retry-After, never a 202.
+ *
+ * Idempotency-Key: a request carrying one is first looked up; while a row
+ * with the same key, method and target is unfinished, the repeat gets that
+ * row's 202 and is neither forwarded nor stored again. Loop thread. */
+#ifndef RETRYD_ENQUEUE_H
+#define RETRYD_ENQUEUE_H
+
+#include "proxy/http_conn.h"
+#include "proxy/request.h"
+
+struct app_s;
+
+/* Stores req after a first attempt that got last_status (0: no answer,
+ * with last_error) and the answer's Retry-After (may be NULL). */
+void enqueue_store(struct app_s *app, http_conn_t *c, request_t *req, int last_status,
+                   const char *last_error, const char *retry_after);
+
+/* For a request with an Idempotency-Key: answer from its unfinished twin,
+ * or forward it. */
+void enqueue_dedupe_or_forward(struct app_s *app, http_conn_t *c, request_t *req);
+
+#endif

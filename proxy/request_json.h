@@ -1,0 +1,22 @@
+/* request_json: a stored request as the JSON a client or operator reads.
+ *
+ * Used by the 202 answer and the control API, so both say the same thing
+ * the same way. Never includes headers or bodies (they may carry secrets).
+ * Times are ISO 8601 UTC with milliseconds. Any thread. */
+#ifndef RETRYD_REQUEST_JSON_H
+#define RETRYD_REQUEST_JSON_H
+
+#include <stdint.h>
+
+#include "proxy/buf.h"
+#include "storage/queue_db.h"
+
+/* The 202 body: id, state, attempts, last_status, last_error,
+ * next_attempt_at, status_url. */
+int request_json_accepted(buf_t *out, const stored_request_t *r);
+/* The full status: also method, path, created_at, response_status. */
+int request_json_status(buf_t *out, const stored_request_t *r);
+/* "2026-11-27T00:00:30.000Z", or null (unquoted) for 0. */
+int request_json_time(buf_t *out, int64_t unix_ms);
+
+#endif
