@@ -51,11 +51,14 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_GET_BRIEF] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE id = ?",
     [ST_SET_STATE] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ? "
                      "WHERE id = ?",
-    [ST_EXPIRE] = "UPDATE requests SET state = 3, next_attempt_at = NULL, updated_at = ?1, "
+    /* INDEXED BY: the planner would otherwise walk every queued row through
+     * requests_by_state; the partial index answers from its first entries. */
+    [ST_EXPIRE] = "UPDATE requests INDEXED BY requests_due SET state = 3, "
+                  "next_attempt_at = NULL, updated_at = ?1, "
                   "last_error = coalesce(last_error, 'expired: older than --max-age') "
                   "WHERE state = 0 AND next_attempt_at <= ?1 AND created_at < ?2",
-    [ST_DUE] = "SELECT " ROW_COLUMNS " FROM requests WHERE state = 0 AND next_attempt_at <= ? "
-               "ORDER BY next_attempt_at, seq LIMIT ?",
+    [ST_DUE] = "SELECT " ROW_COLUMNS " FROM requests INDEXED BY requests_due "
+               "WHERE state = 0 AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
     [ST_CLAIM_ONE] = "UPDATE requests SET state = 1, attempts = attempts + 1, "
                      "next_attempt_at = NULL, updated_at = ? WHERE seq = ? AND state = 0",
     [ST_FINISH] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ?, "
@@ -65,10 +68,13 @@ static const char *const statement_sql[ST_COUNT] = {
      * one's status and error stay. */
     [ST_RELEASE] = "UPDATE requests SET state = 0, next_attempt_at = ?1, updated_at = ?1, "
                    "attempts = attempts - 1 WHERE id = ?2 AND state = 1",
-    [ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM requests WHERE state = 0",
+    [ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM requests INDEXED BY requests_due "
+                    "WHERE state = 0",
     [ST_PURGE] = "DELETE FROM requests WHERE state >= 2 AND updated_at < ?",
     [ST_COUNT_BY_STATE] = "SELECT state, count(*) FROM requests GROUP BY state",
-    [ST_OLDEST_QUEUED] = "SELECT min(created_at) FROM requests WHERE state = 0",
+    /* Rows are inserted in creation order, so the first queued seq is the
+     * oldest: one index probe instead of a walk. */
+    [ST_OLDEST_QUEUED] = "SELECT created_at FROM requests WHERE state = 0 ORDER BY seq LIMIT 1",
     [ST_LIST_STATE] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE state = ? AND seq > ? "
                       "ORDER BY seq LIMIT ?",
     [ST_LIST_ALL] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ? ORDER BY seq "

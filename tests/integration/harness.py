@@ -75,12 +75,14 @@ class Retryd:
     """One retryd child process."""
 
     def __init__(self, upstream_url, args=(), env=None, listen="127.0.0.1:0",
-                 tmpdir=None, db=None, binary=None):
+                 tmpdir=None, db=None, binary=None, prefix=()):
+        # prefix: a command the binary runs under (e.g. strace ...); the
+        # process started is then the prefix's, see descendant_pids().
         self.own_tmp = tmpdir is None
         self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="retryd-it-")
         self.db = db or os.path.join(self.tmpdir, "q.db")
         self.binary = binary or retryd_bin()
-        self.argv = [self.binary]
+        self.argv = list(prefix) + [self.binary]
         if upstream_url is not None:
             self.argv += ["--upstream", upstream_url]
         if listen is not None:
@@ -475,6 +477,12 @@ def retire(rd):
             if rc < 0 and -rc in CRASH_SIGNALS:
                 raise AssertionError("retryd crashed on shutdown (signal %d); stderr tail:\n%s"
                                      % (-rc, rd.stderr_text()[-3000:]))
+            # A graceful stop exits 0; a sanitizer report (leak, UB) makes it
+            # non-zero or leaves its mark on stderr.
+            text = rd.stderr_text()
+            if rc != 0 or "Sanitizer" in text or "runtime error:" in text:
+                raise AssertionError("retryd did not stop cleanly (exit status %s); stderr tail:\n%s"
+                                     % (rc, text[-3000:]))
     finally:
         rd.cleanup()
 
@@ -550,3 +558,97 @@ def closed_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+# --------------------------------------------------------------------------
+# Retry queue helpers
+# --------------------------------------------------------------------------
+
+import re as _re  # noqa: E402
+
+UUID7_RE = _re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+TIMESTAMP_RE = _re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+FINAL_STATES = ("completed", "dead", "cancelled")
+
+
+def parse_timestamp(s):
+    """'2026-11-27T00:00:30.000Z' -> Unix seconds (float)."""
+    import calendar
+    m = TIMESTAMP_RE.match(s or "")
+    if not m:
+        raise AssertionError("not a UTC timestamp: %r" % (s,))
+    base = calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S"))
+    frac = m.group(1)
+    return base + (float(frac) if frac else 0.0)
+
+
+def build_request(method, target, headers=(), body=b"", host="client.example"):
+    """Exact request bytes: Host first, then headers in order, then
+    Content-Length when there is a body (or the method usually has one)."""
+    if isinstance(body, str):
+        body = body.encode()
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: %s" % host]
+    lines += ["%s: %s" % (k, v) for k, v in headers]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def send_request(port, method, target, headers=(), body=b"", timeout=10.0):
+    """One request on a fresh raw connection; returns the RawResponse."""
+    with RawConn(port, timeout=timeout) as c:
+        c.send(build_request(method, target, headers, body))
+        return c.read_response(method=method)
+
+
+def control_get(port, path, timeout=10.0):
+    """GET a control API path; returns the RawResponse."""
+    return send_request(port, "GET", path, timeout=timeout)
+
+
+def get_stored(port, rid, timeout=10.0):
+    """GET /_retryd/requests/<id>; returns the parsed JSON (asserts 200)."""
+    r = control_get(port, "/_retryd/requests/%s" % rid, timeout)
+    if r.status != 200:
+        raise AssertionError("GET /_retryd/requests/%s: %r" % (rid, r))
+    return r.json()
+
+
+def wait_stored_state(port, rid, states, timeout=10.0, interval=0.05):
+    """Poll /_retryd/requests/<id> until its state is in states; returns the
+    JSON (AssertionError with the last JSON on timeout)."""
+    if isinstance(states, str):
+        states = (states,)
+    deadline = time.monotonic() + timeout
+    obj = None
+    while True:
+        obj = get_stored(port, rid)
+        if obj.get("state") in states:
+            return obj
+        if time.monotonic() >= deadline:
+            raise AssertionError("request %s not in %r within %.1fs; last: %r"
+                                 % (rid, states, timeout, obj))
+        time.sleep(interval)
+
+
+def descendant_pids(pid):
+    """Every descendant process of pid (from /proc/*/task/*/children)."""
+    out = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir("/proc/%d/task" % p)
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    kids = [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+            for k in kids:
+                if k not in out:
+                    out.append(k)
+                    todo.append(k)
+    return out
