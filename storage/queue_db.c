@@ -34,7 +34,6 @@ enum {
   ST_RELEASE,
   ST_NEXT_DUE,
   ST_PURGE,
-  ST_COUNT_BY_STATE,
   ST_OLDEST_QUEUED,
   ST_LIST_STATE,
   ST_LIST_ALL,
@@ -70,8 +69,7 @@ static const char *const statement_sql[ST_COUNT] = {
                    "attempts = attempts - 1 WHERE id = ?2 AND state = 1",
     [ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM requests INDEXED BY requests_due "
                     "WHERE state = 0",
-    [ST_PURGE] = "DELETE FROM requests WHERE state >= 2 AND updated_at < ?",
-    [ST_COUNT_BY_STATE] = "SELECT state, count(*) FROM requests GROUP BY state",
+    [ST_PURGE] = "DELETE FROM requests WHERE state >= 2 AND updated_at < ? RETURNING state",
     /* Rows are inserted in creation order, so the first queued seq is the
      * oldest: one index probe instead of a walk. */
     [ST_OLDEST_QUEUED] = "SELECT created_at FROM requests WHERE state = 0 ORDER BY seq LIMIT 1",
@@ -85,7 +83,9 @@ struct queue_db_s {
   sqlite3 *db;
   sqlite3_stmt *st[ST_COUNT];
   int64_t max_queue;
-  int64_t unfinished; /* queued + inflight, kept in step with every change */
+  /* Rows per state, kept in step with every change so counts and the
+   * --max-queue check never walk the table. */
+  int64_t count[RQ_NSTATES];
   int64_t recovered;
 };
 
@@ -234,16 +234,28 @@ void queue_db_rollback(queue_db_t *q) {
     sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static int64_t count_unfinished(queue_db_t *q) {
+/* One walk of the state index: at open, and after a rolled-back batch. */
+static void count_states(queue_db_t *q) {
   sqlite3_stmt *st;
-  int64_t n = 0;
-  if (sqlite3_prepare_v2(q->db, "SELECT count(*) FROM requests WHERE state IN (0, 1)", -1, &st,
+  memset(q->count, 0, sizeof(q->count));
+  if (sqlite3_prepare_v2(q->db, "SELECT state, count(*) FROM requests GROUP BY state", -1, &st,
                          NULL) == SQLITE_OK) {
-    if (sqlite3_step(st) == SQLITE_ROW)
-      n = sqlite3_column_int64(st, 0);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      int state = sqlite3_column_int(st, 0);
+      if (state >= 0 && state < RQ_NSTATES)
+        q->count[state] = sqlite3_column_int64(st, 1);
+    }
     sqlite3_finalize(st);
   }
-  return n;
+}
+
+static int64_t unfinished(const queue_db_t *q) {
+  return q->count[RQ_QUEUED] + q->count[RQ_INFLIGHT];
+}
+
+static void move_count(queue_db_t *q, rq_state_t from, rq_state_t to, int64_t n) {
+  q->count[from] -= n;
+  q->count[to] += n;
 }
 
 int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *err,
@@ -339,7 +351,7 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
       goto fail;
     }
   }
-  q->unfinished = count_unfinished(q);
+  count_states(q);
   if (!created && chmod(path, 0600) != 0) {
     snprintf(err, errlen, "cannot make %s private (0600): %s", path, strerror(errno));
     result = -EPERM;
@@ -370,16 +382,16 @@ int64_t queue_db_recovered(const queue_db_t *q) {
 }
 
 int64_t queue_db_unfinished(const queue_db_t *q) {
-  return q->unfinished;
+  return unfinished(q);
 }
 
 void queue_db_recount(queue_db_t *q) {
-  q->unfinished = count_unfinished(q);
+  count_states(q);
 }
 
 int queue_db_insert(queue_db_t *q, const stored_request_t *r, stored_request_t *existing) {
-  bool unfinished = r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
-  if (unfinished && q->unfinished >= q->max_queue) {
+  bool takes_room = r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
+  if (takes_room && unfinished(q) >= q->max_queue) {
     /* A repeat of a stored request is answered from its twin even when
      * the queue is full: it takes no room. */
     if (r->idempotency_key != NULL && existing != NULL &&
@@ -405,8 +417,7 @@ int queue_db_insert(queue_db_t *q, const stored_request_t *r, stored_request_t *
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_DONE) {
-    if (unfinished)
-      q->unfinished++;
+    q->count[r->state]++;
     return 0;
   }
   int err = queue_db_error(rc);
@@ -453,7 +464,7 @@ int queue_db_cancel(queue_db_t *q, const char *id, int64_t now, stored_request_t
     return -EPERM;
   rc = set_state(q, id, RQ_CANCELLED, 0, now);
   if (rc == 0) {
-    q->unfinished--;
+    move_count(q, RQ_QUEUED, RQ_CANCELLED, 1);
     out->state = RQ_CANCELLED;
     out->next_attempt_at = 0;
     out->updated_at = now;
@@ -467,12 +478,11 @@ int queue_db_retry_now(queue_db_t *q, const char *id, int64_t now, stored_reques
     return rc;
   if (out->state != RQ_QUEUED && out->state != RQ_DEAD)
     return -EPERM;
-  if (out->state == RQ_DEAD && q->unfinished >= q->max_queue)
+  if (out->state == RQ_DEAD && unfinished(q) >= q->max_queue)
     return -EDQUOT;
   rc = set_state(q, id, RQ_QUEUED, now, now);
   if (rc == 0) {
-    if (out->state == RQ_DEAD)
-      q->unfinished++;
+    move_count(q, out->state, RQ_QUEUED, 1);
     out->state = RQ_QUEUED;
     out->next_attempt_at = now;
     out->updated_at = now;
@@ -491,7 +501,7 @@ int queue_db_claim(queue_db_t *q, int64_t now, int64_t max_age_ms, size_t limit,
   if (rc != SQLITE_DONE)
     return queue_db_error(rc);
   *dead_out = sqlite3_changes64(q->db);
-  q->unfinished -= *dead_out;
+  move_count(q, RQ_QUEUED, RQ_DEAD, *dead_out);
 
   int64_t seqs[256];
   if (limit > sizeof(seqs) / sizeof(seqs[0]))
@@ -521,6 +531,7 @@ int queue_db_claim(queue_db_t *q, int64_t now, int64_t max_age_ms, size_t limit,
         stored_request_free(&out[k]);
       return queue_db_error(rc);
     }
+    move_count(q, RQ_QUEUED, RQ_INFLIGHT, 1);
     out[i].state = RQ_INFLIGHT;
     out[i].attempts++;
     out[i].next_attempt_at = 0;
@@ -561,8 +572,7 @@ int queue_db_finish(queue_db_t *q, const char *id, int64_t now, const attempt_ou
     return queue_db_error(rc);
   if (sqlite3_changes64(q->db) == 0)
     return -ENOENT;
-  if (state != RQ_QUEUED)
-    q->unfinished--;
+  move_count(q, RQ_INFLIGHT, state, 1);
   return 0;
 }
 
@@ -578,11 +588,18 @@ int64_t queue_db_next_due(queue_db_t *q) {
 int64_t queue_db_purge(queue_db_t *q, int64_t cutoff) {
   sqlite3_stmt *st = stmt(q, ST_PURGE);
   sqlite3_bind_int64(st, 1, cutoff);
-  int rc = sqlite3_step(st);
+  int rc;
+  int64_t n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int state = sqlite3_column_int(st, 0);
+    if (state >= 0 && state < RQ_NSTATES)
+      q->count[state]--;
+    n++;
+  }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return queue_db_error(rc);
-  return sqlite3_changes64(q->db);
+  return n;
 }
 
 int queue_db_checkpoint(queue_db_t *q) {
@@ -592,17 +609,8 @@ int queue_db_checkpoint(queue_db_t *q) {
 
 int queue_db_counts(queue_db_t *q, queue_counts_t *out) {
   memset(out, 0, sizeof(*out));
-  sqlite3_stmt *st = stmt(q, ST_COUNT_BY_STATE);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int s = sqlite3_column_int(st, 0);
-    if (s >= 0 && s < RQ_NSTATES)
-      out->count[s] = sqlite3_column_int64(st, 1);
-  }
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return queue_db_error(rc);
-  st = stmt(q, ST_OLDEST_QUEUED);
+  memcpy(out->count, q->count, sizeof(out->count));
+  sqlite3_stmt *st = stmt(q, ST_OLDEST_QUEUED);
   if (sqlite3_step(st) == SQLITE_ROW)
     out->oldest_queued_at = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);

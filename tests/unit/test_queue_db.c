@@ -1312,9 +1312,10 @@ static void counts_report_each_state_the_oldest_queued_and_the_next_due(void **s
   finish_ok(q, "completed", T0 + 3, OUTCOME_COMPLETED);
   claim_one(q, T0 + 2, "dead");
   finish_ok(q, "dead", T0 + 3, OUTCOME_DEAD);
-  insert_ok(q, "queued-a", T0 + 50, T0 + 9000, NULL);
-  insert_ok(q, "queued-b", T0 + 20, T0 + 7000, NULL);
+  /* Rows are stored in creation order (created_at is the insert time). */
   insert_ok(q, "queued-c", T0 + 10, T0 + 8000, NULL);
+  insert_ok(q, "queued-b", T0 + 20, T0 + 7000, NULL);
+  insert_ok(q, "queued-a", T0 + 50, T0 + 9000, NULL);
   insert_ok(q, "cancelled", T0 - 400, T0 + 100, NULL);
   stored_request_t r;
   memset(&r, 0, sizeof(r));
