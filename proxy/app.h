@@ -9,6 +9,7 @@
 
 #include "proxy/config.h"
 #include "proxy/server.h"
+#include "proxy/stats.h"
 #include "storage/store.h"
 
 struct scheduler_s;
@@ -25,6 +26,7 @@ typedef struct app_s {
   struct scheduler_s *scheduler;
   bool scheduler_running;
   uv_timer_t retention_timer;
+  stats_t stats;
 } app_t;
 
 #endif

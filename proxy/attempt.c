@@ -20,8 +20,10 @@ static size_t attempt_header_cb(char *line, size_t size, size_t nitems, void *us
     return 0;
   }
   /* The head is in: from now on the timer watches the body's flow. */
-  if (r == HEAD_COMPLETE)
+  if (r == HEAD_COMPLETE) {
     uv_timer_again(&a->timer);
+    stats_upstream_answer(&a->app->stats, a->head.status, uv_hrtime() - a->sent_ns);
+  }
   return len;
 }
 
@@ -82,6 +84,8 @@ static void attempt_finish(attempt_t *a, CURLcode result) {
     bool answered = result == CURLE_OK && a->head.complete;
     if (!answered && a->error[0] == '\0')
       snprintf(a->error, sizeof(a->error), "%s", curl_easy_strerror(result));
+    if (!a->head.complete)
+      stats_upstream_answer(&a->app->stats, 0, uv_hrtime() - a->sent_ns);
     const char *retry_after = answered ? headers_get(&a->head.fields, "retry-after") : NULL;
     int64_t next = now + retry_policy_delay_ms(cfg, retry_after, now);
     bool retryable = answered || cfg->retry_on.network;
@@ -135,6 +139,8 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, a);
   uv_timer_start(&a->timer, attempt_timeout_cb, app->cfg->upstream_timeout_ms,
                  app->cfg->upstream_timeout_ms);
+  app->stats.retries++;
+  a->sent_ns = uv_hrtime();
   if (upstream_start(a->easy, attempt_done_cb_curl, a) != 0) {
     snprintf(a->error, sizeof(a->error), "could not start the upstream request");
     uv_timer_start(&a->timer, attempt_timeout_cb, 0, 0);

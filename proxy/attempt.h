@@ -44,6 +44,7 @@ struct attempt_s {
   char error[256];
   uv_timer_t timer;
   int64_t started_ms;
+  uint64_t sent_ns;
 };
 
 /* Takes ownership of *rq. done runs once the outcome is known (before it is

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/app.h"
@@ -9,7 +10,14 @@
 #include "proxy/request_json.h"
 #include "proxy/response_head.h"
 #include "proxy/scheduler.h"
+#include "proxy/stats_report.h"
+#include "proxy/status_page.h"
+#include "proxy/units.h"
 #include "storage/uuid7.h"
+
+/* A listing page: the default and the most rows one answer carries. */
+#define CONTROL_LIST_DEFAULT 50
+#define CONTROL_LIST_MAX 1000
 
 #define CONTROL_REQUESTS_PREFIX "/_retryd/requests/"
 
@@ -151,13 +159,186 @@ static void control_request(app_t *app, http_conn_t *c, request_t *req) {
   conn_job_submit(cj);
 }
 
+/* ---- stats and metrics ------------------------------------------------ */
+
+static void control_counted(conn_job_t *cj) {
+  http_conn_t *c = cj->conn;
+  if (c == NULL)
+    return;
+  if (cj->job.result < 0) {
+    control_store_error(c, cj->job.result, NULL);
+    return;
+  }
+  app_t *app = cj->app;
+  buf_t body;
+  buf_init(&body, 256 * 1024);
+  bool prometheus = cj->data != NULL;
+  int rc = prometheus ? stats_report_prometheus(&body, &app->stats, &cj->job.counts,
+                                                store_now_ms(), uv_hrtime())
+                      : stats_report_json(&body, &app->stats, &cj->job.counts, store_now_ms(),
+                                          uv_hrtime());
+  if (rc != 0)
+    http_conn_error(c, 500, "internal", "the figures did not fit their buffer");
+  else
+    http_conn_respond(c, 200, "Cache-Control: no-store\r\n",
+                      prometheus ? "text/plain; version=0.0.4; charset=utf-8" : "application/json",
+                      body.data, body.len);
+  buf_free(&body);
+}
+
+static void control_stats(app_t *app, http_conn_t *c, bool prometheus) {
+  conn_job_t *cj = conn_job_new(app, c, STORE_COUNTS, control_counted);
+  if (cj == NULL) {
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  cj->data = prometheus ? (void *)1 : NULL;
+  conn_job_submit(cj);
+}
+
+/* ---- listing ----------------------------------------------------------- */
+
+/* The value of name in the target's query, copied into out; false when
+ * absent. Values here are tokens and numbers: no percent-decoding. */
+static bool query_param(const char *target, const char *name, char *out, size_t outlen) {
+  const char *q = strchr(target, '?');
+  size_t nlen = strlen(name);
+  while (q != NULL) {
+    q++;
+    if (strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+      const char *v = q + nlen + 1;
+      size_t vlen = strcspn(v, "&");
+      if (vlen >= outlen)
+        vlen = outlen - 1;
+      memcpy(out, v, vlen);
+      out[vlen] = '\0';
+      return true;
+    }
+    q = strchr(q, '&');
+  }
+  return false;
+}
+
+static void control_listed(conn_job_t *cj) {
+  http_conn_t *c = cj->conn;
+  store_job_t *job = &cj->job;
+  if (c == NULL)
+    return;
+  if (job->result < 0) {
+    control_store_error(c, job->result, NULL);
+    return;
+  }
+  buf_t body;
+  buf_init(&body, (size_t)job->limit * 2048 + 1024);
+  int rc = buf_append_str(&body, "{\"requests\":[");
+  for (int i = 0; rc == 0 && i < job->nrows; i++) {
+    if (i > 0)
+      rc = buf_append(&body, ",", 1);
+    if (rc == 0)
+      rc = request_json_status(&body, &job->rows[i]);
+    if (rc == 0 && body.len > 0 && body.data[body.len - 1] == '\n')
+      body.len--; /* one document, not lines */
+  }
+  if (rc == 0) {
+    if ((size_t)job->nrows == job->limit)
+      rc = buf_printf(&body, "],\"next_cursor\":\"%lld\"}\n", (long long)job->last_seq);
+    else
+      rc = buf_append_str(&body, "],\"next_cursor\":null}\n");
+  }
+  if (rc != 0)
+    http_conn_error(c, 500, "internal", "the listing did not fit its buffer");
+  else
+    control_reply_json(c, 200, &body);
+  buf_free(&body);
+}
+
+static void control_list(app_t *app, http_conn_t *c, request_t *req) {
+  char value[64];
+  int state = -1;
+  uint64_t limit = CONTROL_LIST_DEFAULT, cursor = 0;
+  if (query_param(req->target.data, "state", value, sizeof(value)) &&
+      (state = rq_state_parse(value)) < 0) {
+    http_conn_error(c, 400, "bad_request",
+                    "state must be queued, inflight, completed, dead or cancelled");
+    return;
+  }
+  if (query_param(req->target.data, "limit", value, sizeof(value)) &&
+      (units_parse_uint(value, &limit) != 0 || limit < 1 || limit > CONTROL_LIST_MAX)) {
+    http_conn_error(c, 400, "bad_request", "limit must be a whole number from 1 to 1000");
+    return;
+  }
+  if (query_param(req->target.data, "cursor", value, sizeof(value)) &&
+      (units_parse_uint(value, &cursor) != 0 || cursor > INT64_MAX)) {
+    http_conn_error(c, 400, "bad_request", "cursor must be the next_cursor of a previous page");
+    return;
+  }
+  conn_job_t *cj = conn_job_new(app, c, STORE_LIST, control_listed);
+  stored_request_t *rows = cj ? calloc(limit, sizeof(*rows)) : NULL;
+  if (rows == NULL) {
+    free(cj);
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  cj->job.rows = rows;
+  cj->job.limit = limit;
+  cj->job.state = state;
+  cj->job.after_seq = (int64_t)cursor;
+  conn_job_submit(cj);
+}
+
+/* ---- access ------------------------------------------------------------ */
+
+/* Compares without an early exit, so the time taken says nothing about
+ * how much of the token was right. */
+static bool control_token_matches(const char *given, const char *want) {
+  size_t gl = strlen(given), wl = strlen(want);
+  unsigned char diff = (unsigned char)(gl != wl);
+  for (size_t i = 0; i < wl; i++)
+    diff |= (unsigned char)(want[i] ^ (i < gl ? given[i] : 0));
+  return diff == 0;
+}
+
+static bool control_authorized(app_t *app, const request_t *req) {
+  const char *want = app->cfg->admin_token;
+  if (want[0] == '\0')
+    return true;
+  const char *given = headers_get(&req->headers, "x-retryd-token");
+  return given != NULL && control_token_matches(given, want);
+}
+
 void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
+  bool read_only = control_method_is(req, "GET") || control_method_is(req, "HEAD");
   if (control_path_is(req, "/_retryd/health")) {
-    if (!control_method_is(req, "GET") && !control_method_is(req, "HEAD")) {
+    if (!read_only) {
       http_conn_error(c, 405, "method_not_allowed", "use GET");
       return;
     }
     control_health(app, c);
+    return;
+  }
+  if (control_path_is(req, "/_retryd/") || control_path_is(req, "/_retryd")) {
+    if (!read_only) {
+      http_conn_error(c, 405, "method_not_allowed", "use GET");
+      return;
+    }
+    http_conn_respond(c, 200, "Cache-Control: no-store\r\n", "text/html; charset=utf-8",
+                      status_page_html, status_page_html_len);
+    return;
+  }
+  if (!control_authorized(app, req)) {
+    http_conn_error(c, 401, "unauthorized", "send the admin token in X-Retryd-Token");
+    return;
+  }
+  if (control_path_is(req, "/_retryd/stats") || control_path_is(req, "/_retryd/metrics") ||
+      control_path_is(req, "/_retryd/requests")) {
+    if (!read_only) {
+      http_conn_error(c, 405, "method_not_allowed", "use GET");
+      return;
+    }
+    if (control_path_is(req, "/_retryd/requests"))
+      control_list(app, c, req);
+    else
+      control_stats(app, c, control_path_is(req, "/_retryd/metrics"));
     return;
   }
   if (strncmp(req->target.data, CONTROL_REQUESTS_PREFIX, strlen(CONTROL_REQUESTS_PREFIX)) == 0 &&

@@ -63,6 +63,7 @@ static void enqueue_reply_accepted(http_conn_t *c, const stored_request_t *rq,
 
 static void enqueue_reply_unavailable(app_t *app, http_conn_t *c, int err) {
   char extra[64];
+  app->stats.rejected++;
   snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
            (unsigned long long)((app->cfg->retry_interval_ms + 999) / 1000));
   const char *code = err == -EDQUOT ? "queue_full" : "queue_unavailable";
@@ -199,6 +200,8 @@ static void enqueue_answer(app_t *app, http_conn_t *c, stored_request_t *rq,
 static void enqueue_stored(conn_job_t *cj) {
   store_job_t *job = &cj->job;
   scheduler_note_due(cj->app->scheduler, job->next_due);
+  if (job->result == 0)
+    cj->app->stats.stored++;
   if (cj->conn == NULL)
     return; /* stored all the same: it will be delivered */
   if (job->result == 0 || job->result == -EEXIST)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/app.h"
 #include "proxy/http_status.h"
 #include "proxy/log.h"
 #include "proxy/router.h"
@@ -96,6 +97,11 @@ static bool conn_settings_ready;
 
 static void conn_process(http_conn_t *c);
 static void conn_update_reading(http_conn_t *c);
+
+/* A request retryd refused before any handler saw it. */
+static void conn_count_rejected(http_conn_t *c) {
+  c->srv->app->stats.rejected++;
+}
 static void conn_begin_close_after_flush(http_conn_t *c);
 
 /* ---- timers ---------------------------------------------------------- */
@@ -104,6 +110,7 @@ static void conn_timer_cb(uv_timer_t *t) {
   http_conn_t *c = t->data;
   switch (c->state) {
   case CONN_READING:
+    conn_count_rejected(c);
     http_conn_error(c, 408, "request_timeout", "the request did not arrive within --client-timeout");
     return;
   case CONN_IDLE:
@@ -354,6 +361,7 @@ static size_t conn_feed(http_conn_t *c, const char *data, size_t len) {
     }
     return used;
   }
+  conn_count_rejected(c);
   if (c->reject_status != 0) {
     if (c->reject_code != NULL)
       http_conn_error(c, c->reject_status, c->reject_code, c->reject_message);

@@ -102,6 +102,7 @@ int main(int argc, char **argv) {
   static app_t app;
   app.loop = uv_default_loop();
   app.cfg = &cfg;
+  stats_init(&app.stats);
   int exit_code = 0;
   rc = upstream_init(app.loop, &cfg);
   if (rc != 0) {
@@ -121,6 +122,7 @@ int main(int argc, char **argv) {
       uv_loop_close(app.loop);
       return 1;
     }
+    app.stats.requeued_at_start = (uint64_t)store_recovered(app.store);
     if (store_recovered(app.store) > 0) {
       log_line_t l;
       log_begin(&l, LOG_WARN, "requests left inflight by a crash are queued again");

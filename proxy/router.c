@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "proxy/app.h"
 #include "proxy/control.h"
 #include "proxy/enqueue.h"
 #include "proxy/forward.h"
@@ -16,9 +17,12 @@ static bool router_is_control(const char *target, size_t len) {
 }
 
 void router_dispatch(struct app_s *app, http_conn_t *c, request_t *req) {
-  if (router_is_control(req->target.data, req->target.len))
+  if (router_is_control(req->target.data, req->target.len)) {
     control_handle(app, c, req);
-  else if (headers_get(&req->headers, "idempotency-key") != NULL)
+    return;
+  }
+  app->stats.requests++;
+  if (headers_get(&req->headers, "idempotency-key") != NULL)
     enqueue_dedupe_or_forward(app, c, req);
   else
     forward_start(app, c, req);

@@ -113,6 +113,10 @@ static void scheduler_finish_committed(store_job_t *job) {
   if (a->next)
     a->next->prev = a->prev;
   s->inflight--;
+  if (a->outcome.kind == OUTCOME_COMPLETED)
+    s->app->stats.recovered++;
+  else if (a->outcome.kind == OUTCOME_DEAD)
+    s->app->stats.dead++;
   if (a->outcome.kind != OUTCOME_RELEASE)
     scheduler_notify_waiters(s, a);
   attempt_free(a);
@@ -157,6 +161,7 @@ static void scheduler_claimed(store_job_t *job) {
     scheduler_maybe_stopped(s);
     return;
   }
+  s->app->stats.dead += (uint64_t)job->expired;
   for (int i = 0; i < job->nrows; i++) {
     attempt_t *a = attempt_start(s->app, &job->rows[i], scheduler_attempt_done, s);
     if (a == NULL) {
