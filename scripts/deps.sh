@@ -12,6 +12,9 @@ packages=(
   node-llhttp                          # llhttp C sources, built by CMake
   libcmocka-dev                        # C unit tests
   python3 openssl ca-certificates      # integration tests and TLS
+  python3-prometheus-client            # checks /_retryd/metrics with a real parser
+  chromium                             # loads the status page headless in a test
+  strace                               # injects fsync errors in the I/O-error test
 )
 
 missing=()
