@@ -365,7 +365,8 @@ static int config_load_env(config_t *cfg, const bool *given, char *err, size_t e
 }
 
 void config_usage(void) {
-  printf("usage: retryd [OPTION...]\n\n"
+  printf("usage: retryd [OPTION...]\n"
+         "       retryd healthcheck [OPTION...]   (exit 0 when the running retryd is healthy)\n\n"
          "An HTTP/1.1 proxy with a durable retry queue, run beside an application.\n"
          "Every option can also be set as RETRYD_<NAME> in the environment\n"
          "(e.g. RETRYD_RETRY_INTERVAL=30s); a flag wins over the environment.\n\n");

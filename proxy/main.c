@@ -9,6 +9,7 @@
 
 #include "proxy/app.h"
 #include "proxy/config.h"
+#include "proxy/healthcheck.h"
 #include "proxy/log.h"
 #include "proxy/retention.h"
 #include "proxy/scheduler.h"
@@ -85,6 +86,13 @@ static void app_close_leftover(uv_handle_t *h, void *arg) {
 int main(int argc, char **argv) {
   static config_t cfg;
   char err[1024];
+  /* `retryd healthcheck [OPTION...]`: ask a running retryd, then exit. */
+  bool healthcheck = argc > 1 && strcmp(argv[1], "healthcheck") == 0;
+  if (healthcheck) {
+    argv[1] = argv[0];
+    argv++;
+    argc--;
+  }
   int rc = config_load(&cfg, argc, argv, err, sizeof(err));
   if (rc == CONFIG_EXIT)
     return 0;
@@ -92,6 +100,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "retryd: %s\n", err);
     return 2;
   }
+  if (healthcheck)
+    return healthcheck_run(&cfg);
   /* A client that goes away mid-write must not kill the process. */
   signal(SIGPIPE, SIG_IGN);
   if (log_init(cfg.log_level) != 0) {
