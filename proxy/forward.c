@@ -33,7 +33,8 @@ typedef struct {
   buf_t url;
   buf_t headers;  /* the forwarded fields, as upstream_request_t wants them */
   response_head_t head;
-  bool head_sent;
+  bool head_sent;     /* committed to relaying this answer */
+  buf_t head_out;     /* the head, held back to go out with the first body bytes */
   /* A retryable answer: not relayed; its body is read and dropped, then
    * the request is stored. */
   bool absorb;
@@ -59,6 +60,7 @@ static const http_handler_ops_t forward_ops = {
 static void forward_timer_closed(uv_handle_t *h) {
   forward_t *f = h->data;
   response_head_free(&f->head);
+  buf_free(&f->head_out);
   buf_free(&f->url);
   buf_free(&f->headers);
   free(f);
@@ -115,12 +117,28 @@ static int forward_send_head(forward_t *f) {
   if (rc == 0)
     rc = buf_append(&head, "\r\n", 2);
   if (rc == 0) {
-    uv_buf_t b = uv_buf_init(head.data, (unsigned)head.len);
+    /* Held back: one write then carries the head and the first body bytes
+     * (a small answer costs one syscall, not two). */
     http_conn_note_status(f->conn, status, status);
-    rc = http_conn_sendv(f->conn, &b, 1);
-    f->head_sent = rc == 0;
+    buf_free(&f->head_out);
+    f->head_out = head;
+    f->head_sent = true;
+    return 0;
   }
   buf_free(&head);
+  return rc;
+}
+
+/* Sends bufs after the held-back head, if it is still waiting. */
+static int forward_send(forward_t *f, uv_buf_t *bufs, unsigned n) {
+  uv_buf_t all[4];
+  unsigned k = 0;
+  if (f->head_out.len > 0)
+    all[k++] = uv_buf_init(f->head_out.data, (unsigned)f->head_out.len);
+  for (unsigned i = 0; i < n && k < 4; i++)
+    all[k++] = bufs[i];
+  int rc = http_conn_sendv(f->conn, all, k);
+  buf_free(&f->head_out);
   return rc;
 }
 
@@ -175,7 +193,7 @@ static size_t forward_write_cb(char *data, size_t size, size_t nmemb, void *user
   bufs[n++] = uv_buf_init(data, (unsigned)len);
   if (f->frame == FRAME_CHUNKED)
     bufs[n++] = http_buf("\r\n", 2);
-  if (http_conn_sendv(f->conn, bufs, n) != 0)
+  if (forward_send(f, bufs, n) != 0)
     return 0;
   uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
   return len;
@@ -229,11 +247,10 @@ static void forward_done(void *ctx, CURLcode result) {
   if (result == CURLE_OK && f->absorb) {
     enqueue_store(f->app, f->conn, f->req, f->head.status, NULL, f->retry_after);
   } else if (result == CURLE_OK && f->head_sent) {
+    uv_buf_t end = http_buf("0\r\n\r\n", 5);
     int rc = 0;
-    if (f->frame == FRAME_CHUNKED) {
-      uv_buf_t end = http_buf("0\r\n\r\n", 5);
-      rc = http_conn_sendv(f->conn, &end, 1);
-    }
+    if (f->frame == FRAME_CHUNKED || f->head_out.len > 0)
+      rc = forward_send(f, &end, f->frame == FRAME_CHUNKED ? 1 : 0);
     if (rc == 0)
       http_conn_finish(f->conn, f->keep_alive);
   } else if (f->head.complete && !f->absorb) {
@@ -302,6 +319,7 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   buf_init(&f->url, 8192 + app->cfg->max_header_bytes);
   buf_init(&f->headers, app->cfg->max_header_bytes + 1024);
   response_head_init(&f->head, app->cfg->max_response_header_bytes);
+  buf_init(&f->head_out, 0);
   uv_timer_init(app->loop, &f->timer);
   f->timer.data = f;
   f->easy = upstream_easy();
