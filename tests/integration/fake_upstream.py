@@ -323,8 +323,9 @@ class _Server(socketserver.ThreadingTCPServer):
 
 class FakeUpstream:
     def __init__(self, certfile=None, keyfile=None, host="127.0.0.1",
-                 idle_timeout=30.0):
+                 idle_timeout=30.0, port=0):
         self.host = host
+        self.want_port = port       # 0: an ephemeral port
         self.tls = certfile is not None
         self._ctx = None
         if self.tls:
@@ -357,7 +358,7 @@ class FakeUpstream:
             def handle(self):
                 owner._handle(self.request)
 
-        self._server = _Server((self.host, 0), H)
+        self._server = _Server((self.host, self.want_port), H)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
