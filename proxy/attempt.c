@@ -87,11 +87,10 @@ static void attempt_finish(attempt_t *a, CURLcode result) {
     if (!a->head.complete)
       stats_upstream_answer(&a->app->stats, 0, uv_hrtime() - a->sent_ns);
     const char *retry_after = answered ? headers_get(&a->head.fields, "retry-after") : NULL;
-    int64_t next = now + retry_policy_delay_ms(cfg, retry_after, now);
+    int64_t next = 0;
     bool retryable = answered || cfg->retry_on.network;
-    o->kind = retryable && !retry_policy_is_dead(cfg, a->rq.attempts, a->rq.created_at, next)
-                  ? OUTCOME_RETRY
-                  : OUTCOME_DEAD;
+    bool dead = retry_policy_next(cfg, a->rq.attempts, a->rq.created_at, now, retry_after, &next);
+    o->kind = retryable && !dead ? OUTCOME_RETRY : OUTCOME_DEAD;
     o->next_attempt_at = next;
     o->last_status = answered ? a->head.status : 0;
     o->last_error = answered ? NULL : a->error;

@@ -233,7 +233,10 @@ void enqueue_store(app_t *app, http_conn_t *c, request_t *req, int last_status,
   cj->free_data = free;
   stored_request_t *rq = &cj->job.rq;
   int64_t now = store_now_ms();
-  uuid7_generate(rq->id, (uint64_t)now);
+  /* Its age (--max-age) counts from when the client sent it, not from
+   * when the first attempt gave up. */
+  int64_t arrived = now - (int64_t)((uv_hrtime() - req->started_ns) / 1000000);
+  uuid7_generate(rq->id, (uint64_t)arrived);
   buf_t headers;
   buf_init(&headers, req->headers.data.max + 1024);
   int rc = upstream_request_headers(&req->headers, &headers);
@@ -248,13 +251,13 @@ void enqueue_store(app_t *app, http_conn_t *c, request_t *req, int last_status,
   }
   rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
   rq->attempts = 1;
-  rq->created_at = now;
+  rq->created_at = arrived;
   rq->updated_at = now;
-  rq->next_attempt_at = now + retry_policy_delay_ms(cfg, retry_after, now);
   rq->last_status = last_status;
   rq->last_error = dup_or_null(last_error);
-  rq->state = retry_policy_is_dead(cfg, 1, now, rq->next_attempt_at) ? RQ_DEAD : RQ_QUEUED;
-  if (rq->state == RQ_DEAD)
+  bool dead = retry_policy_next(cfg, 1, arrived, now, retry_after, &rq->next_attempt_at);
+  rq->state = dead ? RQ_DEAD : RQ_QUEUED;
+  if (dead)
     rq->next_attempt_at = 0;
   if (rc != 0 || rq->method == NULL || rq->target == NULL || rq->headers == NULL ||
       (req->has_body && rq->body == NULL)) {

@@ -45,9 +45,14 @@ int64_t retry_policy_delay_ms(const config_t *cfg, const char *retry_after, int6
   return d;
 }
 
-bool retry_policy_is_dead(const config_t *cfg, int64_t attempts, int64_t created_ms,
-                          int64_t next_ms) {
+bool retry_policy_next(const config_t *cfg, int64_t attempts, int64_t created_ms,
+                       int64_t now_ms, const char *retry_after, int64_t *next_ms) {
+  int64_t deadline = created_ms + (int64_t)cfg->max_age_ms;
   if (cfg->max_attempts > 0 && attempts >= (int64_t)cfg->max_attempts)
     return true;
-  return next_ms - created_ms > (int64_t)cfg->max_age_ms;
+  if (now_ms >= deadline)
+    return true;
+  int64_t next = now_ms + retry_policy_delay_ms(cfg, retry_after, now_ms);
+  *next_ms = next < deadline ? next : deadline;
+  return false;
 }

@@ -3,8 +3,7 @@
  * The upstream's own Retry-After wins (delay-seconds or an HTTP-date,
  * clamped to 1 s .. --max-age); without one, the next attempt comes
  * --retry-interval after the answer. A request is dead once it has had
- * --max-attempts attempts (when set) or once its next attempt would fall
- * past --max-age from its creation. Pure functions; any thread. */
+ * --max-attempts attempts (when set) or once it is --max-age old. Pure functions; any thread. */
 #ifndef RETRYD_RETRY_POLICY_H
 #define RETRYD_RETRY_POLICY_H
 
@@ -21,9 +20,15 @@ int64_t retry_policy_parse_retry_after(const char *value, int64_t now_ms);
  * be NULL). */
 int64_t retry_policy_delay_ms(const config_t *cfg, const char *retry_after, int64_t now_ms);
 
-/* True when a request created at created_ms that has had attempts attempts
- * must not be tried again at next_ms. */
-bool retry_policy_is_dead(const config_t *cfg, int64_t attempts, int64_t created_ms,
-                          int64_t next_ms);
+/* After a failed attempt at now_ms, the request's attempts-th: true when
+ * it is dead (out of attempts, or at or past --max-age); otherwise *next_ms
+ * is when to try again — after the delay, but never past its deadline, so
+ * the last attempt falls at the end of its life. */
+bool retry_policy_next(const config_t *cfg, int64_t attempts, int64_t created_ms,
+                       int64_t now_ms, const char *retry_after, int64_t *next_ms);
+
+/* How late a due request may be claimed and still count as within its
+ * --max-age (a timer, a busy loop); later than that it is dead unsent. */
+#define RETRY_POLICY_LATE_MS 1000
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "proxy/app.h"
 #include "proxy/log.h"
+#include "proxy/retry_policy.h"
 
 /* After a failed claim or commit, how long before trying the store again. */
 #define SCHEDULER_STORE_RETRY_MS 1000
@@ -14,7 +15,9 @@ struct scheduler_s {
   app_t *app;
   uv_timer_t timer;
   int64_t armed_for;     /* Unix ms the timer fires at; 0: not armed */
-  size_t inflight;       /* attempts started, outcome not yet committed */
+  size_t active;         /* attempts talking to the upstream */
+  size_t finishing;      /* outcomes known, their commit pending */
+  int64_t next_due;      /* the store's last word on the earliest due row */
   bool claiming;
   bool stopping;
   void (*on_stopped)(app_t *app);
@@ -24,6 +27,12 @@ struct scheduler_s {
 };
 
 static void scheduler_claim(scheduler_t *s);
+
+/* Claims when the store said rows are due by now. */
+static void scheduler_claim_if_due(scheduler_t *s) {
+  if (s->next_due != 0 && s->next_due <= store_now_ms())
+    scheduler_claim(s);
+}
 
 static void scheduler_timer_cb(uv_timer_t *t) {
   scheduler_t *s = t->data;
@@ -48,7 +57,8 @@ void scheduler_note_due(scheduler_t *s, int64_t next_due_ms) {
 }
 
 static void scheduler_maybe_stopped(scheduler_t *s) {
-  if (s->stopping && s->inflight == 0 && !s->claiming && s->on_stopped != NULL) {
+  if (s->stopping && s->active == 0 && s->finishing == 0 && !s->claiming &&
+      s->on_stopped != NULL) {
     void (*cb)(app_t *) = s->on_stopped;
     s->on_stopped = NULL;
     cb(s->app);
@@ -112,7 +122,7 @@ static void scheduler_finish_committed(store_job_t *job) {
     s->attempts = a->next;
   if (a->next)
     a->next->prev = a->prev;
-  s->inflight--;
+  s->finishing--;
   if (a->outcome.kind == OUTCOME_COMPLETED)
     s->app->stats.recovered++;
   else if (a->outcome.kind == OUTCOME_DEAD)
@@ -120,9 +130,9 @@ static void scheduler_finish_committed(store_job_t *job) {
   if (a->outcome.kind != OUTCOME_RELEASE)
     scheduler_notify_waiters(s, a);
   attempt_free(a);
+  s->next_due = job->next_due;
   scheduler_arm(s, job->next_due);
-  if (s->armed_for != 0 && s->armed_for <= store_now_ms())
-    scheduler_claim(s);
+  scheduler_claim_if_due(s);
   scheduler_maybe_stopped(s);
 }
 
@@ -139,9 +149,15 @@ static void scheduler_finish_retry_cb(uv_timer_t *t) {
   scheduler_submit_finish(t->data);
 }
 
+/* The slot frees as soon as the answer is in: the claim that refills it
+ * is submitted right behind the outcome, so both share one commit. */
 static void scheduler_attempt_done(attempt_t *a) {
+  scheduler_t *s = a->app->scheduler;
   scheduler_log_outcome(a);
+  s->active--;
+  s->finishing++;
   scheduler_submit_finish(a);
+  scheduler_claim_if_due(s);
 }
 
 /* ---- claiming -------------------------------------------------------- */
@@ -168,7 +184,7 @@ static void scheduler_claimed(store_job_t *job) {
       stored_request_free(&job->rows[i]);
       continue; /* stays inflight on disk until the next start */
     }
-    s->inflight++;
+    s->active++;
     a->next = s->attempts;
     if (s->attempts)
       s->attempts->prev = a;
@@ -177,18 +193,21 @@ static void scheduler_claimed(store_job_t *job) {
   bool full = (size_t)job->nrows == job->limit;
   free(job->rows);
   job->rows = NULL;
+  s->next_due = job->next_due;
   scheduler_arm(s, job->next_due);
-  if (full && s->inflight < s->app->cfg->retry_concurrency)
+  if (full)
     scheduler_claim(s); /* there may be more due right now */
+  else
+    scheduler_claim_if_due(s); /* slots freed while this claim was out */
   scheduler_maybe_stopped(s);
 }
 
 static void scheduler_claim(scheduler_t *s) {
   if (s->stopping || s->claiming)
     return;
-  size_t slots = s->app->cfg->retry_concurrency - s->inflight;
-  if (s->inflight >= s->app->cfg->retry_concurrency)
+  if (s->active >= s->app->cfg->retry_concurrency)
     return; /* a finishing attempt claims again */
+  size_t slots = s->app->cfg->retry_concurrency - s->active;
   if (slots > 256)
     slots = 256; /* one batch; the next claim follows at once */
   store_job_t *job = &s->claim;
@@ -200,7 +219,7 @@ static void scheduler_claim(scheduler_t *s) {
   }
   job->op = STORE_CLAIM;
   job->limit = slots;
-  job->max_age_ms = (int64_t)s->app->cfg->max_age_ms;
+  job->max_age_ms = (int64_t)s->app->cfg->max_age_ms + RETRY_POLICY_LATE_MS;
   job->cb = scheduler_claimed;
   job->ctx = s;
   s->claiming = true;

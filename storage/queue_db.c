@@ -28,6 +28,7 @@ enum {
   ST_GET_BRIEF,
   ST_SET_STATE,
   ST_EXPIRE,
+  ST_REVIVE,
   ST_DUE,
   ST_CLAIM_ONE,
   ST_FINISH,
@@ -50,12 +51,14 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_GET_BRIEF] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE id = ?",
     [ST_SET_STATE] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ? "
                      "WHERE id = ?",
+    [ST_EXPIRE] = "UPDATE requests SET state = 3, next_attempt_at = NULL, updated_at = ?1, "
+                  "last_error = coalesce(last_error, 'expired: older than --max-age') "
+                  "WHERE seq = ?2 AND state = 0",
+    /* A dead row retried by hand starts a new life: its age counts again. */
+    [ST_REVIVE] = "UPDATE requests SET state = 0, next_attempt_at = ?1, updated_at = ?1, "
+                  "created_at = CASE WHEN state = 3 THEN ?1 ELSE created_at END WHERE id = ?2",
     /* INDEXED BY: the planner would otherwise walk every queued row through
      * requests_by_state; the partial index answers from its first entries. */
-    [ST_EXPIRE] = "UPDATE requests INDEXED BY requests_due SET state = 3, "
-                  "next_attempt_at = NULL, updated_at = ?1, "
-                  "last_error = coalesce(last_error, 'expired: older than --max-age') "
-                  "WHERE state = 0 AND next_attempt_at <= ?1 AND created_at < ?2",
     [ST_DUE] = "SELECT " ROW_COLUMNS " FROM requests INDEXED BY requests_due "
                "WHERE state = 0 AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
     [ST_CLAIM_ONE] = "UPDATE requests SET state = 1, attempts = attempts + 1, "
@@ -480,9 +483,16 @@ int queue_db_retry_now(queue_db_t *q, const char *id, int64_t now, stored_reques
     return -EPERM;
   if (out->state == RQ_DEAD && unfinished(q) >= q->max_queue)
     return -EDQUOT;
-  rc = set_state(q, id, RQ_QUEUED, now, now);
+  sqlite3_stmt *st = stmt(q, ST_REVIVE);
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  rc = rc == SQLITE_DONE ? 0 : queue_db_error(rc);
   if (rc == 0) {
     move_count(q, out->state, RQ_QUEUED, 1);
+    if (out->state == RQ_DEAD)
+      out->created_at = now;
     out->state = RQ_QUEUED;
     out->next_attempt_at = now;
     out->updated_at = now;
@@ -493,49 +503,49 @@ int queue_db_retry_now(queue_db_t *q, const char *id, int64_t now, stored_reques
 int queue_db_claim(queue_db_t *q, int64_t now, int64_t max_age_ms, size_t limit,
                    stored_request_t *out, int64_t *dead_out) {
   *dead_out = 0;
-  sqlite3_stmt *st = stmt(q, ST_EXPIRE);
-  sqlite3_bind_int64(st, 1, now);
-  sqlite3_bind_int64(st, 2, now - max_age_ms);
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return queue_db_error(rc);
-  *dead_out = sqlite3_changes64(q->db);
-  move_count(q, RQ_QUEUED, RQ_DEAD, *dead_out);
-
-  int64_t seqs[256];
-  if (limit > sizeof(seqs) / sizeof(seqs[0]))
-    limit = sizeof(seqs) / sizeof(seqs[0]);
-  st = stmt(q, ST_DUE);
-  sqlite3_bind_int64(st, 1, now);
-  sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
   size_t n = 0;
-  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    seqs[n] = row_read(st, &out[n]);
-    n++;
-  }
-  sqlite3_reset(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    for (size_t i = 0; i < n; i++)
-      stored_request_free(&out[i]);
-    return queue_db_error(rc);
-  }
-  for (size_t i = 0; i < n; i++) {
-    st = stmt(q, ST_CLAIM_ONE);
+  int rc = SQLITE_DONE;
+  /* Due rows come earliest first; one past its age is made dead instead of
+   * claimed, and the next one is looked at, so a claim costs the rows it
+   * returns plus the ones it buries, never a walk of the queue. */
+  while (n < limit) {
+    sqlite3_stmt *st = stmt(q, ST_DUE);
     sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, seqs[i]);
+    sqlite3_bind_int64(st, 2, 1);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+      sqlite3_reset(st);
+      break;
+    }
+    int64_t seq = row_read(st, &out[n]);
+    sqlite3_reset(st);
+    bool expired = now - out[n].created_at > max_age_ms;
+    st = stmt(q, expired ? ST_EXPIRE : ST_CLAIM_ONE);
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, seq);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-      for (size_t k = 0; k < n; k++)
-        stored_request_free(&out[k]);
-      return queue_db_error(rc);
+      stored_request_free(&out[n]);
+      break;
+    }
+    if (expired) {
+      stored_request_free(&out[n]);
+      move_count(q, RQ_QUEUED, RQ_DEAD, 1);
+      (*dead_out)++;
+      continue;
     }
     move_count(q, RQ_QUEUED, RQ_INFLIGHT, 1);
-    out[i].state = RQ_INFLIGHT;
-    out[i].attempts++;
-    out[i].next_attempt_at = 0;
-    out[i].updated_at = now;
+    out[n].state = RQ_INFLIGHT;
+    out[n].attempts++;
+    out[n].next_attempt_at = 0;
+    out[n].updated_at = now;
+    n++;
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    for (size_t k = 0; k < n; k++)
+      stored_request_free(&out[k]);
+    return queue_db_error(rc);
   }
   return (int)n;
 }

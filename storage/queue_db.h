@@ -118,11 +118,12 @@ int queue_db_find_idempotent(queue_db_t *q, const char *key, const char *method,
 int queue_db_get(queue_db_t *q, const char *id, bool with_payload, stored_request_t *out);
 /* queued → cancelled. -EPERM (with out filled) when not queued. */
 int queue_db_cancel(queue_db_t *q, const char *id, int64_t now, stored_request_t *out);
-/* queued or dead → queued with next_attempt_at = now. */
+/* queued or dead → queued with next_attempt_at = now; a dead row's age
+ * starts again (created_at = now). */
 int queue_db_retry_now(queue_db_t *q, const char *id, int64_t now, stored_request_t *out);
-/* Marks rows older than max_age_ms dead, then claims up to limit rows due
- * at now (earliest due first, then oldest) as inflight, with payloads.
- * *dead_out counts rows that expired. Returns the number claimed. */
+/* Claims up to limit rows due at now (earliest due first, then oldest) as
+ * inflight, with payloads; a due row older than max_age_ms is made dead
+ * instead (*dead_out counts them). Returns the number claimed. */
 int queue_db_claim(queue_db_t *q, int64_t now, int64_t max_age_ms, size_t limit,
                    stored_request_t *out, int64_t *dead_out);
 /* Records an attempt's outcome on an inflight row. */

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command: installs what is missing, builds
+# retryd (Release), runs every benchmark and writes bench/RESULTS.md and
+# bench/passthrough.png. Usage: bench/run.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+missing=()
+for p in wrk nginx-light haproxy gnuplot-nox; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# nginx-light's package starts a system nginx on port 80; the suite starts
+# its own servers and never touches that one.
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake --build build-bench -j "$(nproc)" >/dev/null
+exec python3 bench/run.py --retryd build-bench/retryd "$@"
