@@ -94,6 +94,14 @@ static void attempt_finish(attempt_t *a, CURLcode result) {
     o->next_attempt_at = next;
     o->last_status = answered ? a->head.status : 0;
     o->last_error = answered ? NULL : a->error;
+    if (o->kind == OUTCOME_DEAD && answered) {
+      /* Say why it was given up; the status says what the upstream said. */
+      snprintf(a->error, sizeof(a->error), "%s",
+               cfg->max_attempts > 0 && a->rq.attempts >= (int64_t)cfg->max_attempts
+                   ? "gave up: --max-attempts reached"
+                   : "gave up: --max-age reached");
+      o->last_error = a->error;
+    }
   }
   a->done(a);
 }

@@ -32,6 +32,14 @@ static bool control_method_is(const request_t *req, const char *method) {
   return strcmp(req->method, method) == 0;
 }
 
+/* 405 names what is allowed (RFC 9110 15.5.6). */
+static void control_not_allowed(http_conn_t *c, const char *allow) {
+  char extra[96], msg[64];
+  snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+  snprintf(msg, sizeof(msg), "use %s", allow);
+  http_conn_error_with(c, 405, extra, "method_not_allowed", msg);
+}
+
 static void control_reply_json(http_conn_t *c, int status, buf_t *body) {
   http_conn_respond(c, status, "Cache-Control: no-store\r\n", "application/json",
                     body->data ? body->data : "", body->len);
@@ -133,7 +141,7 @@ static void control_request(app_t *app, http_conn_t *c, request_t *req) {
   void (*done)(conn_job_t *) = control_got;
   if (action != NULL) {
     if (!control_method_is(req, "POST")) {
-      http_conn_error(c, 405, "method_not_allowed", "use POST");
+      control_not_allowed(c, "POST");
       return;
     }
     op = STORE_RETRY_NOW;
@@ -144,8 +152,7 @@ static void control_request(app_t *app, http_conn_t *c, request_t *req) {
     op = STORE_CANCEL;
     done = control_changed;
   } else {
-    http_conn_error(c, 405, "method_not_allowed",
-                    view == VIEW_RESPONSE ? "use GET" : "use GET or DELETE");
+    control_not_allowed(c, view == VIEW_RESPONSE ? "GET, HEAD" : "GET, HEAD, DELETE");
     return;
   }
   conn_job_t *cj = conn_job_new(app, c, op, done);
@@ -310,7 +317,7 @@ void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
   bool read_only = control_method_is(req, "GET") || control_method_is(req, "HEAD");
   if (control_path_is(req, "/_retryd/health")) {
     if (!read_only) {
-      http_conn_error(c, 405, "method_not_allowed", "use GET");
+      control_not_allowed(c, "GET, HEAD");
       return;
     }
     control_health(app, c);
@@ -318,7 +325,7 @@ void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
   }
   if (control_path_is(req, "/_retryd/") || control_path_is(req, "/_retryd")) {
     if (!read_only) {
-      http_conn_error(c, 405, "method_not_allowed", "use GET");
+      control_not_allowed(c, "GET, HEAD");
       return;
     }
     http_conn_respond(c, 200, "Cache-Control: no-store\r\n", "text/html; charset=utf-8",
@@ -326,13 +333,14 @@ void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
     return;
   }
   if (!control_authorized(app, req)) {
-    http_conn_error(c, 401, "unauthorized", "send the admin token in X-Retryd-Token");
+    http_conn_error_with(c, 401, "WWW-Authenticate: X-Retryd-Token\r\n", "unauthorized",
+                         "send the admin token in X-Retryd-Token");
     return;
   }
   if (control_path_is(req, "/_retryd/stats") || control_path_is(req, "/_retryd/metrics") ||
       control_path_is(req, "/_retryd/requests")) {
     if (!read_only) {
-      http_conn_error(c, 405, "method_not_allowed", "use GET");
+      control_not_allowed(c, "GET, HEAD");
       return;
     }
     if (control_path_is(req, "/_retryd/requests"))

@@ -671,14 +671,20 @@ void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
     http_conn_finish(c, keep);
 }
 
-void http_conn_error(http_conn_t *c, int status, const char *code, const char *message) {
+void http_conn_error_with(http_conn_t *c, int status, const char *extra_headers, const char *code,
+                          const char *message) {
   buf_t body;
   buf_init(&body, 4096);
   buf_printf(&body, "{\"error\":\"%s\",\"message\":\"", code);
   buf_append_json_escaped(&body, message, strlen(message));
   buf_append_str(&body, "\"}\n");
-  http_conn_respond(c, status, NULL, "application/json", body.data ? body.data : "", body.len);
+  http_conn_respond(c, status, extra_headers, "application/json", body.data ? body.data : "",
+                    body.len);
   buf_free(&body);
+}
+
+void http_conn_error(http_conn_t *c, int status, const char *code, const char *message) {
+  http_conn_error_with(c, status, NULL, code, message);
 }
 
 /* ---- closing --------------------------------------------------------- */

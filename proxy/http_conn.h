@@ -78,6 +78,9 @@ void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
                        const char *content_type, const char *body, size_t len);
 /* retryd's own error: {"error":code,"message":message} as JSON. */
 void http_conn_error(http_conn_t *c, int status, const char *code, const char *message);
+/* The same with extra header lines (each ending in CRLF), e.g. Allow. */
+void http_conn_error_with(http_conn_t *c, int status, const char *extra_headers, const char *code,
+                          const char *message);
 
 /* Server shutdown: closes an idle connection now, or makes the one with a
  * request in progress close after its answer. */

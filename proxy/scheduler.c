@@ -28,10 +28,14 @@ struct scheduler_s {
 
 static void scheduler_claim(scheduler_t *s);
 
-/* Claims when the store said rows are due by now. */
+static void scheduler_arm(scheduler_t *s, int64_t due_ms);
+
+/* Claims when the store said rows are due by now — from the timer, at the
+ * next turn of the loop, so every slot freed in this turn goes into one
+ * claim instead of one claim per slot. */
 static void scheduler_claim_if_due(scheduler_t *s) {
   if (s->next_due != 0 && s->next_due <= store_now_ms())
-    scheduler_claim(s);
+    scheduler_arm(s, s->next_due);
 }
 
 static void scheduler_timer_cb(uv_timer_t *t) {

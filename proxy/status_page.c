@@ -5,6 +5,8 @@ const char status_page_html[] =
     "<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
     "<title>retryd</title>\n"
+    /* No favicon request: it would go to the upstream API. */
+    "<link rel=\"icon\" href=\"data:,\">\n"
     "<style>\n"
     "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\n"
     "h1{font-size:1.3em;margin:0 0 .6em}h2{font-size:1.05em;margin:1.2em 0 .4em}\n"
@@ -17,6 +19,8 @@ const char status_page_html[] =
     "</style></head><body>\n"
     "<h1>retryd <span id=\"uptime\"></span></h1>\n"
     "<div id=\"err\"></div>\n"
+    "<form id=\"auth\" hidden>Admin token: <input id=\"token\" type=\"password\" "
+    "autocomplete=\"off\"> <button>Use</button></form>\n"
     "<h2>Queue</h2><div class=\"cards\" id=\"queue\"></div>\n"
     "<h2>Since start</h2><div class=\"cards\" id=\"totals\"></div>\n"
     "<h2>Upstream</h2><div class=\"cards\" id=\"upstream\"></div>\n"
@@ -28,8 +32,8 @@ const char status_page_html[] =
     "function token(){return sessionStorage.getItem('retryd-token')||'';}\n"
     "async function get(path){\n"
     "  const r=await fetch(path,{headers:{'X-Retryd-Token':token()},cache:'no-store'});\n"
-    "  if(r.status===401){const t=prompt('retryd admin token');\n"
-    "    if(t!==null)sessionStorage.setItem('retryd-token',t);throw new Error('token needed');}\n"
+    "  if(r.status===401){document.getElementById('auth').hidden=false;\n"
+    "    throw new Error('this retryd needs its admin token');}\n"
     "  if(!r.ok)throw new Error(path+': '+r.status);\n"
     "  return r.json();\n"
     "}\n"
@@ -57,6 +61,9 @@ const char status_page_html[] =
     "    document.getElementById('err').textContent='';\n"
     "  }catch(e){document.getElementById('err').textContent=String(e.message);}\n"
     "}\n"
+    "document.getElementById('auth').addEventListener('submit',e=>{e.preventDefault();\n"
+    "  sessionStorage.setItem('retryd-token',document.getElementById('token').value);\n"
+    "  document.getElementById('auth').hidden=true;refresh();});\n"
     "refresh();setInterval(refresh,2000);\n"
     "</script></body></html>\n";
 

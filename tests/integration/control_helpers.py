@@ -11,7 +11,7 @@ own so the fake upstream and the clients do not share one interpreter lock:
     python3 control_helpers.py upstream STATUS PORTFILE
         a selectors-based HTTP/1.1 server on 127.0.0.1:0 answering every
         request with STATUS; writes its port to PORTFILE, and its request
-        count to PORTFILE.count on SIGTERM.
+        count (then connections accepted and reads) to PORTFILE.count on SIGTERM.
     python3 control_helpers.py client PORT TOTAL CONNS DEPTH DEADLINE_S
         sends TOTAL POSTs over CONNS keep-alive connections, DEPTH pipelined
         requests in flight on each; starts no new one after DEADLINE_S;
