@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what retryd needs to build and test, from Debian/Ubuntu packages.
-# Idempotent: installs only what is missing, and does nothing when all is there.
-# Needs root or sudo when something is missing.
+# Installs what retryd needs from Debian/Ubuntu packages. Idempotent: installs
+# only what is missing, and does nothing when all is there. Needs root or
+# sudo when something is missing.
+#   scripts/deps.sh          build and run retryd
+#   scripts/deps.sh --test   also everything the test suite uses
 set -euo pipefail
 
 packages=(
@@ -10,12 +12,17 @@ packages=(
   libcurl4-openssl-dev                 # upstream HTTP client (curl multi)
   libsqlite3-dev                       # the durable queue
   node-llhttp                          # llhttp C sources, built by CMake
-  libcmocka-dev                        # C unit tests
-  python3 openssl ca-certificates      # integration tests and TLS
-  python3-prometheus-client            # checks /_retryd/metrics with a real parser
-  chromium                             # loads the status page headless in a test
-  strace                               # injects fsync errors in the I/O-error test
+  ca-certificates                      # verifying an https upstream
 )
+if [ "${1:-}" = "--test" ]; then
+  packages+=(
+    libcmocka-dev                      # C unit tests
+    python3 openssl                    # integration tests and their TLS certificates
+    python3-prometheus-client          # checks /_retryd/metrics with a real parser
+    chromium                           # loads the status page headless in a test
+    strace                             # injects fsync errors in the I/O-error test
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

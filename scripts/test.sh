@@ -4,7 +4,7 @@
 # Usage: scripts/test.sh [--sanitize]   (--sanitize: ASan+UBSan build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh --test
 dir=$(bash scripts/build.sh "$@" | tail -n 1)
 # A small quarantine keeps freed memory from counting as live in the
 # memory-bound tests (ASan holds 256 MiB of freed blocks by default).
