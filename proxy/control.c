@@ -18,6 +18,8 @@
 /* A listing page: the default and the most rows one answer carries. */
 #define CONTROL_LIST_DEFAULT 50
 #define CONTROL_LIST_MAX 1000
+/* A listing's body: rows are small, but a path may be long. */
+#define CONTROL_LIST_BODY_MAX (64 * 1024 * 1024)
 
 #define CONTROL_REQUESTS_PREFIX "/_retryd/requests/"
 
@@ -236,7 +238,7 @@ static void control_listed(conn_job_t *cj) {
     return;
   }
   buf_t body;
-  buf_init(&body, (size_t)job->limit * 2048 + 1024);
+  buf_init(&body, CONTROL_LIST_BODY_MAX);
   int rc = buf_append_str(&body, "{\"requests\":[");
   for (int i = 0; rc == 0 && i < job->nrows; i++) {
     if (i > 0)

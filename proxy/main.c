@@ -15,6 +15,7 @@
 #include "proxy/scheduler.h"
 #include "proxy/upstream.h"
 #include "storage/store.h"
+#include "storage/uuid7.h"
 #include "proxy/version.h"
 
 /* Shutdown runs in steps: clients drained and retries settled → the
@@ -113,6 +114,7 @@ int main(int argc, char **argv) {
   app.loop = uv_default_loop();
   app.cfg = &cfg;
   stats_init(&app.stats);
+  uuid7_init(); /* before the loop: seeding may read /dev/urandom */
   int exit_code = 0;
   rc = upstream_init(app.loop, &cfg);
   if (rc != 0) {

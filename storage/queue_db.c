@@ -261,6 +261,16 @@ static void move_count(queue_db_t *q, rq_state_t from, rq_state_t to, int64_t n)
   q->count[to] += n;
 }
 
+/* A failed step of opening, said in one line a user can act on. */
+static int open_error(queue_db_t *q, int rc, const char *path, char *err, size_t errlen) {
+  int result = queue_db_error(rc);
+  snprintf(err, errlen, "%s: %s", path,
+           result == -EBUSY    ? "in use by another process (is another retryd running?)"
+           : result == -EINVAL ? "not a database, or corrupt (left untouched)"
+                               : sqlite3_errmsg(q->db));
+  return result;
+}
+
 int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *err,
                   size_t errlen) {
   *out = NULL;
@@ -299,11 +309,7 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
   for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
     rc = sqlite3_exec(q->db, pragmas[i], NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-      result = queue_db_error(rc);
-      snprintf(err, errlen, "%s: %s", path,
-               result == -EBUSY  ? "in use by another process (is another retryd running?)"
-               : result == -EINVAL ? "not a database, or corrupt (left untouched)"
-                                 : sqlite3_errmsg(q->db));
+      result = open_error(q, rc, path, err, errlen);
       goto fail;
     }
   }
@@ -318,11 +324,7 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
-    result = queue_db_error(rc);
-    snprintf(err, errlen, "%s: %s", path,
-             result == -EBUSY    ? "in use by another process (is another retryd running?)"
-             : result == -EINVAL ? "not a database, or corrupt (left untouched)"
-                                 : sqlite3_errmsg(q->db));
+    result = open_error(q, rc, path, err, errlen);
     goto fail;
   }
   result = schema_migrate(q->db, why, sizeof(why));

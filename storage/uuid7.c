@@ -39,6 +39,11 @@ static void uuid7_seed(void) {
   G.seeded = true;
 }
 
+void uuid7_init(void) {
+  if (!G.seeded)
+    uuid7_seed();
+}
+
 void uuid7_generate(char out[UUID7_STRLEN + 1], uint64_t unix_ms) {
   if (!G.seeded)
     uuid7_seed();

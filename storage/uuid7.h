@@ -12,6 +12,9 @@
 
 #define UUID7_STRLEN 36
 
+/* Seeds the generator; call once before the loop runs (it may read
+ * /dev/urandom). uuid7_generate() seeds on first use otherwise. */
+void uuid7_init(void);
 /* Writes 36 characters and a NUL into out. */
 void uuid7_generate(char out[UUID7_STRLEN + 1], uint64_t unix_ms);
 /* True for the 36-character lowercase hex-and-dashes form. */
