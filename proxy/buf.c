@@ -59,15 +59,47 @@ int buf_append_str(buf_t *b, const char *s) {
   return buf_append(b, s, strlen(s));
 }
 
+int buf_append_field(buf_t *b, const char *name, const char *value) {
+  size_t nl = strlen(name), vl = strlen(value);
+  int rc = buf_reserve(b, nl + vl + 4);
+  if (rc != 0)
+    return rc;
+  char *p = b->data + b->len;
+  memcpy(p, name, nl);
+  p += nl;
+  *p++ = ':';
+  *p++ = ' ';
+  memcpy(p, value, vl);
+  p += vl;
+  *p++ = '\r';
+  *p++ = '\n';
+  *p = '\0';
+  b->len += nl + vl + 4;
+  return 0;
+}
+
 int buf_printf(buf_t *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   va_list ap2;
   va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  /* One pass when the text fits the room already allocated (the usual
+   * case); formatting twice (measure, then print) cost as much again. */
+  size_t room = b->cap > b->len ? b->cap - b->len : 0;
+  int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
   va_end(ap);
   int rc = -EINVAL;
-  if (n >= 0) {
+  if (n >= 0 && (size_t)n < room) {
+    if ((size_t)n > b->max - b->len || b->len > b->max) {
+      b->data[b->len] = '\0'; /* over the cap: leave the buffer as it was */
+      rc = -E2BIG;
+    } else {
+      b->len += (size_t)n;
+      rc = 0;
+    }
+  } else if (n >= 0) {
+    if (room)
+      b->data[b->len] = '\0';
     rc = buf_reserve(b, (size_t)n);
     if (rc == 0) {
       vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);

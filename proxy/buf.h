@@ -24,6 +24,8 @@ void buf_reset(buf_t *b);
 /* 0, or -E2BIG past the cap, or -ENOMEM. */
 int buf_append(buf_t *b, const void *data, size_t len);
 int buf_append_str(buf_t *b, const char *s);
+/* Appends "name: value\r\n" (one reserve, no printf). */
+int buf_append_field(buf_t *b, const char *name, const char *value);
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as the inside of a JSON string literal (no quotes). */
 int buf_append_json_escaped(buf_t *b, const char *s, size_t len);

@@ -98,15 +98,24 @@ static int forward_send_head(forward_t *f) {
 
   buf_t head;
   buf_init(&head, h->data.max + FORWARD_HEAD_SLACK);
-  int rc = buf_printf(&head, "HTTP/1.1 %d %s\r\n", status,
-                      f->head.reason[0] ? f->head.reason : http_status_reason(status));
+  /* The status is three digits (response_head_status parsed it so). */
+  char line[16] = "HTTP/1.1 ";
+  line[9] = (char)('0' + status / 100 % 10);
+  line[10] = (char)('0' + status / 10 % 10);
+  line[11] = (char)('0' + status % 10);
+  line[12] = ' ';
+  int rc = buf_append(&head, line, 13);
+  if (rc == 0)
+    rc = buf_append_str(&head, f->head.reason[0] ? f->head.reason : http_status_reason(status));
+  if (rc == 0)
+    rc = buf_append(&head, "\r\n", 2);
   for (size_t i = 0; rc == 0 && i < h->count; i++) {
     const char *name = headers_name(h, i);
     if (headers_is_hop_by_hop(name, connection))
       continue;
     if (chunked_upstream && strcasecmp(name, "content-length") == 0)
       continue; /* a length next to chunked framing is not to be trusted */
-    rc = buf_printf(&head, "%s: %s\r\n", name, headers_value(h, i));
+    rc = buf_append_field(&head, name, headers_value(h, i));
   }
   if (rc == 0 && f->frame == FRAME_CHUNKED)
     rc = buf_append_str(&head, "Transfer-Encoding: chunked\r\n");

@@ -125,9 +125,21 @@ bool headers_is_hop_by_hop(const char *name, const char *connection) {
       "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
       "upgrade",    "proxy-authorization", "proxy-authenticate",
   };
-  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-    if (strcasecmp(name, fixed[i]) == 0)
-      return true;
+  /* Every fixed name starts with c, k, p, t or u: most fields (Host,
+   * Accept, Content-Type, Date, Server...) are told apart by one byte. */
+  switch (name[0] | 0x20) {
+  case 'c':
+  case 'k':
+  case 'p':
+  case 't':
+  case 'u':
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+      if (strcasecmp(name, fixed[i]) == 0)
+        return true;
+    break;
+  default:
+    break;
+  }
   return connection != NULL && headers_list_has_token(connection, name);
 }
 

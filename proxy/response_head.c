@@ -74,7 +74,7 @@ int response_head_serialize(const response_head_t *h, buf_t *out) {
   for (size_t i = 0; rc == 0 && i < f->count; i++) {
     if (headers_is_hop_by_hop(headers_name(f, i), connection))
       continue;
-    rc = buf_printf(out, "%s: %s\r\n", headers_name(f, i), headers_value(f, i));
+    rc = buf_append_field(out, headers_name(f, i), headers_value(f, i));
   }
   return rc;
 }

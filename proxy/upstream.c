@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "proxy/log.h"
 
@@ -10,9 +11,15 @@
 /* Idle upstream connections kept open for reuse. */
 #define UPSTREAM_MAX_IDLE_CONNECTIONS 1024
 
+/* One per upstream socket, kept from its first transfer until curl closes
+ * it (CURLOPT_CLOSESOCKETFUNCTION), not per transfer: uv_poll_init_socket,
+ * uv_poll_start and uv_close each cost epoll_ctl calls (and an ioctl), and
+ * a kept-alive connection is reused by transfer after transfer. */
 typedef struct {
   uv_poll_t poll;
   curl_socket_t fd;
+  int events;  /* what the poll handle watches now */
+  bool active; /* curl wants events (between its POLL_IN/OUT and REMOVE) */
 } upstream_socket_t;
 
 typedef struct {
@@ -27,8 +34,31 @@ static struct {
   uv_timer_t timer;
   CURL *pool[UPSTREAM_POOL_MAX];
   size_t npool;
+  upstream_socket_t **socks; /* by fd */
+  size_t nsocks;
   bool ready;
 } U;
+
+static upstream_socket_t *upstream_socket_get(curl_socket_t fd) {
+  return fd >= 0 && (size_t)fd < U.nsocks ? U.socks[fd] : NULL;
+}
+
+static int upstream_socket_put(curl_socket_t fd, upstream_socket_t *s) {
+  if ((size_t)fd >= U.nsocks) {
+    size_t n = U.nsocks ? U.nsocks : 64;
+    while (n <= (size_t)fd)
+      n *= 2;
+    upstream_socket_t **p = realloc(U.socks, n * sizeof(*p));
+    if (p == NULL)
+      return -1;
+    for (size_t i = U.nsocks; i < n; i++)
+      p[i] = NULL;
+    U.socks = p;
+    U.nsocks = n;
+  }
+  U.socks[fd] = s;
+  return 0;
+}
 
 static void upstream_check_done(void) {
   CURLMsg *msg;
@@ -58,6 +88,13 @@ static void upstream_action(curl_socket_t fd, int flags) {
 
 static void upstream_poll_cb(uv_poll_t *p, int status, int events) {
   upstream_socket_t *s = p->data;
+  if (!s->active) {
+    /* An idle kept-alive connection stirred (the upstream closed it, most
+     * likely): stop watching; curl's check before reuse will see it. */
+    uv_poll_stop(&s->poll);
+    s->events = 0;
+    return;
+  }
   int flags = 0;
   if (status < 0)
     flags = CURL_CSELECT_ERR;
@@ -80,12 +117,17 @@ static void upstream_poll_closed(uv_handle_t *h) {
 static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   (void)easy;
   (void)userp;
-  upstream_socket_t *s = socketp;
+  (void)socketp;
+  upstream_socket_t *s = upstream_socket_get(fd);
   if (what == CURL_POLL_REMOVE) {
     if (s != NULL) {
-      uv_poll_stop(&s->poll);
-      uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
-      curl_multi_assign(U.multi, fd, NULL);
+      s->active = false;
+      /* Readable interest stays on (no epoll_ctl now, none at the next
+       * transfer); writable would fire at once, so it goes. */
+      if (s->events & UV_WRITABLE) {
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+      }
     }
     return 0;
   }
@@ -94,20 +136,40 @@ static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *user
     if (s == NULL)
       return -1;
     s->fd = fd;
+    s->events = 0;
     if (uv_poll_init_socket(U.loop, &s->poll, fd) != 0) {
       free(s);
       return -1;
     }
     s->poll.data = s;
-    curl_multi_assign(U.multi, fd, s);
+    if (upstream_socket_put(fd, s) != 0) {
+      uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
+      return -1;
+    }
   }
+  s->active = true;
   int events = 0;
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
     events |= UV_READABLE;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
     events |= UV_WRITABLE;
-  uv_poll_start(&s->poll, events, upstream_poll_cb);
+  if (events != s->events) {
+    uv_poll_start(&s->poll, events, upstream_poll_cb);
+    s->events = events;
+  }
   return 0;
+}
+
+/* curl is done with a socket: its poll handle goes first (uv_close stops
+ * it at once), then the descriptor. */
+static int upstream_close_socket_cb(void *clientp, curl_socket_t fd) {
+  (void)clientp;
+  upstream_socket_t *s = upstream_socket_get(fd);
+  if (s != NULL) {
+    U.socks[fd] = NULL;
+    uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
+  }
+  return close(fd);
 }
 
 static int upstream_timer_set_cb(CURLM *multi, long timeout_ms, void *userp) {
@@ -149,10 +211,16 @@ void upstream_close(void) {
   for (size_t i = 0; i < U.npool; i++)
     curl_easy_cleanup(U.pool[i]);
   U.npool = 0;
-  /* Closing the cached connections calls the socket callback with
-   * CURL_POLL_REMOVE, which closes their poll handles. */
+  /* Closing the cached connections calls the close-socket callback,
+   * which closes their poll handles; any left are closed here. */
   curl_multi_cleanup(U.multi);
   U.multi = NULL;
+  for (size_t i = 0; i < U.nsocks; i++)
+    if (U.socks[i] != NULL)
+      uv_close((uv_handle_t *)&U.socks[i]->poll, upstream_poll_closed);
+  free(U.socks);
+  U.socks = NULL;
+  U.nsocks = 0;
   uv_close((uv_handle_t *)&U.timer, upstream_timer_closed);
   curl_global_cleanup();
   U.ready = false;
@@ -175,6 +243,25 @@ static void upstream_set_fixed_options(CURL *easy) {
   /* Only ever the configured upstream, never through a proxy named in the
    * environment (invariant 5); it also spares curl a getenv() per request. */
   curl_easy_setopt(easy, CURLOPT_PROXY, "");
+  /* And no no_proxy/NO_PROXY lookup in the environment per transfer. */
+  curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, upstream_close_socket_cb);
+}
+
+/* Back to a clean slate for the next request without curl_easy_reset():
+ * only the options a request sets are cleared; the fixed ones stay. */
+static void upstream_clear_request_options(CURL *easy) {
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, NULL);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+  curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L); /* also clears NOBODY and POST */
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 }
 
 CURL *upstream_easy(void) {
@@ -185,8 +272,8 @@ CURL *upstream_easy(void) {
     easy = curl_easy_init();
     if (easy == NULL)
       return NULL;
+    upstream_set_fixed_options(easy);
   }
-  upstream_set_fixed_options(easy);
   return easy;
 }
 
@@ -194,7 +281,7 @@ void upstream_release(CURL *easy) {
   if (easy == NULL)
     return;
   if (U.npool < UPSTREAM_POOL_MAX) {
-    curl_easy_reset(easy);
+    upstream_clear_request_options(easy);
     U.pool[U.npool++] = easy;
   } else {
     curl_easy_cleanup(easy);

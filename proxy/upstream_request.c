@@ -11,7 +11,7 @@ int upstream_request_headers(const headers_t *client, buf_t *out) {
     if (headers_is_hop_by_hop(name, connection) || strcasecmp(name, "host") == 0 ||
         strcasecmp(name, "content-length") == 0 || strcasecmp(name, "expect") == 0)
       continue;
-    rc = buf_printf(out, "%s: %s\r\n", name, headers_value(client, i));
+    rc = buf_append_field(out, name, headers_value(client, i));
   }
   return rc;
 }
@@ -79,7 +79,7 @@ static int upstream_request_slist(const upstream_request_t *r, struct curl_slist
 
 int upstream_request_setup(CURL *e, const char *upstream, const upstream_request_t *r,
                            struct curl_slist **slist, buf_t *url) {
-  if (buf_printf(url, "%s%s", upstream, r->target) != 0)
+  if (buf_append_str(url, upstream) != 0 || buf_append_str(url, r->target) != 0)
     return -1;
   if (upstream_request_slist(r, slist) != 0)
     return -1;

@@ -21,6 +21,8 @@ if [ "${1:-}" = "--test" ]; then
     python3-prometheus-client          # checks /_retryd/metrics with a real parser
     chromium                           # loads the status page headless in a test
     strace                             # injects fsync errors in the I/O-error test
+    podman buildah runc debootstrap    # builds and runs the sidecar image in a test
+    python3-yaml                       # checks the deploy/ examples parse
   )
 fi
 
