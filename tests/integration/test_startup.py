@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import RETRYD_BIN
+from harness import retryd_bin
 
 
 class StartupTest(unittest.TestCase):
@@ -17,7 +17,7 @@ class StartupTest(unittest.TestCase):
         port = taken.getsockname()[1]
         with tempfile.TemporaryDirectory() as tmp:
             env = {k: v for k, v in os.environ.items() if not k.startswith("RETRYD_")}
-            p = subprocess.run([RETRYD_BIN, "--listen", "127.0.0.1:%d" % port,
+            p = subprocess.run([retryd_bin(), "--listen", "127.0.0.1:%d" % port,
                                 "--db", os.path.join(tmp, "q.db"),
                                 "--upstream", "http://127.0.0.1:9"],
                                capture_output=True, text=True, timeout=20, env=env)
