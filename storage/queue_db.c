@@ -90,6 +90,7 @@ struct queue_db_s {
    * --max-queue check never walk the table. */
   int64_t count[RQ_NSTATES];
   int64_t recovered;
+  bool durable; /* synchronous=FULL in force */
 };
 
 static const char *const state_names[RQ_NSTATES] = {"queued", "inflight", "completed", "dead",
@@ -222,6 +223,15 @@ static int get_one(queue_db_t *q, sqlite3_stmt *st, stored_request_t *out) {
 static int exec_simple(sqlite3 *db, const char *sql) {
   int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
   return rc == SQLITE_OK ? 0 : queue_db_error(rc);
+}
+
+int queue_db_set_durable(queue_db_t *q, bool durable) {
+  if (q->durable == durable)
+    return 0;
+  int rc = exec_simple(q->db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+  if (rc == 0)
+    q->durable = durable;
+  return rc;
 }
 
 int queue_db_begin(queue_db_t *q) {
@@ -357,6 +367,7 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
     }
   }
   count_states(q);
+  q->durable = true;
   if (!created && chmod(path, 0600) != 0) {
     snprintf(err, errlen, "cannot make %s private (0600): %s", path, strerror(errno));
     result = -EPERM;

@@ -103,6 +103,9 @@ sqlite3 *queue_db_handle(queue_db_t *q);
 /* Rows that were inflight at open time and went back to queued. */
 int64_t queue_db_recovered(const queue_db_t *q);
 
+/* durable: the next commits wait for the disk (synchronous=FULL); else
+ * they do not (NORMAL), for batches whose loss a crash makes harmless. */
+int queue_db_set_durable(queue_db_t *q, bool durable);
 int queue_db_begin(queue_db_t *q);
 int queue_db_commit(queue_db_t *q);
 void queue_db_rollback(queue_db_t *q);

@@ -108,8 +108,38 @@ static void store_undo_outputs(store_job_t *j) {
   }
 }
 
+/* Whether losing this job's effect to a power cut would break a promise.
+ * An insert was acknowledged (202), a finish records an answer (losing it
+ * means sending twice), a cancel or retry was confirmed. A claim is not: a
+ * lost claim leaves the row queued, and inflight rows are queued again at
+ * start-up anyway. Reads change nothing. */
+static bool store_job_needs_disk(const store_job_t *j) {
+  switch (j->op) {
+  case STORE_INSERT:
+  case STORE_CANCEL:
+  case STORE_RETRY_NOW:
+  case STORE_FINISH:
+  case STORE_PURGE:
+    return true;
+  case STORE_FIND_IDEMPOTENT:
+  case STORE_GET:
+  case STORE_CLAIM:
+  case STORE_COUNTS:
+  case STORE_LIST:
+    return false;
+  }
+  return true;
+}
+
 static void store_run_batch(store_t *s, store_job_t *list) {
-  int rc = queue_db_begin(s->db);
+  bool durable = false;
+  for (store_job_t *j = list; j != NULL && !durable; j = j->next)
+    durable = store_job_needs_disk(j);
+  /* A batch of claims and reads skips the fsync; the next durable commit
+   * carries its frames to disk. */
+  int rc = queue_db_set_durable(s->db, durable);
+  if (rc == 0)
+    rc = queue_db_begin(s->db);
   bool purged = false;
   if (rc == 0) {
     for (store_job_t *j = list; j != NULL; j = j->next) {
