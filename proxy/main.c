@@ -150,10 +150,10 @@ int main(int argc, char **argv) {
     log_str(&l, "error", uv_strerror(rc));
     log_end(&l);
     exit_code = 1;
-    /* Ours first (each closes its own handles), then whatever is left. */
+    /* The store closes its own handle once its thread has stopped: run the
+     * loop until then, and only after that close what is left. */
     upstream_close();
     store_close(app.store, NULL, NULL);
-    uv_walk(app.loop, app_close_leftover, NULL);
     uv_run(app.loop, UV_RUN_DEFAULT);
     goto out;
   }
