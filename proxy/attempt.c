@@ -116,7 +116,6 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   memset(rq, 0, sizeof(*rq));
   a->done = done;
   a->ctx = ctx;
-  a->started_ms = store_now_ms();
   buf_init(&a->url, 8192 + app->cfg->max_header_bytes);
   buf_init(&a->body, app->cfg->max_body);
   buf_init(&a->resp_headers, app->cfg->max_response_header_bytes + 1024);

@@ -43,7 +43,6 @@ struct attempt_s {
   bool finished;
   char error[256];
   uv_timer_t timer;
-  int64_t started_ms;
   uint64_t sent_ns;
 };
 

@@ -7,7 +7,6 @@
 
 #include "proxy/app.h"
 #include "proxy/conn_job.h"
-#include "proxy/forward.h"
 #include "proxy/prefer.h"
 #include "proxy/request_json.h"
 #include "proxy/response_head.h"
@@ -20,6 +19,7 @@
 typedef struct {
   prefer_t prefer;
   bool is_head;
+  enqueue_miss_fn on_miss; /* Idempotency-Key lookups only */
 } intake_t;
 
 /* A client held for Prefer: wait. */
@@ -279,23 +279,25 @@ static void enqueue_looked_up(conn_job_t *cj) {
   if (cj->conn == NULL)
     return;
   request_t *req = http_conn_request(cj->conn);
+  intake_t *in = cj->data;
   if (job->result == 0) {
-    enqueue_answer(cj->app, cj->conn, &job->rq, cj->data);
+    enqueue_answer(cj->app, cj->conn, &job->rq, in);
   } else if (job->result == -ENOENT) {
-    forward_start(cj->app, cj->conn, req);
+    in->on_miss(cj->app, cj->conn, req);
   } else {
     enqueue_reply_unavailable(cj->app, cj->conn, job->result);
   }
 }
 
-void enqueue_dedupe_or_forward(app_t *app, http_conn_t *c, request_t *req) {
+void enqueue_dedupe(app_t *app, http_conn_t *c, request_t *req, enqueue_miss_fn on_miss) {
   conn_job_t *cj = conn_job_new(app, c, STORE_FIND_IDEMPOTENT, enqueue_looked_up);
   intake_t *in = cj ? intake_new(req) : NULL;
   if (in == NULL) {
     free(cj);
-    forward_start(app, c, req);
+    on_miss(app, c, req);
     return;
   }
+  in->on_miss = on_miss;
   cj->data = in;
   cj->free_data = free;
   stored_request_t *rq = &cj->job.rq;

@@ -23,7 +23,8 @@ void enqueue_store(struct app_s *app, http_conn_t *c, request_t *req, int last_s
                    const char *last_error, const char *retry_after);
 
 /* For a request with an Idempotency-Key: answer from its unfinished twin,
- * or forward it. */
-void enqueue_dedupe_or_forward(struct app_s *app, http_conn_t *c, request_t *req);
+ * or, when it has none, hand it to on_miss (the router passes forward). */
+typedef void (*enqueue_miss_fn)(struct app_s *app, http_conn_t *c, request_t *req);
+void enqueue_dedupe(struct app_s *app, http_conn_t *c, request_t *req, enqueue_miss_fn on_miss);
 
 #endif

@@ -7,10 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/app.h"
 #include "proxy/http_status.h"
 #include "proxy/log.h"
-#include "proxy/router.h"
 #include "proxy/server.h"
 
 /* Bytes read from a socket at once. The read buffer is shared by every
@@ -100,7 +98,7 @@ static void conn_update_reading(http_conn_t *c);
 
 /* A request retryd refused before any handler saw it. */
 static void conn_count_rejected(http_conn_t *c) {
-  c->srv->app->stats.rejected++;
+  (*c->srv->rejected)++;
 }
 static void conn_begin_close_after_flush(http_conn_t *c);
 
@@ -440,7 +438,7 @@ static void conn_process(http_conn_t *c) {
   while (!c->closing) {
     if (c->state == CONN_READY) {
       c->state = CONN_DISPATCHED;
-      router_dispatch(c->srv->app, c, &c->req);
+      c->srv->dispatch(c->srv->app, c, &c->req);
       continue;
     }
     if (c->state != CONN_IDLE && c->state != CONN_READING)

@@ -12,6 +12,7 @@
 #include "proxy/healthcheck.h"
 #include "proxy/log.h"
 #include "proxy/retention.h"
+#include "proxy/router.h"
 #include "proxy/scheduler.h"
 #include "proxy/upstream.h"
 #include "storage/store.h"
@@ -142,7 +143,7 @@ int main(int argc, char **argv) {
       log_end(&l);
     }
   }
-  rc = server_start(&app.server, app.loop, &cfg, &app);
+  rc = server_start(&app.server, app.loop, &cfg, &app, router_dispatch, &app.stats.rejected);
   if (rc != 0) {
     log_line_t l;
     log_begin(&l, LOG_ERROR, "cannot listen");

@@ -2,6 +2,10 @@
 
 #include <string.h>
 
+/* A body buffer up to this size is kept for the connection's next request;
+ * a larger one is freed, so an idle connection holds little. */
+#define REQUEST_BODY_KEEP (64 * 1024)
+
 void request_init(request_t *r, const config_t *cfg) {
   memset(r, 0, sizeof(*r));
   buf_init(&r->target, cfg->max_header_bytes);
@@ -13,7 +17,7 @@ void request_reset(request_t *r) {
   buf_reset(&r->target);
   headers_reset(&r->headers);
   /* A large body is not kept around for the next request on the connection. */
-  if (r->body.cap > 64 * 1024)
+  if (r->body.cap > REQUEST_BODY_KEEP)
     buf_free(&r->body);
   else
     buf_reset(&r->body);

@@ -15,7 +15,7 @@
 #include "proxy/config.h"
 #include "proxy/headers.h"
 
-typedef struct {
+typedef struct request_s {
   char method[24];
   int method_id;  /* llhttp_method_t */
   buf_t target;   /* origin-form: path and query */

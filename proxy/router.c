@@ -23,7 +23,7 @@ void router_dispatch(struct app_s *app, http_conn_t *c, request_t *req) {
   }
   app->stats.requests++;
   if (headers_get(&req->headers, "idempotency-key") != NULL)
-    enqueue_dedupe_or_forward(app, c, req);
+    enqueue_dedupe(app, c, req, forward_start);
   else
     forward_start(app, c, req);
 }

@@ -39,11 +39,14 @@ static void server_connection_cb(uv_stream_t *listener, int status) {
   server_accept_one(srv);
 }
 
-int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app) {
+int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app,
+                 server_dispatch_fn dispatch, uint64_t *rejected) {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
   srv->cfg = cfg;
   srv->app = app;
+  srv->dispatch = dispatch;
+  srv->rejected = rejected;
   int rc = uv_tcp_init(loop, &srv->listener);
   if (rc != 0)
     return rc;

@@ -10,12 +10,18 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "proxy/config.h"
 
 typedef struct http_conn_s http_conn_t;
 struct app_s;
+struct request_s;
+
+/* Who answers a complete request (the router); set by main. Handing it in
+ * keeps the connection code free of what lies above it. */
+typedef void (*server_dispatch_fn)(struct app_s *app, http_conn_t *c, struct request_s *req);
 
 typedef struct server_s {
   uv_loop_t *loop;
@@ -27,11 +33,14 @@ typedef struct server_s {
   bool draining;
   size_t nconns;
   http_conn_t *conns; /* every open connection, for draining */
+  server_dispatch_fn dispatch;
+  uint64_t *rejected; /* counts requests refused by the parser (stats) */
   void (*on_drained)(struct server_s *srv);
 } server_t;
 
 /* Binds and listens; the bound address is logged ("listening"). */
-int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app);
+int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app,
+                 server_dispatch_fn dispatch, uint64_t *rejected);
 void server_drain(server_t *srv, void (*on_drained)(server_t *srv));
 void server_close_all(server_t *srv);
 
