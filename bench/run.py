@@ -44,6 +44,7 @@ POST_BODY = json.dumps({"meeting_url": "https://meet.example.com/abc-defg-hij",
                         "bot_name": "Notetaker", "pad": "x" * 932})
 assert len(POST_BODY) == 1024, len(POST_BODY)
 TICKS = os.sysconf("SC_CLK_TCK")
+ANALYSIS_MARKER = "<!-- analysis: kept across runs -->"
 
 
 def log(*a):
@@ -451,7 +452,6 @@ def chart(args, results, path):
     data = os.path.join(os.path.dirname(path), ".chart.dat")
     targets = ["direct", "nginx", "haproxy", "retryd"]
     with open(data, "w") as f:
-        f.write("cell " + " ".join(targets) + "\n")
         for method in ("GET", "POST"):
             for conns in args.conns:
                 row = [med(results[(method, conns, t)], "rps")[0] for t in targets]
@@ -464,6 +464,7 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set key outside right top
 set ylabel 'requests/s'
+set yrange [0:*]
 set grid ytics
 plot '%s' using 2:xtic(1) title 'direct (limit)', '' using 3 title 'nginx', '' using 4 title 'haproxy', '' using 5 title 'retryd'
 """ % (path, data)
@@ -553,8 +554,16 @@ def report(args, pt, durable, dr, mem, path):
             mem["stored"], mem["startup_s"], "met" if mem["startup_s"] <= 1 else "**missed**"))
         w("| database size | %.0f MiB |" % (mem["db_bytes"] / 2**20))
         w("")
+    # The analysis below the marker is written by hand from profiles; a new
+    # run keeps it.
+    kept = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+        if ANALYSIS_MARKER in text:
+            kept = text[text.index(ANALYSIS_MARKER):]
     with open(path, "w") as f:
-        f.write("\n".join(L) + "\n")
+        f.write("\n".join(L) + "\n" + kept)
 
 
 def main():
