@@ -2,7 +2,7 @@
 
 Python 3 standard library only.
 
-    RETRYD_BIN   path of the binary (default /work/main/build/retryd)
+    RETRYD_BIN   path of the binary (default: build/retryd of this checkout)
 """
 
 import atexit
@@ -21,7 +21,8 @@ import unittest
 from fake_upstream import FakeUpstream, Response  # noqa: F401  (re-export)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_BIN = "/work/main/build/retryd"
+DEFAULT_BIN = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "retryd"))
 
 
 def retryd_bin():
