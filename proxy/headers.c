@@ -102,21 +102,32 @@ size_t headers_count_named(const headers_t *h, const char *name) {
   return n;
 }
 
-bool headers_list_has_token(const char *list, const char *token) {
-  size_t tlen = strlen(token);
-  const char *p = list;
-  while (*p != '\0') {
-    while (*p == ' ' || *p == '\t' || *p == ',')
-      p++;
-    const char *start = p;
-    while (*p != '\0' && *p != ',')
-      p++;
-    const char *end = p;
-    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-      end--;
-    if ((size_t)(end - start) == tlen && strncasecmp(start, token, tlen) == 0)
-      return true;
+bool headers_list_next(const char **cursor, const char **item, size_t *len) {
+  const char *p = *cursor;
+  while (*p == ' ' || *p == '\t' || *p == ',')
+    p++;
+  if (*p == '\0') {
+    *cursor = p;
+    return false;
   }
+  const char *start = p;
+  while (*p != '\0' && *p != ',')
+    p++;
+  const char *end = p;
+  while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+    end--;
+  *item = start;
+  *len = (size_t)(end - start);
+  *cursor = p;
+  return true;
+}
+
+bool headers_list_has_token(const char *list, const char *token) {
+  size_t tlen = strlen(token), len;
+  const char *item;
+  while (headers_list_next(&list, &item, &len))
+    if (len == tlen && strncasecmp(item, token, tlen) == 0)
+      return true;
   return false;
 }
 

@@ -57,6 +57,10 @@ bool headers_is_hop_by_hop(const char *name, const char *connection);
 /* True for fields whose values are credentials and must be shown as
  * "[redacted]" everywhere but the upstream and the database. */
 bool headers_is_secret(const char *name);
+/* Walks a comma-separated header value: each call sets *item and *len to
+ * the next element with surrounding blanks trimmed and returns true, or
+ * returns false at the end. *cursor starts at the value. */
+bool headers_list_next(const char **cursor, const char **item, size_t *len);
 /* True when list (a comma-separated header value) contains token, ignoring case. */
 bool headers_list_has_token(const char *list, const char *token);
 

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/headers.h"
 #include "proxy/units.h"
 
 void prefer_parse(const char *value, prefer_t *out) {
@@ -10,15 +11,10 @@ void prefer_parse(const char *value, prefer_t *out) {
   out->wait_s = -1;
   if (value == NULL)
     return;
-  const char *p = value;
-  while (*p != '\0') {
-    while (*p == ' ' || *p == '\t' || *p == ',')
-      p++;
-    const char *start = p;
-    while (*p != '\0' && *p != ',')
-      p++;
+  const char *start;
+  size_t len;
+  while (headers_list_next(&value, &start, &len)) {
     /* One preference: token [= value] [; params], params ignored. */
-    size_t len = (size_t)(p - start);
     const char *semi = memchr(start, ';', len);
     if (semi != NULL)
       len = (size_t)(semi - start);
