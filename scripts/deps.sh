@@ -23,6 +23,7 @@ if [ "${1:-}" = "--test" ]; then
     strace                             # injects fsync errors in the I/O-error test
     podman buildah runc debootstrap    # builds and runs the sidecar image in a test
     python3-yaml                       # checks the deploy/ examples parse
+    nginx-light                        # an HTTP/2 (TLS) upstream in a test
   )
 fi
 
