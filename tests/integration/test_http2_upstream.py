@@ -6,32 +6,11 @@ import hashlib
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import unittest
 
-from harness import RetrydTestCase
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("nginx did not start on port %d" % port)
+from harness import RetrydTestCase, free_port, wait_port
 
 NGINX_CONF = """daemon off;
 master_process off;
