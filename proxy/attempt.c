@@ -106,8 +106,7 @@ static void attempt_finish(attempt_t *a, CURLcode result) {
   a->done(a);
 }
 
-attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_cb done,
-                         void *ctx) {
+attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_cb done) {
   attempt_t *a = calloc(1, sizeof(*a));
   if (a == NULL)
     return NULL;
@@ -115,7 +114,6 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   a->rq = *rq;
   memset(rq, 0, sizeof(*rq));
   a->done = done;
-  a->ctx = ctx;
   buf_init(&a->url, 8192 + app->cfg->max_header_bytes);
   buf_init(&a->body, app->cfg->max_body);
   buf_init(&a->resp_headers, app->cfg->max_response_header_bytes + 1024);

@@ -28,7 +28,6 @@ struct attempt_s {
   attempt_outcome_t outcome;
   store_job_t finish;       /* records the outcome */
   attempt_done_cb done;
-  void *ctx;
   attempt_t *prev, *next;   /* the scheduler's list */
 
   /* Private. */
@@ -48,8 +47,7 @@ struct attempt_s {
 
 /* Takes ownership of *rq. done runs once the outcome is known (before it is
  * stored); the caller then submits a->finish and frees with attempt_free(). */
-attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_cb done,
-                         void *ctx);
+attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_cb done);
 /* Shutdown: stops the transfer; the outcome becomes OUTCOME_RELEASE. */
 void attempt_cancel(attempt_t *a);
 void attempt_free(attempt_t *a);

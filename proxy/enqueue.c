@@ -18,7 +18,6 @@
 /* What the client asked for, kept until it is answered. */
 typedef struct {
   prefer_t prefer;
-  bool is_head;
   enqueue_miss_fn on_miss; /* Idempotency-Key lookups only */
 } intake_t;
 
@@ -30,7 +29,6 @@ typedef struct {
   uv_timer_t timer;
   stored_request_t rq; /* brief copy for the 202 */
   int64_t wait_s;
-  bool is_head;
 } hold_t;
 
 static char *dup_or_null(const char *s) {
@@ -183,7 +181,6 @@ static void enqueue_answer(app_t *app, http_conn_t *c, stored_request_t *rq,
   hd->app = app;
   hd->conn = c;
   hd->wait_s = wait_s;
-  hd->is_head = in->is_head;
   hd->rq = *rq;
   memset(rq, 0, sizeof(*rq)); /* moved */
   snprintf(hd->waiter.id, sizeof(hd->waiter.id), "%s", hd->rq.id);
@@ -214,7 +211,6 @@ static intake_t *intake_new(const request_t *req) {
   intake_t *in = calloc(1, sizeof(*in));
   if (in != NULL) {
     prefer_parse(headers_get(&req->headers, "prefer"), &in->prefer);
-    in->is_head = req->is_head;
   }
   return in;
 }

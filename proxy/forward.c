@@ -40,7 +40,6 @@ typedef struct {
   bool absorb;
   char retry_after[128];
   uint64_t sent_ns;   /* for the upstream latency figure */
-  bool answered;      /* counted in stats */
   frame_t frame;
   bool keep_alive;
   bool paused;
@@ -161,7 +160,6 @@ static size_t forward_header_cb(char *line, size_t size, size_t nitems, void *us
   }
   if (r != HEAD_COMPLETE)
     return len;
-  f->answered = true;
   stats_upstream_answer(&f->app->stats, f->head.status, uv_hrtime() - f->sent_ns);
   uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
   if (config_retryable_status(f->app->cfg, f->head.status)) {
@@ -223,10 +221,8 @@ static void forward_drained(void *ctx) {
 /* The first attempt got no usable answer. */
 static void forward_fail(forward_t *f, int status, const char *what) {
   http_conn_t *c = f->conn;
-  if (!f->answered && !f->head.complete) {
-    f->answered = true;
+  if (!f->head.complete) /* an answer's head was counted when it came */
     stats_upstream_answer(&f->app->stats, 0, uv_hrtime() - f->sent_ns);
-  }
   if (f->head_sent) {
     http_conn_abort(c);
     return;

@@ -135,8 +135,7 @@ static void scheduler_finish_committed(store_job_t *job) {
     scheduler_notify_waiters(s, a);
   attempt_free(a);
   s->next_due = job->next_due;
-  scheduler_arm(s, job->next_due);
-  scheduler_claim_if_due(s);
+  scheduler_arm(s, job->next_due); /* due now: the timer fires next turn */
   scheduler_maybe_stopped(s);
 }
 
@@ -153,8 +152,9 @@ static void scheduler_finish_retry_cb(uv_timer_t *t) {
   scheduler_submit_finish(t->data);
 }
 
-/* The slot frees as soon as the answer is in: the claim that refills it
- * is submitted right behind the outcome, so both share one commit. */
+/* The slot frees as soon as the answer is in, not when its outcome is
+ * committed: the claim that refills it goes out on the next turn of the
+ * loop, usually into the same batch as the outcome. */
 static void scheduler_attempt_done(attempt_t *a) {
   scheduler_t *s = a->app->scheduler;
   scheduler_log_outcome(a);
@@ -183,7 +183,7 @@ static void scheduler_claimed(store_job_t *job) {
   }
   s->app->stats.dead += (uint64_t)job->expired;
   for (int i = 0; i < job->nrows; i++) {
-    attempt_t *a = attempt_start(s->app, &job->rows[i], scheduler_attempt_done, s);
+    attempt_t *a = attempt_start(s->app, &job->rows[i], scheduler_attempt_done);
     if (a == NULL) {
       stored_request_free(&job->rows[i]);
       continue; /* stays inflight on disk until the next start */
@@ -198,11 +198,11 @@ static void scheduler_claimed(store_job_t *job) {
   free(job->rows);
   job->rows = NULL;
   s->next_due = job->next_due;
+  /* Slots freed while this claim was out, and rows still due, are claimed
+   * when the timer fires (at once when they are due now). */
   scheduler_arm(s, job->next_due);
   if (full)
     scheduler_claim(s); /* there may be more due right now */
-  else
-    scheduler_claim_if_due(s); /* slots freed while this claim was out */
   scheduler_maybe_stopped(s);
 }
 

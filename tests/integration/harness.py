@@ -552,15 +552,6 @@ class RetrydTestCase(unittest.TestCase):
                          "upstream received bytes: %r" % up.raw_received[:500])
 
 
-def free_port():
-    """A port nothing listens on right now (for a server the test starts)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_port(port, timeout=10.0):
     """Waits until something accepts connections on port."""
     end = time.time() + timeout

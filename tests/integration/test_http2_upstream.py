@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import RetrydTestCase, free_port, wait_port
+from harness import RetrydTestCase, closed_port, wait_port
 
 NGINX_CONF = """daemon off;
 master_process off;
@@ -51,7 +51,7 @@ class Http2UpstreamTest(RetrydTestCase):
                        check=True, capture_output=True)
         with open(os.path.join(self.dir, "big.bin"), "wb") as f:
             f.write(os.urandom(5 * 1024 * 1024))
-        self.port = free_port()
+        self.port = closed_port()
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(NGINX_CONF % {"d": self.dir, "port": self.port})
