@@ -7,55 +7,57 @@
 #include "proxy/app.h"
 #include "proxy/retry_policy.h"
 #include "proxy/upstream.h"
-#include "proxy/upstream_request.h"
 
-static void attempt_finish(attempt_t *a, CURLcode result);
+static void attempt_finish(attempt_t *a, upstream_result_t result);
 
-static size_t attempt_header_cb(char *line, size_t size, size_t nitems, void *userp) {
-  attempt_t *a = userp;
-  size_t len = size * nitems;
-  head_result_t r = response_head_line(&a->head, line, len);
-  if (r == HEAD_ERROR) {
-    snprintf(a->error, sizeof(a->error), "the upstream's answer head is malformed or too large");
-    return 0;
-  }
+static int attempt_head_cb(void *ctx) {
+  attempt_t *a = ctx;
   /* The head is in: from now on the timer watches the body's flow. */
-  if (r == HEAD_COMPLETE) {
-    uv_timer_again(&a->timer);
-    stats_upstream_answer(&a->app->stats, a->head.status, uv_hrtime() - a->sent_ns);
-  }
-  return len;
+  uv_timer_again(&a->timer);
+  stats_upstream_answer(&a->app->stats, a->head.status, uv_hrtime() - a->sent_ns);
+  return 0;
 }
 
-static size_t attempt_write_cb(char *data, size_t size, size_t nmemb, void *userp) {
-  attempt_t *a = userp;
-  size_t len = size * nmemb;
+static int attempt_body_cb(void *ctx, const char *data, size_t len) {
+  attempt_t *a = ctx;
   uv_timer_again(&a->timer);
   size_t room = a->body.max - a->body.len;
   if (len > room) {
     a->truncated = true;
     buf_append(&a->body, data, room);
-    return len; /* read on, keep what fits */
+    return UPSTREAM_TAKEN; /* read on, keep what fits */
   }
   buf_append(&a->body, data, len);
-  return len;
+  return UPSTREAM_TAKEN;
+}
+
+static void attempt_upstream_done_cb(void *ctx, upstream_result_t result, const char *error) {
+  attempt_t *a = ctx;
+  a->xfer = NULL;
+  if (error != NULL && a->error[0] == '\0')
+    snprintf(a->error, sizeof(a->error), "%s", error);
+  attempt_finish(a, result);
 }
 
 static void attempt_timeout_cb(uv_timer_t *t) {
   attempt_t *a = t->data;
-  upstream_cancel(a->easy);
-  snprintf(a->error, sizeof(a->error), "%s",
-           a->head.complete ? "the answer's body stalled past --upstream-timeout"
-                            : "no answer within --upstream-timeout");
-  attempt_finish(a, CURLE_OPERATION_TIMEDOUT);
+  upstream_cancel(a->xfer);
+  a->xfer = NULL;
+  if (a->error[0] == '\0')
+    snprintf(a->error, sizeof(a->error), "%s",
+             a->head.complete ? "the answer's body stalled past --upstream-timeout"
+                              : "no answer within --upstream-timeout");
+  attempt_finish(a, UPSTREAM_TIMEDOUT);
 }
 
-static void attempt_done_cb_curl(void *ctx, CURLcode result) {
-  attempt_finish(ctx, result);
-}
+static const upstream_ops_t attempt_upstream_ops = {
+    .head = attempt_head_cb,
+    .body = attempt_body_cb,
+    .done = attempt_upstream_done_cb,
+};
 
 /* Decides the outcome from what came back. */
-static void attempt_finish(attempt_t *a, CURLcode result) {
+static void attempt_finish(attempt_t *a, upstream_result_t result) {
   const config_t *cfg = a->app->cfg;
   attempt_outcome_t *o = &a->outcome;
   if (a->finished)
@@ -66,7 +68,7 @@ static void attempt_finish(attempt_t *a, CURLcode result) {
   memset(o, 0, sizeof(*o));
   if (a->cancelled) {
     o->kind = OUTCOME_RELEASE;
-  } else if (result == CURLE_OK && a->head.complete &&
+  } else if (result == UPSTREAM_DONE && a->head.complete &&
              !config_retryable_status(cfg, a->head.status)) {
     o->kind = OUTCOME_COMPLETED;
     o->last_status = a->head.status;
@@ -81,9 +83,9 @@ static void attempt_finish(attempt_t *a, CURLcode result) {
       o->last_error = a->error;
     }
   } else {
-    bool answered = result == CURLE_OK && a->head.complete;
+    bool answered = result == UPSTREAM_DONE && a->head.complete;
     if (!answered && a->error[0] == '\0')
-      snprintf(a->error, sizeof(a->error), "%s", curl_easy_strerror(result));
+      snprintf(a->error, sizeof(a->error), "the upstream request failed");
     if (!a->head.complete)
       stats_upstream_answer(&a->app->stats, 0, uv_hrtime() - a->sent_ns);
     const char *retry_after = answered ? headers_get(&a->head.fields, "retry-after") : NULL;
@@ -114,7 +116,6 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   a->rq = *rq;
   memset(rq, 0, sizeof(*rq));
   a->done = done;
-  buf_init(&a->url, 8192 + app->cfg->max_header_bytes);
   buf_init(&a->body, app->cfg->max_body);
   buf_init(&a->resp_headers, app->cfg->max_response_header_bytes + 1024);
   response_head_init(&a->head, app->cfg->max_response_header_bytes);
@@ -130,25 +131,16 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
       .body = a->rq.body,
       .body_len = a->rq.body_len,
   };
-  a->easy = upstream_easy();
-  if (a->easy == NULL ||
-      upstream_request_setup(a->easy, app->cfg->upstream, &r, &a->slist, &a->url) != 0) {
-    snprintf(a->error, sizeof(a->error), "could not prepare the upstream request");
+  app->stats.retries++;
+  a->sent_ns = uv_hrtime();
+  a->xfer = upstream_send(&r, &a->head, &attempt_upstream_ops, a);
+  if (a->xfer == NULL) {
+    snprintf(a->error, sizeof(a->error), "could not start the upstream request");
     uv_timer_start(&a->timer, attempt_timeout_cb, 0, 0);
     return a;
   }
-  curl_easy_setopt(a->easy, CURLOPT_HEADERFUNCTION, attempt_header_cb);
-  curl_easy_setopt(a->easy, CURLOPT_HEADERDATA, a);
-  curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, attempt_write_cb);
-  curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, a);
   uv_timer_start(&a->timer, attempt_timeout_cb, app->cfg->upstream_timeout_ms,
                  app->cfg->upstream_timeout_ms);
-  app->stats.retries++;
-  a->sent_ns = uv_hrtime();
-  if (upstream_start(a->easy, attempt_done_cb_curl, a) != 0) {
-    snprintf(a->error, sizeof(a->error), "could not start the upstream request");
-    uv_timer_start(&a->timer, attempt_timeout_cb, 0, 0);
-  }
   return a;
 }
 
@@ -156,8 +148,9 @@ void attempt_cancel(attempt_t *a) {
   if (a->cancelled || a->finished)
     return;
   a->cancelled = true;
-  upstream_cancel(a->easy);
-  attempt_finish(a, CURLE_ABORTED_BY_CALLBACK);
+  upstream_cancel(a->xfer);
+  a->xfer = NULL;
+  attempt_finish(a, UPSTREAM_FAILED);
 }
 
 static void attempt_timer_closed(uv_handle_t *h) {
@@ -166,10 +159,6 @@ static void attempt_timer_closed(uv_handle_t *h) {
 }
 
 void attempt_free(attempt_t *a) {
-  upstream_release(a->easy);
-  a->easy = NULL;
-  curl_slist_free_all(a->slist);
-  buf_free(&a->url);
   buf_free(&a->body);
   buf_free(&a->resp_headers);
   response_head_free(&a->head);

@@ -1,7 +1,7 @@
 /* attempt: one retry of a stored request, from claim to outcome.
  *
  * The stored request goes out exactly like its first attempt
- * (upstream_request.c). The answer is collected in memory, its body capped
+ * (upstream.h). The answer is collected in memory, its body capped
  * at --max-body (a longer body is kept truncated, and last_error says so),
  * because a final answer is stored with the row for GET .../response. The
  * outcome follows retry_policy: a final answer completes the request; a
@@ -9,12 +9,12 @@
 #ifndef RETRYD_ATTEMPT_H
 #define RETRYD_ATTEMPT_H
 
-#include <curl/curl.h>
 #include <stdbool.h>
 #include <uv.h>
 
 #include "proxy/buf.h"
 #include "proxy/response_head.h"
+#include "proxy/upstream.h"
 #include "storage/queue_db.h"
 #include "storage/store.h"
 
@@ -31,9 +31,7 @@ struct attempt_s {
   attempt_t *prev, *next;   /* the scheduler's list */
 
   /* Private. */
-  CURL *easy;
-  struct curl_slist *slist;
-  buf_t url;
+  upstream_xfer_t *xfer;
   response_head_t head;
   buf_t resp_headers;
   buf_t body;

@@ -28,9 +28,7 @@ typedef struct {
   app_t *app;
   http_conn_t *conn;
   request_t *req;
-  CURL *easy;
-  struct curl_slist *req_headers;
-  buf_t url;
+  upstream_xfer_t *xfer;
   buf_t headers;  /* the forwarded fields, as upstream_request_t wants them */
   response_head_t head;
   bool head_sent;     /* committed to relaying this answer */
@@ -44,7 +42,6 @@ typedef struct {
   bool keep_alive;
   bool paused;
   uv_timer_t timer;
-  char errbuf[CURL_ERROR_SIZE];
 } forward_t;
 
 static void forward_client_gone(void *ctx);
@@ -60,18 +57,13 @@ static void forward_timer_closed(uv_handle_t *h) {
   forward_t *f = h->data;
   response_head_free(&f->head);
   buf_free(&f->head_out);
-  buf_free(&f->url);
   buf_free(&f->headers);
   free(f);
 }
 
 /* The transfer is over (finished, failed or cancelled): free everything. */
 static void forward_destroy(forward_t *f) {
-  if (f->easy != NULL)
-    upstream_release(f->easy);
-  curl_slist_free_all(f->req_headers);
-  f->easy = NULL;
-  f->req_headers = NULL;
+  f->xfer = NULL;
   uv_close((uv_handle_t *)&f->timer, forward_timer_closed);
 }
 
@@ -150,45 +142,36 @@ static int forward_send(forward_t *f, uv_buf_t *bufs, unsigned n) {
   return rc;
 }
 
-static size_t forward_header_cb(char *line, size_t size, size_t nitems, void *userp) {
-  forward_t *f = userp;
-  size_t len = size * nitems;
-  head_result_t r = response_head_line(&f->head, line, len);
-  if (r == HEAD_ERROR) {
-    snprintf(f->errbuf, sizeof(f->errbuf), "the upstream's answer head is malformed or too large");
-    return 0;
-  }
-  if (r != HEAD_COMPLETE)
-    return len;
+static int forward_head_cb(void *ctx) {
+  forward_t *f = ctx;
   stats_upstream_answer(&f->app->stats, f->head.status, uv_hrtime() - f->sent_ns);
   uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
   if (config_retryable_status(f->app->cfg, f->head.status)) {
     f->absorb = true;
     const char *ra = headers_get(&f->head.fields, "retry-after");
     snprintf(f->retry_after, sizeof(f->retry_after), "%s", ra ? ra : "");
-    return len;
+    return 0;
   }
-  return forward_send_head(f) == 0 ? len : 0;
+  return forward_send_head(f);
 }
 
 /* ---- the answer's body ----------------------------------------------- */
 
-static size_t forward_write_cb(char *data, size_t size, size_t nmemb, void *userp) {
-  forward_t *f = userp;
-  size_t len = size * nmemb;
+static int forward_body_cb(void *ctx, const char *data, size_t len) {
+  forward_t *f = ctx;
   if (f->absorb) {
     uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
-    return len;
+    return UPSTREAM_TAKEN;
   }
   if (!f->head_sent)
-    return 0;
+    return UPSTREAM_ABORT;
   if (f->frame == FRAME_NONE || len == 0)
-    return len;
+    return UPSTREAM_TAKEN;
   if (http_conn_over_high_water(f->conn)) {
-    /* curl keeps this data and hands it over again after the unpause. */
+    /* The client fell behind: the upstream waits until it drains. */
     f->paused = true;
     uv_timer_stop(&f->timer);
-    return CURL_WRITEFUNC_PAUSE;
+    return UPSTREAM_PAUSE;
   }
   char size_line[24];
   uv_buf_t bufs[3];
@@ -197,13 +180,13 @@ static size_t forward_write_cb(char *data, size_t size, size_t nmemb, void *user
     int sl = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
     bufs[n++] = uv_buf_init(size_line, (unsigned)sl);
   }
-  bufs[n++] = uv_buf_init(data, (unsigned)len);
+  bufs[n++] = http_buf(data, len);
   if (f->frame == FRAME_CHUNKED)
     bufs[n++] = http_buf("\r\n", 2);
   if (forward_send(f, bufs, n) != 0)
-    return 0;
+    return UPSTREAM_ABORT;
   uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
-  return len;
+  return UPSTREAM_TAKEN;
 }
 
 static void forward_drained(void *ctx) {
@@ -213,7 +196,7 @@ static void forward_drained(void *ctx) {
   f->paused = false;
   uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
   /* May finish the transfer and free f: nothing after this line. */
-  upstream_unpause(f->easy);
+  upstream_resume(f->xfer);
 }
 
 /* ---- endings --------------------------------------------------------- */
@@ -227,7 +210,7 @@ static void forward_fail(forward_t *f, int status, const char *what) {
     http_conn_abort(c);
     return;
   }
-  char msg[CURL_ERROR_SIZE + 128];
+  char msg[512];
   if (f->absorb) {
     /* The retryable answer was cut short: it still was that answer. */
     enqueue_store(f->app, c, f->req, f->head.status, NULL, f->retry_after);
@@ -243,15 +226,15 @@ static void forward_fail(forward_t *f, int status, const char *what) {
   http_conn_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway", msg);
 }
 
-static void forward_done(void *ctx, CURLcode result) {
+static void forward_done_cb(void *ctx, upstream_result_t result, const char *error) {
   forward_t *f = ctx;
   uv_timer_stop(&f->timer);
   /* Detach first: finishing may dispatch the next pipelined request, whose
    * handler attaches itself to the same connection. */
   http_conn_attach(f->conn, NULL, NULL);
-  if (result == CURLE_OK && f->absorb) {
+  if (result == UPSTREAM_DONE && f->absorb) {
     enqueue_store(f->app, f->conn, f->req, f->head.status, NULL, f->retry_after);
-  } else if (result == CURLE_OK && f->head_sent) {
+  } else if (result == UPSTREAM_DONE && f->head_sent) {
     uv_buf_t end = http_buf("0\r\n\r\n", 5);
     int rc = 0;
     if (f->frame == FRAME_CHUNKED || f->head_out.len > 0)
@@ -262,18 +245,17 @@ static void forward_done(void *ctx, CURLcode result) {
     /* A final answer came but could not be relayed (the client left):
      * never store it, that would send it twice. */
     http_conn_abort(f->conn);
-  } else if (result == CURLE_OK) {
+  } else if (result == UPSTREAM_DONE) {
     forward_fail(f, 502, "the answer ended before its headers");
   } else {
-    const char *what = f->errbuf[0] ? f->errbuf : curl_easy_strerror(result);
-    forward_fail(f, result == CURLE_OPERATION_TIMEDOUT ? 504 : 502, what);
+    forward_fail(f, result == UPSTREAM_TIMEDOUT ? 504 : 502, error);
   }
   forward_destroy(f);
 }
 
 static void forward_timeout_cb(uv_timer_t *t) {
   forward_t *f = t->data;
-  upstream_cancel(f->easy);
+  upstream_cancel(f->xfer);
   http_conn_attach(f->conn, NULL, NULL);
   forward_fail(f, 504, f->head_sent ? "the answer's body stalled past --upstream-timeout"
                                     : "no answer within --upstream-timeout");
@@ -282,35 +264,17 @@ static void forward_timeout_cb(uv_timer_t *t) {
 
 static void forward_client_gone(void *ctx) {
   forward_t *f = ctx;
-  upstream_cancel(f->easy);
+  upstream_cancel(f->xfer);
   forward_destroy(f);
 }
 
 /* ---- the request ----------------------------------------------------- */
 
-static int forward_prepare(forward_t *f) {
-  const config_t *cfg = f->app->cfg;
-  const request_t *req = f->req;
-  CURL *e = f->easy;
-  if (upstream_request_headers(&req->headers, &f->headers) != 0)
-    return -1;
-  upstream_request_t r = {
-      .method = req->method,
-      .target = req->target.data,
-      .headers = f->headers.data ? f->headers.data : "",
-      .headers_len = f->headers.len,
-      .body = req->has_body ? (req->body.data ? req->body.data : "") : NULL,
-      .body_len = req->body.len,
-  };
-  if (upstream_request_setup(e, cfg->upstream, &r, &f->req_headers, &f->url) != 0)
-    return -1;
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, forward_header_cb);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, forward_write_cb);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
-  return 0;
-}
+static const upstream_ops_t forward_upstream_ops = {
+    .head = forward_head_cb,
+    .body = forward_body_cb,
+    .done = forward_done_cb,
+};
 
 void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   forward_t *f = calloc(1, sizeof(*f));
@@ -321,20 +285,29 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   f->app = app;
   f->conn = c;
   f->req = req;
-  buf_init(&f->url, 8192 + app->cfg->max_header_bytes);
   buf_init(&f->headers, app->cfg->max_header_bytes + 1024);
   response_head_init(&f->head, app->cfg->max_response_header_bytes);
   buf_init(&f->head_out, 0);
   uv_timer_init(app->loop, &f->timer);
   f->timer.data = f;
-  f->easy = upstream_easy();
-  if (f->easy == NULL || forward_prepare(f) != 0 || upstream_start(f->easy, forward_done, f) != 0) {
+  if (upstream_request_headers(&req->headers, &f->headers) == 0) {
+    upstream_request_t r = {
+        .method = req->method,
+        .target = req->target.data,
+        .headers = f->headers.data ? f->headers.data : "",
+        .headers_len = f->headers.len,
+        .body = req->has_body ? (req->body.data ? req->body.data : "") : NULL,
+        .body_len = req->body.len,
+    };
+    f->sent_ns = uv_hrtime();
+    f->xfer = upstream_send(&r, &f->head, &forward_upstream_ops, f);
+  }
+  if (f->xfer == NULL) {
     http_conn_error(c, 502, "bad_gateway", "could not start the upstream request");
     forward_destroy(f);
     return;
   }
   http_conn_attach(c, &forward_ops, f);
   app->stats.forwarded++;
-  f->sent_ns = uv_hrtime();
   uv_timer_start(&f->timer, forward_timeout_cb, app->cfg->upstream_timeout_ms, 0);
 }

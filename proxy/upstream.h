@@ -1,45 +1,79 @@
-/* upstream: libcurl's multi interface driven by the libuv loop.
+/* upstream: sending one request to the configured upstream and reading its
+ * answer, whatever carries it.
  *
- * Design note. curl tells us which sockets to watch (socket callback) and
- * when to call it back (timer callback); we map each socket to a uv_poll_t
- * and the timer to one uv_timer_t, and call curl_multi_socket_action() from
- * their callbacks. After every action we drain curl_multi_info_read() and
- * report finished transfers. Rules kept from experience: a poll handle is
- * closed at once on CURL_POLL_REMOVE (a deferred close could unregister a
- * recycled fd); a poll error is passed as CURL_CSELECT_ERR; a timeout of 0
- * becomes 1 ms so curl is never called from inside its own callback; easy
- * handles are removed only outside curl callbacks.
+ * Design note. Two clients sit behind this one interface, chosen once at
+ * start-up from the upstream's scheme:
+ *  - https:// goes through libcurl's multi interface on the loop
+ *    (upstream_curl.c): TLS, certificate checks, HTTP/2 by ALPN;
+ *  - http:// goes through retryd's own HTTP/1.1 client (upstream_h1.c) on
+ *    libuv with llhttp parsing the answers. Profiling showed about 70% of
+ *    a proxied request's instructions inside libcurl's per-transfer work
+ *    (URL parsing, its printf, header scans), work a fixed plain-HTTP/1.1
+ *    upstream does not need; the benchmark in bench/ measures the gain.
+ * Both send the same bytes (method, target, the caller's header lines, Host
+ * and Content-Length), keep connections alive in a pool, and report the
+ * same way, so callers (forward.c, attempt.c) never know which one ran.
  *
- * Easy handles are pooled: upstream_easy() returns a reset handle, and the
- * multi handle keeps the connection cache, so connections (HTTP/1.1
- * keep-alive or one HTTP/2 connection) are reused across requests.
- * Loop thread only. */
+ * The caller owns the response_head_t; it is filled in as the answer's
+ * head arrives (interim 1xx answers skipped) and ops->head runs once the
+ * final head is complete. ops->body gets the body, de-chunked. ops->done
+ * runs exactly once unless the transfer is cancelled, after which nothing
+ * runs. Loop thread only. */
 #ifndef RETRYD_UPSTREAM_H
 #define RETRYD_UPSTREAM_H
 
-#include <curl/curl.h>
+#include <stddef.h>
 #include <uv.h>
 
 #include "proxy/config.h"
+#include "proxy/response_head.h"
 
-/* Called once when a started transfer ends (not after upstream_cancel). */
-typedef void (*upstream_done_cb)(void *ctx, CURLcode result);
+typedef struct {
+  const char *method;
+  const char *target;  /* origin-form; the upstream's path prefix goes before it */
+  const char *headers; /* "Name: value\r\n" lines */
+  size_t headers_len;
+  const char *body;    /* NULL: the request had no body framing */
+  size_t body_len;
+} upstream_request_t;
+
+/* What ops->body answers. */
+enum {
+  UPSTREAM_TAKEN = 0,  /* the bytes were used */
+  UPSTREAM_PAUSE = 1,  /* not used: pause, and hand them over again after upstream_resume() */
+  UPSTREAM_ABORT = -1, /* stop the transfer: it fails */
+};
+
+typedef enum {
+  UPSTREAM_DONE,      /* the whole answer came */
+  UPSTREAM_FAILED,    /* no answer, or a cut or malformed one */
+  UPSTREAM_TIMEDOUT,  /* the connection could not be made in time */
+} upstream_result_t;
+
+typedef struct {
+  /* The final head is in: 0 to read on, -1 to abort. */
+  int (*head)(void *ctx);
+  int (*body)(void *ctx, const char *data, size_t len);
+  /* error says what went wrong (NULL when UPSTREAM_DONE). */
+  void (*done)(void *ctx, upstream_result_t result, const char *error);
+} upstream_ops_t;
+
+typedef struct upstream_xfer_s upstream_xfer_t;
 
 int upstream_init(uv_loop_t *loop, const config_t *cfg);
-/* Closes the multi handle and every handle of ours; no transfer may be running. */
+/* Closes every pooled connection; no transfer may be running. */
 void upstream_close(void);
 
-/* A reset easy handle with retryd's fixed options set (protocols, TLS,
- * no redirects, no signals). Give it back with upstream_release(). */
-CURL *upstream_easy(void);
-void upstream_release(CURL *easy);
-
-int upstream_start(CURL *easy, upstream_done_cb cb, void *ctx);
-/* Stops a transfer without calling its done callback. Never from inside a
- * curl callback. */
-void upstream_cancel(CURL *easy);
-/* Resumes a transfer paused with CURL_WRITEFUNC_PAUSE. Never from inside a
- * curl callback. */
-void upstream_unpause(CURL *easy);
+/* Starts sending r. r's strings must stay valid until done or cancel.
+ * NULL when it could not even start (out of memory). */
+upstream_xfer_t *upstream_send(const upstream_request_t *r, response_head_t *head,
+                               const upstream_ops_t *ops, void *ctx);
+/* Stops a transfer; none of its callbacks runs after this. Never from
+ * inside one of its callbacks. */
+void upstream_cancel(upstream_xfer_t *x);
+/* Goes on after ops->body answered UPSTREAM_PAUSE. Its callbacks may run
+ * (and finish the transfer) before this returns. Never from inside one of
+ * its callbacks. */
+void upstream_resume(upstream_xfer_t *x);
 
 #endif

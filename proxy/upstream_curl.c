@@ -1,0 +1,493 @@
+/* upstream_curl: the upstream client for https:// upstreams, libcurl's
+ * multi interface driven by the libuv loop.
+ *
+ * Design note. curl tells us which sockets to watch (socket callback) and
+ * when to call it back (timer callback); we map each socket to a uv_poll_t
+ * and the timer to one uv_timer_t, and call curl_multi_socket_action() from
+ * their callbacks. After every action we drain curl_multi_info_read() and
+ * report finished transfers. Rules kept from experience: a poll handle is
+ * closed at once on CURL_POLL_REMOVE (a deferred close could unregister a
+ * recycled fd); a poll error is passed as CURL_CSELECT_ERR; a timeout of 0
+ * becomes 1 ms so curl is never called from inside its own callback; easy
+ * handles are removed only outside curl callbacks.
+ *
+ * Easy handles are pooled with their fixed options set, and the multi
+ * handle keeps the connection cache, so connections (HTTP/1.1 keep-alive or
+ * one HTTP/2 connection) are reused across requests. Loop thread only. */
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "proxy/buf.h"
+#include "proxy/upstream_backend.h"
+
+/* Reset easy handles kept for reuse; more are freed. */
+#define UPSTREAM_POOL_MAX 256
+/* Idle upstream connections kept open for reuse. */
+#define UPSTREAM_MAX_IDLE_CONNECTIONS 1024
+
+/* One per upstream socket, kept from its first transfer until curl closes
+ * it (CURLOPT_CLOSESOCKETFUNCTION), not per transfer: uv_poll_init_socket,
+ * uv_poll_start and uv_close each cost epoll_ctl calls (and an ioctl), and
+ * a kept-alive connection is reused by transfer after transfer. */
+typedef struct {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  int events;  /* what the poll handle watches now */
+  bool active; /* curl wants events (between its POLL_IN/OUT and REMOVE) */
+} upstream_socket_t;
+
+/* One transfer: the easy handle and what its callbacks report to. */
+typedef struct upstream_xfer_s {
+  CURL *easy;
+  struct curl_slist *slist;
+  buf_t url;
+  response_head_t *head;
+  const upstream_ops_t *ops;
+  void *ctx;
+  char error[CURL_ERROR_SIZE]; /* curl's error buffer, or ours */
+} curl_xfer_t;
+
+static struct {
+  uv_loop_t *loop;
+  const config_t *cfg;
+  CURLM *multi;
+  uv_timer_t timer;
+  CURL *pool[UPSTREAM_POOL_MAX];
+  size_t npool;
+  upstream_socket_t **socks; /* by fd */
+  size_t nsocks;
+  bool ready;
+} U;
+
+static upstream_socket_t *upstream_socket_get(curl_socket_t fd) {
+  return fd >= 0 && (size_t)fd < U.nsocks ? U.socks[fd] : NULL;
+}
+
+static int upstream_socket_put(curl_socket_t fd, upstream_socket_t *s) {
+  if ((size_t)fd >= U.nsocks) {
+    size_t n = U.nsocks ? U.nsocks : 64;
+    while (n <= (size_t)fd)
+      n *= 2;
+    upstream_socket_t **p = realloc(U.socks, n * sizeof(*p));
+    if (p == NULL)
+      return -1;
+    for (size_t i = U.nsocks; i < n; i++)
+      p[i] = NULL;
+    U.socks = p;
+    U.nsocks = n;
+  }
+  U.socks[fd] = s;
+  return 0;
+}
+
+static void curl_xfer_finish(curl_xfer_t *x, CURLcode result);
+
+static void upstream_check_done(void) {
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(U.multi, &left)) != NULL) {
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    curl_xfer_t *x = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    CURLcode result = msg->data.result;
+    curl_multi_remove_handle(U.multi, msg->easy_handle);
+    if (x != NULL)
+      curl_xfer_finish(x, result);
+  }
+}
+
+static void upstream_action(curl_socket_t fd, int flags) {
+  int running;
+  curl_multi_socket_action(U.multi, fd, flags, &running);
+  upstream_check_done();
+}
+
+static void upstream_poll_cb(uv_poll_t *p, int status, int events) {
+  upstream_socket_t *s = p->data;
+  if (!s->active) {
+    /* An idle kept-alive connection stirred (the upstream closed it, most
+     * likely): stop watching; curl's check before reuse will see it. */
+    uv_poll_stop(&s->poll);
+    s->events = 0;
+    return;
+  }
+  int flags = 0;
+  if (status < 0)
+    flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
+  upstream_action(s->fd, flags);
+}
+
+static void upstream_timer_cb(uv_timer_t *t) {
+  (void)t;
+  upstream_action(CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void upstream_poll_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  (void)easy;
+  (void)userp;
+  (void)socketp;
+  upstream_socket_t *s = upstream_socket_get(fd);
+  if (what == CURL_POLL_REMOVE) {
+    if (s != NULL) {
+      s->active = false;
+      /* Readable interest stays on (no epoll_ctl now, none at the next
+       * transfer); writable would fire at once, so it goes. */
+      if (s->events & UV_WRITABLE) {
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+      }
+    }
+    return 0;
+  }
+  if (s == NULL) {
+    s = malloc(sizeof(*s));
+    if (s == NULL)
+      return -1;
+    s->fd = fd;
+    s->events = 0;
+    if (uv_poll_init_socket(U.loop, &s->poll, fd) != 0) {
+      free(s);
+      return -1;
+    }
+    s->poll.data = s;
+    if (upstream_socket_put(fd, s) != 0) {
+      uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
+      return -1;
+    }
+  }
+  s->active = true;
+  int events = 0;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+    events |= UV_READABLE;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+    events |= UV_WRITABLE;
+  if (events != s->events) {
+    uv_poll_start(&s->poll, events, upstream_poll_cb);
+    s->events = events;
+  }
+  return 0;
+}
+
+/* curl is done with a socket: its poll handle goes first (uv_close stops
+ * it at once), then the descriptor. */
+static int upstream_close_socket_cb(void *clientp, curl_socket_t fd) {
+  (void)clientp;
+  upstream_socket_t *s = upstream_socket_get(fd);
+  if (s != NULL) {
+    U.socks[fd] = NULL;
+    uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
+  }
+  return close(fd);
+}
+
+static int upstream_timer_set_cb(CURLM *multi, long timeout_ms, void *userp) {
+  (void)multi;
+  (void)userp;
+  if (timeout_ms < 0) {
+    uv_timer_stop(&U.timer);
+  } else {
+    /* 0 means "now"; acting now would re-enter curl from its callback. */
+    uv_timer_start(&U.timer, upstream_timer_cb, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+  }
+  return 0;
+}
+
+static int curl_init(uv_loop_t *loop, const config_t *cfg) {
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return UV_ENOMEM;
+  U.loop = loop;
+  U.cfg = cfg;
+  U.multi = curl_multi_init();
+  if (U.multi == NULL)
+    return UV_ENOMEM;
+  uv_timer_init(loop, &U.timer);
+  curl_multi_setopt(U.multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
+  curl_multi_setopt(U.multi, CURLMOPT_TIMERFUNCTION, upstream_timer_set_cb);
+  curl_multi_setopt(U.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(U.multi, CURLMOPT_MAXCONNECTS, (long)UPSTREAM_MAX_IDLE_CONNECTIONS);
+  U.ready = true;
+  return 0;
+}
+
+static void upstream_timer_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+static void curl_close(void) {
+  if (!U.ready)
+    return;
+  for (size_t i = 0; i < U.npool; i++)
+    curl_easy_cleanup(U.pool[i]);
+  U.npool = 0;
+  /* Closing the cached connections calls the close-socket callback,
+   * which closes their poll handles; any left are closed here. */
+  curl_multi_cleanup(U.multi);
+  U.multi = NULL;
+  for (size_t i = 0; i < U.nsocks; i++)
+    if (U.socks[i] != NULL)
+      uv_close((uv_handle_t *)&U.socks[i]->poll, upstream_poll_closed);
+  free(U.socks);
+  U.socks = NULL;
+  U.nsocks = 0;
+  uv_close((uv_handle_t *)&U.timer, upstream_timer_closed);
+  curl_global_cleanup();
+  U.ready = false;
+}
+
+static void upstream_set_fixed_options(CURL *easy) {
+  const config_t *cfg = U.cfg;
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
+  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (cfg->upstream_ca[0] != '\0')
+    curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->upstream_ca);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->upstream_timeout_ms);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* Only ever the configured upstream, never through a proxy named in the
+   * environment (invariant 5); it also spares curl a getenv() per request. */
+  curl_easy_setopt(easy, CURLOPT_PROXY, "");
+  /* And no no_proxy/NO_PROXY lookup in the environment per transfer. */
+  curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, upstream_close_socket_cb);
+}
+
+/* Back to a clean slate for the next request without curl_easy_reset():
+ * only the options a request sets are cleared; the fixed ones stay. */
+static void upstream_clear_request_options(CURL *easy) {
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, NULL);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+  curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L); /* also clears NOBODY and POST */
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+}
+
+static CURL *upstream_easy(void) {
+  CURL *easy;
+  if (U.npool > 0) {
+    easy = U.pool[--U.npool];
+  } else {
+    easy = curl_easy_init();
+    if (easy == NULL)
+      return NULL;
+    upstream_set_fixed_options(easy);
+  }
+  return easy;
+}
+
+static void upstream_release(CURL *easy) {
+  if (easy == NULL)
+    return;
+  if (U.npool < UPSTREAM_POOL_MAX) {
+    upstream_clear_request_options(easy);
+    U.pool[U.npool++] = easy;
+  } else {
+    curl_easy_cleanup(easy);
+  }
+}
+
+/* ---- the request on an easy handle ----------------------------------- */
+
+static int slist_add(struct curl_slist **list, const char *line) {
+  struct curl_slist *n = curl_slist_append(*list, line);
+  if (n == NULL)
+    return -1;
+  *list = n;
+  return 0;
+}
+
+/* Whether the lines hold a field with this name. */
+static bool has_field(const char *lines, size_t len, const char *name) {
+  size_t nlen = strlen(name);
+  const char *p = lines, *end = lines + len;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (eol == NULL)
+      eol = end;
+    if ((size_t)(eol - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0)
+      return true;
+    p = eol + 1;
+  }
+  return false;
+}
+
+static int curl_request_slist(const upstream_request_t *r, struct curl_slist **list) {
+  buf_t line;
+  buf_init(&line, r->headers_len + 2);
+  const char *p = r->headers, *end = r->headers + r->headers_len;
+  int rc = 0;
+  while (rc == 0 && p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
+    size_t l = len;
+    if (l > 0 && p[l - 1] == '\r')
+      l--;
+    buf_reset(&line);
+    rc = buf_append(&line, p, l);
+    /* "Name:" with nothing after it would delete curl's own field; curl
+     * sends an empty value for "Name;". */
+    if (rc == 0 && line.len > 0 && line.data[line.len - 1] == ':')
+      line.data[line.len - 1] = ';';
+    else if (rc == 0 && line.len > 1 && line.data[line.len - 1] == ' ' &&
+             line.data[line.len - 2] == ':') {
+      line.data[line.len - 2] = ';';
+      line.len--;
+      line.data[line.len] = '\0';
+    }
+    if (rc == 0 && line.len > 0)
+      rc = slist_add(list, line.data);
+    p += len + 1;
+  }
+  buf_free(&line);
+  /* Empty overrides stop curl adding defaults the client did not send. */
+  if (rc == 0)
+    rc = slist_add(list, "Expect:");
+  if (rc == 0 && !has_field(r->headers, r->headers_len, "accept"))
+    rc = slist_add(list, "Accept:");
+  if (rc == 0 && !has_field(r->headers, r->headers_len, "content-type"))
+    rc = slist_add(list, "Content-Type:");
+  return rc;
+}
+
+static int curl_request_setup(curl_xfer_t *x, const upstream_request_t *r) {
+  CURL *e = x->easy;
+  if (buf_append_str(&x->url, U.cfg->upstream) != 0 || buf_append_str(&x->url, r->target) != 0)
+    return -1;
+  if (curl_request_slist(r, &x->slist) != 0)
+    return -1;
+  curl_easy_setopt(e, CURLOPT_URL, x->url.data);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
+  if (strcmp(r->method, "HEAD") == 0) {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (r->body != NULL) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    if (strcmp(r->method, "POST") != 0)
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+  } else if (strcmp(r->method, "GET") != 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+  }
+  return 0;
+}
+
+/* ---- curl's callbacks, translated ------------------------------------ */
+
+static size_t curl_header_cb(char *line, size_t size, size_t nitems, void *userp) {
+  curl_xfer_t *x = userp;
+  size_t len = size * nitems;
+  head_result_t r = response_head_line(x->head, line, len);
+  if (r == HEAD_ERROR) {
+    snprintf(x->error, sizeof(x->error), "the upstream's answer head is malformed or too large");
+    return 0;
+  }
+  if (r == HEAD_COMPLETE && x->ops->head(x->ctx) != 0)
+    return 0;
+  return len;
+}
+
+static size_t curl_write_cb(char *data, size_t size, size_t nmemb, void *userp) {
+  curl_xfer_t *x = userp;
+  size_t len = size * nmemb;
+  if (len == 0)
+    return 0;
+  switch (x->ops->body(x->ctx, data, len)) {
+  case UPSTREAM_TAKEN:
+    return len;
+  case UPSTREAM_PAUSE:
+    /* curl keeps this data and hands it over again after the unpause. */
+    return CURL_WRITEFUNC_PAUSE;
+  default:
+    return 0;
+  }
+}
+
+static void curl_xfer_free(curl_xfer_t *x) {
+  upstream_release(x->easy);
+  curl_slist_free_all(x->slist);
+  buf_free(&x->url);
+  free(x);
+}
+
+static void curl_xfer_finish(curl_xfer_t *x, CURLcode result) {
+  const upstream_ops_t *ops = x->ops;
+  void *ctx = x->ctx;
+  char error[CURL_ERROR_SIZE];
+  snprintf(error, sizeof(error), "%s", x->error[0] ? x->error : curl_easy_strerror(result));
+  curl_xfer_free(x);
+  if (result == CURLE_OK)
+    ops->done(ctx, UPSTREAM_DONE, NULL);
+  else
+    ops->done(ctx, result == CURLE_OPERATION_TIMEDOUT ? UPSTREAM_TIMEDOUT : UPSTREAM_FAILED,
+              error);
+}
+
+static upstream_xfer_t *curl_send(const upstream_request_t *r, response_head_t *head,
+                                  const upstream_ops_t *ops, void *ctx) {
+  curl_xfer_t *x = calloc(1, sizeof(*x));
+  if (x == NULL)
+    return NULL;
+  x->head = head;
+  x->ops = ops;
+  x->ctx = ctx;
+  buf_init(&x->url, strlen(U.cfg->upstream) + strlen(r->target) + 1);
+  x->easy = upstream_easy();
+  if (x->easy == NULL || curl_request_setup(x, r) != 0) {
+    curl_xfer_free(x);
+    return NULL;
+  }
+  CURL *e = x->easy;
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, curl_header_cb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_write_cb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
+  if (curl_multi_add_handle(U.multi, e) != CURLM_OK) {
+    curl_xfer_free(x);
+    return NULL;
+  }
+  return x;
+}
+
+static void curl_cancel(upstream_xfer_t *x) {
+  curl_multi_remove_handle(U.multi, x->easy);
+  curl_xfer_free(x);
+}
+
+static void curl_resume(upstream_xfer_t *x) {
+  curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  /* Unpausing can deliver buffered data and even finish the transfer. */
+  upstream_check_done();
+}
+
+const upstream_backend_t upstream_curl_backend = {
+    .init = curl_init,
+    .close = curl_close,
+    .send = curl_send,
+    .cancel = curl_cancel,
+    .resume = curl_resume,
+};
