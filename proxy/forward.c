@@ -7,6 +7,7 @@
 
 #include "proxy/app.h"
 #include "proxy/buf.h"
+#include "proxy/deadline.h"
 #include "proxy/enqueue.h"
 #include "proxy/headers.h"
 #include "proxy/http_status.h"
@@ -41,12 +42,12 @@ typedef struct {
   frame_t frame;
   bool keep_alive;
   bool paused;
-  uv_timer_t timer;
+  deadline_t timer;
 } forward_t;
 
 static void forward_client_gone(void *ctx);
 static void forward_drained(void *ctx);
-static void forward_timeout_cb(uv_timer_t *t);
+static void forward_timeout_cb(deadline_t *d);
 
 static const http_handler_ops_t forward_ops = {
     .client_gone = forward_client_gone,
@@ -64,7 +65,7 @@ static void forward_timer_closed(uv_handle_t *h) {
 /* The transfer is over (finished, failed or cancelled): free everything. */
 static void forward_destroy(forward_t *f) {
   f->xfer = NULL;
-  uv_close((uv_handle_t *)&f->timer, forward_timer_closed);
+  deadline_close(&f->timer, forward_timer_closed);
 }
 
 /* ---- the answer's head ----------------------------------------------- */
@@ -145,7 +146,7 @@ static int forward_send(forward_t *f, uv_buf_t *bufs, unsigned n) {
 static int forward_head_cb(void *ctx) {
   forward_t *f = ctx;
   stats_upstream_answer(&f->app->stats, f->head.status, uv_hrtime() - f->sent_ns);
-  uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+  deadline_set(&f->timer, f->app->cfg->upstream_timeout_ms);
   if (config_retryable_status(f->app->cfg, f->head.status)) {
     f->absorb = true;
     const char *ra = headers_get(&f->head.fields, "retry-after");
@@ -160,7 +161,7 @@ static int forward_head_cb(void *ctx) {
 static int forward_body_cb(void *ctx, const char *data, size_t len) {
   forward_t *f = ctx;
   if (f->absorb) {
-    uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+    deadline_set(&f->timer, f->app->cfg->upstream_timeout_ms);
     return UPSTREAM_TAKEN;
   }
   if (!f->head_sent)
@@ -170,7 +171,7 @@ static int forward_body_cb(void *ctx, const char *data, size_t len) {
   if (http_conn_over_high_water(f->conn)) {
     /* The client fell behind: the upstream waits until it drains. */
     f->paused = true;
-    uv_timer_stop(&f->timer);
+    deadline_clear(&f->timer);
     return UPSTREAM_PAUSE;
   }
   char size_line[24];
@@ -185,7 +186,7 @@ static int forward_body_cb(void *ctx, const char *data, size_t len) {
     bufs[n++] = http_buf("\r\n", 2);
   if (forward_send(f, bufs, n) != 0)
     return UPSTREAM_ABORT;
-  uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+  deadline_set(&f->timer, f->app->cfg->upstream_timeout_ms);
   return UPSTREAM_TAKEN;
 }
 
@@ -194,7 +195,7 @@ static void forward_drained(void *ctx) {
   if (!f->paused)
     return;
   f->paused = false;
-  uv_timer_start(&f->timer, forward_timeout_cb, f->app->cfg->upstream_timeout_ms, 0);
+  deadline_set(&f->timer, f->app->cfg->upstream_timeout_ms);
   /* May finish the transfer and free f: nothing after this line. */
   upstream_resume(f->xfer);
 }
@@ -228,7 +229,7 @@ static void forward_fail(forward_t *f, int status, const char *what) {
 
 static void forward_done_cb(void *ctx, upstream_result_t result, const char *error) {
   forward_t *f = ctx;
-  uv_timer_stop(&f->timer);
+  deadline_clear(&f->timer);
   /* Detach first: finishing may dispatch the next pipelined request, whose
    * handler attaches itself to the same connection. */
   http_conn_attach(f->conn, NULL, NULL);
@@ -253,8 +254,8 @@ static void forward_done_cb(void *ctx, upstream_result_t result, const char *err
   forward_destroy(f);
 }
 
-static void forward_timeout_cb(uv_timer_t *t) {
-  forward_t *f = t->data;
+static void forward_timeout_cb(deadline_t *d) {
+  forward_t *f = d->data;
   upstream_cancel(f->xfer);
   http_conn_attach(f->conn, NULL, NULL);
   forward_fail(f, 504, f->head_sent ? "the answer's body stalled past --upstream-timeout"
@@ -288,8 +289,7 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   buf_init(&f->headers, app->cfg->max_header_bytes + 1024);
   response_head_init(&f->head, app->cfg->max_response_header_bytes);
   buf_init(&f->head_out, 0);
-  uv_timer_init(app->loop, &f->timer);
-  f->timer.data = f;
+  deadline_init(app->loop, &f->timer, forward_timeout_cb, f);
   if (upstream_request_headers(&req->headers, &f->headers) == 0) {
     upstream_request_t r = {
         .method = req->method,
@@ -309,5 +309,5 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   }
   http_conn_attach(c, &forward_ops, f);
   app->stats.forwarded++;
-  uv_timer_start(&f->timer, forward_timeout_cb, app->cfg->upstream_timeout_ms, 0);
+  deadline_set(&f->timer, app->cfg->upstream_timeout_ms);
 }

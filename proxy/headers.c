@@ -87,17 +87,27 @@ int headers_add(headers_t *h, const char *name, size_t nlen, const char *value, 
   return rc;
 }
 
+/* A name's length without strlen: its value starts right after its NUL
+ * (headers_value_piece). Comparing lengths first spares most strcasecmp
+ * calls, which profiling showed as the biggest cost of a lookup. */
+static inline bool headers_name_is(const headers_t *h, size_t i, const char *name, size_t nlen) {
+  const header_t *it = &h->items[i];
+  return it->value - it->name == nlen + 1 && strcasecmp(h->data.data + it->name, name) == 0;
+}
+
 const char *headers_get(const headers_t *h, const char *name) {
+  size_t nlen = strlen(name);
   for (size_t i = 0; i < h->count; i++)
-    if (strcasecmp(headers_name(h, i), name) == 0)
+    if (headers_name_is(h, i, name, nlen))
       return headers_value(h, i);
   return NULL;
 }
 
 size_t headers_count_named(const headers_t *h, const char *name) {
+  size_t nlen = strlen(name);
   size_t n = 0;
   for (size_t i = 0; i < h->count; i++)
-    if (strcasecmp(headers_name(h, i), name) == 0)
+    if (headers_name_is(h, i, name, nlen))
       n++;
   return n;
 }
@@ -132,22 +142,30 @@ bool headers_list_has_token(const char *list, const char *token) {
 }
 
 bool headers_is_hop_by_hop(const char *name, const char *connection) {
-  static const char *const fixed[] = {
-      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-      "upgrade",    "proxy-authorization", "proxy-authenticate",
+  static const struct {
+    const char *name;
+    size_t len;
+  } fixed[] = {
+      {"connection", 10},          {"keep-alive", 10}, {"proxy-connection", 16},
+      {"te", 2},                   {"trailer", 7},     {"transfer-encoding", 17},
+      {"upgrade", 7},              {"proxy-authorization", 19},
+      {"proxy-authenticate", 18},
   };
   /* Every fixed name starts with c, k, p, t or u: most fields (Host,
-   * Accept, Content-Type, Date, Server...) are told apart by one byte. */
+   * Accept, Date, Server...) are told apart by one byte, the rest mostly
+   * by their length. */
   switch (name[0] | 0x20) {
   case 'c':
   case 'k':
   case 'p':
   case 't':
-  case 'u':
+  case 'u': {
+    size_t len = strlen(name);
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-      if (strcasecmp(name, fixed[i]) == 0)
+      if (fixed[i].len == len && strcasecmp(name, fixed[i].name) == 0)
         return true;
     break;
+  }
   default:
     break;
   }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/deadline.h"
 #include "proxy/http_status.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -37,7 +38,7 @@ typedef enum {
 
 struct http_conn_s {
   uv_tcp_t tcp;
-  uv_timer_t timer;
+  deadline_t timer;
   int open_handles;
   server_t *srv;
   const config_t *cfg;
@@ -104,8 +105,8 @@ static void conn_begin_close_after_flush(http_conn_t *c);
 
 /* ---- timers ---------------------------------------------------------- */
 
-static void conn_timer_cb(uv_timer_t *t) {
-  http_conn_t *c = t->data;
+static void conn_timer_cb(deadline_t *d) {
+  http_conn_t *c = d->data;
   switch (c->state) {
   case CONN_READING:
     conn_count_rejected(c);
@@ -124,7 +125,7 @@ static void conn_timer_cb(uv_timer_t *t) {
 }
 
 static void conn_timer_start(http_conn_t *c, uint64_t ms) {
-  uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
+  deadline_set(&c->timer, ms);
 }
 
 /* ---- parser callbacks ------------------------------------------------ */
@@ -312,7 +313,7 @@ static int on_message_complete(llhttp_t *p) {
   http_conn_t *c = conn_of(p);
   c->req.keep_alive = llhttp_should_keep_alive(p) != 0;
   c->state = CONN_READY;
-  uv_timer_stop(&c->timer);
+  deadline_clear(&c->timer);
   return HPE_PAUSED;
 }
 
@@ -477,7 +478,7 @@ static void conn_write_cb(uv_write_t *req, int status) {
     if (c->queued > 0)
       conn_timer_start(c, c->cfg->client_timeout_ms);
     else
-      uv_timer_stop(&c->timer);
+      deadline_clear(&c->timer);
   } else if (c->state == CONN_IDLE && c->queued == 0) {
     conn_timer_start(c, c->cfg->keepalive_timeout_ms);
   }
@@ -745,7 +746,7 @@ void http_conn_close(http_conn_t *c) {
   if (c->ops != NULL)
     conn_log_request(c, "client_closed");
   uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
-  uv_close((uv_handle_t *)&c->timer, conn_closed_cb);
+  deadline_close(&c->timer, conn_closed_cb);
 }
 
 void http_conn_drain(http_conn_t *c) {
@@ -766,9 +767,8 @@ int http_conn_start(server_t *srv, uv_stream_t *listener) {
   llhttp_init(&c->parser, HTTP_REQUEST, &conn_settings);
   c->parser.data = c;
   uv_tcp_init(srv->loop, &c->tcp);
-  uv_timer_init(srv->loop, &c->timer);
+  deadline_init(srv->loop, &c->timer, conn_timer_cb, c);
   c->tcp.data = c;
-  c->timer.data = c;
   c->open_handles = 2;
   c->next = srv->conns;
   if (srv->conns)
