@@ -83,6 +83,7 @@ struct h1_conn_s {
   char *rbuf;
   int addr_index;         /* which of the origin's addresses */
   bool writing;
+  bool reading;           /* uv_read_start is in force */
   bool reused;            /* has carried a transfer before */
   uint64_t idle_since;
 };
@@ -97,6 +98,23 @@ static struct {
 
 static void h1_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static int h1_attach(upstream_xfer_t *x);
+
+/* ---- reading ---------------------------------------------------------- */
+
+static void h1_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* A connection reads whenever it is not paused: while busy for the answer,
+ * while idle to notice the upstream closing it. */
+static void h1_read_on(h1_conn_t *conn) {
+  if (!conn->reading && uv_read_start((uv_stream_t *)&conn->tcp, h1_alloc_cb, h1_read_cb) == 0)
+    conn->reading = true;
+}
+
+static void h1_read_off(h1_conn_t *conn) {
+  if (conn->reading)
+    uv_read_stop((uv_stream_t *)&conn->tcp);
+  conn->reading = false;
+}
 
 /* ---- endings --------------------------------------------------------- */
 
@@ -205,6 +223,7 @@ static void h1_complete(h1_conn_t *conn, bool reusable) {
       llhttp_should_keep_alive(&conn->parser)) {
     conn->state = H1_IDLE;
     conn->reused = true;
+    h1_read_on(conn); /* it may have ended right after a pause */
     conn->idle_since = uv_now(H.loop);
     conn->prev = NULL;
     conn->next = H.idle;
@@ -240,7 +259,7 @@ static feed_t h1_feed(h1_conn_t *conn, const char *data, size_t len) {
     }
     x->rest = pos;
     x->rest_len = (size_t)(data + len - pos);
-    uv_read_stop((uv_stream_t *)&conn->tcp);
+    h1_read_off(conn);
     return FEED_PAUSED;
   }
   h1_fail(x, "the upstream's answer is malformed: %s", llhttp_get_error_reason(&conn->parser));
@@ -377,19 +396,6 @@ static void h1_write_cb(uv_write_t *req, int status) {
    * early and closed): the answer decides. */
 }
 
-/* Decimal digits of n into out (at least 21 bytes); returns the length. */
-static size_t h1_u64(char *out, uint64_t n) {
-  char tmp[21];
-  size_t k = 0;
-  do {
-    tmp[k++] = (char)('0' + n % 10);
-    n /= 10;
-  } while (n > 0);
-  for (size_t i = 0; i < k; i++)
-    out[i] = tmp[k - 1 - i];
-  return k;
-}
-
 static void h1_send_request(h1_conn_t *conn) {
   upstream_xfer_t *x = conn->xfer;
   llhttp_init(&conn->parser, HTTP_RESPONSE, &H.settings);
@@ -473,7 +479,7 @@ static void h1_connect_cb(uv_connect_t *req, int status) {
   conn->state = H1_BUSY;
   uv_tcp_nodelay(&conn->tcp, 1);
   uv_tcp_keepalive(&conn->tcp, 1, 60);
-  uv_read_start((uv_stream_t *)&conn->tcp, h1_alloc_cb, h1_read_cb);
+  h1_read_on(conn);
   h1_send_request(conn);
 }
 
@@ -523,6 +529,7 @@ static int h1_attach(upstream_xfer_t *x) {
   if (conn != NULL) {
     conn->xfer = x;
     x->conn = conn;
+    h1_read_on(conn);
     h1_send_request(conn);
     return 0;
   }
@@ -566,9 +573,8 @@ static int h1_build(upstream_xfer_t *x, const upstream_request_t *r) {
   if (!lines_end)
     rc = rc ? rc : buf_append(&x->out, "\r\n", 2);
   if (r->body != NULL && !x->is_head) {
-    char digits[24];
     rc = rc ? rc : buf_append_str(&x->out, "Content-Length: ");
-    rc = rc ? rc : buf_append(&x->out, digits, h1_u64(digits, r->body_len));
+    rc = rc ? rc : buf_append_uint(&x->out, r->body_len);
     rc = rc ? rc : buf_append(&x->out, "\r\n", 2);
   }
   rc = rc ? rc : buf_append(&x->out, "\r\n", 2);
@@ -626,7 +632,7 @@ static void h1_resume(upstream_xfer_t *x) {
   x->rest = NULL;
   x->rest_len = 0;
   if (h1_feed(conn, rest, rest_len) == FEED_MORE)
-    uv_read_start((uv_stream_t *)&conn->tcp, h1_alloc_cb, h1_read_cb);
+    h1_read_on(conn);
 }
 
 static int h1_init(uv_loop_t *loop, const config_t *cfg) {
