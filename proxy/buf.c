@@ -59,6 +59,24 @@ int buf_append_str(buf_t *b, const char *s) {
   return buf_append(b, s, strlen(s));
 }
 
+int buf_append_uint(buf_t *b, uint64_t n) {
+  char tmp[20];
+  size_t k = sizeof(tmp);
+  do {
+    tmp[--k] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n > 0);
+  return buf_append(b, tmp + k, sizeof(tmp) - k);
+}
+
+int buf_append_int(buf_t *b, int64_t n) {
+  if (n >= 0)
+    return buf_append_uint(b, (uint64_t)n);
+  int rc = buf_append(b, "-", 1);
+  /* Negated in unsigned arithmetic: INT64_MIN has no positive twin. */
+  return rc ? rc : buf_append_uint(b, (uint64_t)0 - (uint64_t)n);
+}
+
 int buf_append_field(buf_t *b, const char *name, const char *value) {
   size_t nl = strlen(name), vl = strlen(value);
   int rc = buf_reserve(b, nl + vl + 4);

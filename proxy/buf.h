@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   char *data;
@@ -24,6 +25,10 @@ void buf_reset(buf_t *b);
 /* 0, or -E2BIG past the cap, or -ENOMEM. */
 int buf_append(buf_t *b, const void *data, size_t len);
 int buf_append_str(buf_t *b, const char *s);
+/* Decimal digits, as printf's %llu / %lld would write them, without its
+ * cost (a 202 answer formats several numbers per request). */
+int buf_append_uint(buf_t *b, uint64_t n);
+int buf_append_int(buf_t *b, int64_t n);
 /* Appends "name: value\r\n" (one reserve, no printf). */
 int buf_append_field(buf_t *b, const char *name, const char *value);
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

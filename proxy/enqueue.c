@@ -48,11 +48,16 @@ static void enqueue_reply_accepted(http_conn_t *c, const stored_request_t *rq,
   buf_init(&body, 16 * 1024);
   buf_init(&extra, 1024);
   request_json_accepted(&body, rq);
-  buf_printf(&extra, "Location: /_retryd/requests/%s\r\n", rq->id);
-  if (rq->state == RQ_QUEUED)
-    buf_printf(&extra, "Retry-After: %lld\r\n", (long long)seconds_until(rq->next_attempt_at));
+  buf_append_str(&extra, "Location: /_retryd/requests/");
+  buf_append_str(&extra, rq->id);
+  buf_append(&extra, "\r\n", 2);
+  if (rq->state == RQ_QUEUED) {
+    buf_append_str(&extra, "Retry-After: ");
+    buf_append_int(&extra, seconds_until(rq->next_attempt_at));
+    buf_append(&extra, "\r\n", 2);
+  }
   if (applied != NULL)
-    buf_printf(&extra, "Preference-Applied: %s\r\n", applied);
+    buf_append_field(&extra, "Preference-Applied", applied);
   http_conn_note_status(c, 202, rq->last_status);
   http_conn_respond(c, 202, extra.data, "application/json", body.data, body.len);
   buf_free(&body);

@@ -150,7 +150,9 @@ static int forward_head_cb(void *ctx) {
   if (config_retryable_status(f->app->cfg, f->head.status)) {
     f->absorb = true;
     const char *ra = headers_get(&f->head.fields, "retry-after");
-    snprintf(f->retry_after, sizeof(f->retry_after), "%s", ra ? ra : "");
+    size_t n = ra ? strnlen(ra, sizeof(f->retry_after) - 1) : 0;
+    memcpy(f->retry_after, ra ? ra : "", n);
+    f->retry_after[n] = '\0';
     return 0;
   }
   return forward_send_head(f);

@@ -273,7 +273,10 @@ static int on_headers_complete(llhttp_t *p) {
     return conn_reject(c, 431, "headers_too_large", "the request headers are too large");
   c->headers_done = true;
   r->method_id = llhttp_get_method(p);
-  snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name((llhttp_method_t)r->method_id));
+  const char *method = llhttp_method_name((llhttp_method_t)r->method_id);
+  size_t mlen = strnlen(method, sizeof(r->method) - 1);
+  memcpy(r->method, method, mlen);
+  r->method[mlen] = '\0';
   r->is_head = r->method_id == HTTP_HEAD;
   r->http_major = llhttp_get_http_major(p);
   r->http_minor = llhttp_get_http_minor(p);
@@ -644,11 +647,23 @@ void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
   bool keep = http_conn_may_keep_alive(c) && c->reject_status == 0 && c->headers_done;
   buf_t head;
   buf_init(&head, c->cfg->max_response_header_bytes + CONN_OWN_HEAD_MAX);
-  int rc = buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-  if (rc == 0 && content_type != NULL)
-    rc = buf_printf(&head, "Content-Type: %s\r\n", content_type);
+  int rc = buf_append_str(&head, "HTTP/1.1 ");
   if (rc == 0)
-    rc = buf_printf(&head, "Content-Length: %zu\r\n", len);
+    rc = buf_append_int(&head, status);
+  if (rc == 0)
+    rc = buf_append(&head, " ", 1);
+  if (rc == 0)
+    rc = buf_append_str(&head, http_status_reason(status));
+  if (rc == 0)
+    rc = buf_append(&head, "\r\n", 2);
+  if (rc == 0 && content_type != NULL)
+    rc = buf_append_field(&head, "Content-Type", content_type);
+  if (rc == 0)
+    rc = buf_append_str(&head, "Content-Length: ");
+  if (rc == 0)
+    rc = buf_append_uint(&head, len);
+  if (rc == 0)
+    rc = buf_append(&head, "\r\n", 2);
   if (rc == 0 && extra_headers != NULL)
     rc = buf_append_str(&head, extra_headers);
   if (rc == 0 && !keep)
