@@ -405,7 +405,20 @@ static void h1_send_request(h1_conn_t *conn) {
   bufs[n++] = uv_buf_init(x->out.data, (unsigned)x->out.len);
   if (x->body != NULL && x->body_len > 0 && !x->is_head)
     bufs[n++] = uv_buf_init((char *)(uintptr_t)x->body, (unsigned)x->body_len);
-  int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, bufs, n, h1_write_cb);
+  /* Straight to the socket when it has room (the usual case): a uv_write
+   * that completes still costs an epoll_ctl when libuv drains it. An
+   * error here is left for uv_write to report from its callback. */
+  int sent = uv_try_write((uv_stream_t *)&conn->tcp, bufs, n);
+  size_t skip = sent > 0 ? (size_t)sent : 0;
+  unsigned first = 0;
+  while (first < n && skip >= bufs[first].len)
+    skip -= bufs[first++].len;
+  if (first == n)
+    return; /* all of it went */
+  bufs[first].base += skip;
+  bufs[first].len -= skip;
+  int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, bufs + first, n - first,
+                    h1_write_cb);
   if (rc != 0) {
     /* Reported from the close callback: this may run inside
      * upstream_send(). */
