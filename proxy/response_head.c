@@ -12,6 +12,13 @@ void response_head_free(response_head_t *h) {
   headers_free(&h->fields);
 }
 
+void response_head_reset(response_head_t *h) {
+  h->status = 0;
+  h->reason[0] = '\0';
+  h->complete = false;
+  headers_reset(&h->fields);
+}
+
 /* "HTTP/1.1 200 OK" or "HTTP/2 200". */
 static int response_head_status(response_head_t *h, const char *line, size_t len) {
   const char *sp = memchr(line, ' ', len);

@@ -27,6 +27,8 @@ typedef enum {
 
 void response_head_init(response_head_t *h, size_t max_bytes);
 void response_head_free(response_head_t *h);
+/* Empty again for the next answer, keeping its memory. */
+void response_head_reset(response_head_t *h);
 head_result_t response_head_line(response_head_t *h, const char *line, size_t len);
 
 /* The fields as "Name: value\r\n" lines, minus hop-by-hop ones, for

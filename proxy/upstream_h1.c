@@ -118,9 +118,43 @@ static void h1_read_off(h1_conn_t *conn) {
 
 /* ---- endings --------------------------------------------------------- */
 
+/* Ended transfers are kept for the next ones with their request buffer
+ * (as forward.c keeps its state): at most H1_SPARE_MAX, and a buffer that
+ * grew past H1_SPARE_KEEP is not kept. */
+#define H1_SPARE_MAX 256
+#define H1_SPARE_KEEP 16384
+
+static struct {
+  upstream_xfer_t *list[H1_SPARE_MAX];
+  size_t n;
+} spare;
+
 static void h1_xfer_free(upstream_xfer_t *x) {
+  if (spare.n < H1_SPARE_MAX && x->out.cap <= H1_SPARE_KEEP) {
+    spare.list[spare.n++] = x;
+    return;
+  }
   buf_free(&x->out);
   free(x);
+}
+
+/* A zeroed transfer, its request buffer empty and capped at max. */
+static upstream_xfer_t *h1_xfer_take(size_t max) {
+  upstream_xfer_t *x;
+  buf_t out = {0};
+  if (spare.n > 0) {
+    x = spare.list[--spare.n];
+    out = x->out;
+    memset(x, 0, sizeof(*x));
+  } else {
+    x = calloc(1, sizeof(*x));
+    if (x == NULL)
+      return NULL;
+  }
+  x->out = out;
+  x->out.len = 0;
+  x->out.max = max;
+  return x;
 }
 
 /* Reports the end to the caller. x must be detached from its connection. */
@@ -572,8 +606,6 @@ static int h1_attach(upstream_xfer_t *x) {
 static int h1_build(upstream_xfer_t *x, const upstream_request_t *r) {
   const upstream_origin_t *o = &H.origin;
   size_t plen = strlen(o->prefix);
-  buf_init(&x->out, strlen(r->method) + plen + strlen(r->target) + strlen(o->authority) +
-                        r->headers_len + 96);
   bool lines_end = r->headers_len == 0 || r->headers[r->headers_len - 1] == '\n';
   int rc = buf_append_str(&x->out, r->method);
   rc = rc ? rc : buf_append(&x->out, " ", 1);
@@ -596,7 +628,9 @@ static int h1_build(upstream_xfer_t *x, const upstream_request_t *r) {
 
 static upstream_xfer_t *h1_send(const upstream_request_t *r, response_head_t *head,
                                 const upstream_ops_t *ops, void *ctx) {
-  upstream_xfer_t *x = calloc(1, sizeof(*x));
+  upstream_xfer_t *x = h1_xfer_take(strlen(r->method) + strlen(H.origin.prefix) +
+                                     strlen(r->target) + strlen(H.origin.authority) +
+                                     r->headers_len + 96);
   if (x == NULL)
     return NULL;
   x->head = head;
