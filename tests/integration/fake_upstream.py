@@ -1,8 +1,9 @@
 """Scriptable fake upstream HTTP/1.1 server for retryd integration tests.
 
 Python 3 standard library only.  Runs in-process on background threads, on
-127.0.0.1 and an ephemeral port.  It has its own strict parser so that it can
-record the exact bytes of every request it receives.
+127.0.0.1 (or FakeUpstream(host="::1") for IPv6) and an ephemeral port.  It has
+its own strict parser so that it can record the exact bytes of every request
+it receives, and the connection each came on (req.conn_id).
 
 Usage:
 
@@ -21,6 +22,7 @@ Answer selection for each request: the queue filled by push() first, then
 
 import collections
 import http
+import select
 import socket
 import socketserver
 import ssl
@@ -89,13 +91,21 @@ class Response:
     chunked             send the body with Transfer-Encoding: chunked
     no_length           close-delimited body (no CL/TE header), connection closed
     close               add "Connection: close" and close after the answer
-    raw                 exact bytes to write instead of building an answer
+    raw                 exact bytes to write instead of building an answer; or
+                        a list of byte strings, written one by one with
+                        piece_delay between them (e.g. an interim 1xx, then
+                        the final answer; or an answer, then stray bytes)
+    idle_close_after    seconds: if no next request has started this long
+                        after the answer, shut down the sending side (FIN)
+                        as a server dropping an idle keep-alive connection
+                        does, but go on reading: requests that still arrive
+                        are recorded and never answered
     """
 
     def __init__(self, status=200, reason=None, headers=None, body=b"",
                  body_size=None, pieces=None, piece_size=65536, piece_delay=0.0,
                  delay=0.0, close_without_answer=False, chunked=False,
-                 no_length=False, close=False, raw=None):
+                 no_length=False, close=False, raw=None, idle_close_after=None):
         self.status = status
         self.reason = reason
         self.headers = list(headers or [])
@@ -112,6 +122,7 @@ class Response:
         self.no_length = no_length
         self.close = close
         self.raw = raw
+        self.idle_close_after = idle_close_after
 
     def body_length(self):
         if self.body_size is not None:
@@ -321,6 +332,10 @@ class _Server(socketserver.ThreadingTCPServer):
     request_queue_size = 128
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class FakeUpstream:
     def __init__(self, certfile=None, keyfile=None, host="127.0.0.1",
                  idle_timeout=30.0, port=0):
@@ -358,7 +373,8 @@ class FakeUpstream:
             def handle(self):
                 owner._handle(self.request)
 
-        self._server = _Server((self.host, self.want_port), H)
+        cls = _Server6 if ":" in self.host else _Server  # "::1": IPv6
+        self._server = cls((self.host, self.want_port), H)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
@@ -368,7 +384,8 @@ class FakeUpstream:
 
     @property
     def url(self):
-        return "%s://%s:%d" % ("https" if self.tls else "http", self.host, self.port)
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s://%s:%d" % ("https" if self.tls else "http", host, self.port)
 
     def stop(self):
         self._stop.set()
@@ -426,6 +443,18 @@ class FakeUpstream:
                         % (n, timeout, len(self.requests), self.requests))
                 self._cond.wait(left)
             return list(self.requests)
+
+    def wait_open_connections(self, n, timeout=5.0):
+        """Wait until at most n connections are open (a connection counts as
+        closed once its peer closed it too); True, or False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.open_connections > n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
 
     def wait_for_connections(self, n, timeout=5.0):
         deadline = time.monotonic() + timeout
@@ -490,6 +519,7 @@ class FakeUpstream:
     def _serve(self, sock, conn_id):
         reader = _Reader(sock, self._count_bytes)
         index = 0
+        half_closed = False  # idle_close_after: FIN sent, still reading
         while not self._stop.is_set():
             if not reader.at_eof_or_data():
                 return
@@ -508,6 +538,8 @@ class FakeUpstream:
             with self._cond:
                 self.requests.append(req)
                 self._cond.notify_all()
+            if half_closed:
+                continue  # recorded; it can no longer be answered
             resp = self._next_response(req)
             if resp.delay and self._stop.wait(resp.delay):
                 return
@@ -527,11 +559,23 @@ class FakeUpstream:
                 except (OSError, ValueError):
                     pass
                 return
+            if resp.idle_close_after is not None and not reader.buf:
+                ready, _, _ = select.select([sock], [], [], resp.idle_close_after)
+                if not ready:
+                    try:
+                        sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                    half_closed = True
 
     def _send(self, sock, req, resp):
         """Send resp; returns True if the connection must close afterwards."""
         if resp.raw is not None:
-            sock.sendall(resp.raw)
+            pieces = resp.raw if isinstance(resp.raw, (list, tuple)) else [resp.raw]
+            for i, piece in enumerate(pieces):
+                if i and resp.piece_delay and self._stop.wait(resp.piece_delay):
+                    return True
+                sock.sendall(piece)
             return resp.close
         reason = resp.reason
         if reason is None:

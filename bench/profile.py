@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Where retryd's time goes, per request: the profile behind bench/RESULTS.md.
+
+  bench/profile.py instructions MODE   callgrind: user-space instructions per
+                                       request, and the top functions
+  bench/profile.py syscalls MODE       strace -c: system calls per request
+
+MODE is get (proxied GET), post (proxied 1 KiB POST) or durable (the upstream
+answers 507: every request is stored and answered 202). Same set-up as
+run.py: an nginx upstream answering 200 bytes, wrk with 64 connections,
+pinned as there. Instruction counts are repeatable on a busy machine, which
+timings are not; valgrind slows retryd ~50x, so only counts per request mean
+anything here, never the request rate. Needs the Release build that
+bench/run.sh makes (build-bench/retryd), valgrind and strace.
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as bench  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RETRYD = os.path.join(ROOT, "build-bench", "retryd")
+
+
+def start(tmp, mode, wrapper=()):
+    up, px = bench.free_port(), bench.free_port()
+    flag = os.path.join(tmp, "outage") if mode == "durable" else None
+    if flag:
+        open(flag, "w").close()
+    upstream = bench.start_upstream(tmp, up, flag=flag)
+    argv = list(wrapper) + [RETRYD, "--upstream", "http://127.0.0.1:%d" % up,
+                            "--listen", "127.0.0.1:%d" % px, "--db", os.path.join(tmp, "q.db"),
+                            "--log-level", "warn"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRYD_")}
+    proxy = bench.Server("retryd", argv, tmp, env=env)
+    bench.wait_port(px, 120)
+    return upstream, proxy, px
+
+
+def load(tmp, mode, port, seconds):
+    lua = bench.write_post_lua(tmp) if mode in ("post", "durable") else None
+    res = bench.run_wrk("http://127.0.0.1:%d/v1/bot/" % port, 64, seconds, lua)
+    if res["requests"] == 0:
+        sys.exit("profile: no request completed")
+    return res
+
+
+def instructions(tmp, mode):
+    out = os.path.join(tmp, "callgrind.out")
+    upstream, proxy, port = start(tmp, mode, ["valgrind", "--tool=callgrind",
+                                              "--callgrind-out-file=" + out])
+    res = load(tmp, mode, port, 10)
+    proxy.stop()
+    upstream.stop()
+    text = subprocess.run(["callgrind_annotate", "--inclusive=no", out],
+                          capture_output=True, text=True, check=True).stdout
+    total = next(int(l.split()[0].replace(",", "")) for l in text.splitlines()
+                 if "PROGRAM TOTALS" in l)
+    print("%s: %d requests, %.0f instructions per request (start-up included)"
+          % (mode, res["requests"], total / res["requests"]))
+    rows = [l for l in text.splitlines() if "%)" in l and "PROGRAM TOTALS" not in l]
+    for line in rows[:25]:
+        print("  " + line[:130])
+    print("profile data: " + out)
+
+
+def syscalls(tmp, mode):
+    upstream, proxy, port = start(tmp, mode)
+    out = os.path.join(tmp, "strace.txt")
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(proxy.pid), "-o", out],
+                              stderr=subprocess.DEVNULL)
+    time.sleep(1)  # attached to every thread
+    res = load(tmp, mode, port, 5)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait()
+    proxy.stop()
+    upstream.stop()
+    print("%s: %d requests" % (mode, res["requests"]))
+    total = 0
+    for line in open(out).read().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[3].isdigit() and parts[-1] != "total":
+            calls = int(parts[3])
+            total += calls
+            print("  %-16s %7.3f per request" % (parts[-1], calls / res["requests"]))
+    print("  %-16s %7.3f per request" % ("all", total / res["requests"]))
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("instructions", "syscalls") or \
+            sys.argv[2] not in ("get", "post", "durable"):
+        sys.exit(__doc__)
+    if not os.path.exists(RETRYD):
+        sys.exit("profile: build-bench/retryd is missing: run bench/run.sh once")
+    tmp = tempfile.mkdtemp(prefix="retryd-profile-")
+    (instructions if sys.argv[1] == "instructions" else syscalls)(tmp, sys.argv[2])
+
+
+if __name__ == "__main__":
+    main()
