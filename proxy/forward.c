@@ -257,14 +257,25 @@ static void forward_fail(forward_t *f, int status, const char *what) {
   http_conn_t *c = f->conn;
   if (!f->head.complete) /* an answer's head was counted when it came */
     stats_upstream_answer(&f->app->stats, 0, uv_hrtime() - f->sent_ns);
-  if (f->head_sent) {
-    http_conn_abort(c);
-    return;
-  }
   char msg[512];
   if (f->absorb) {
     /* The retryable answer was cut short: it still was that answer. */
     enqueue_store(f->app, c, f->req, f->head.status, NULL, f->retry_after);
+    return;
+  }
+  if (f->head.complete) {
+    /* A final answer came, so the upstream acted on the request: it is
+     * never stored (that would send it twice). */
+    if (f->head_sent && f->head_out.len == 0) {
+      http_conn_abort(c); /* part of it reached the client: cut it */
+      return;
+    }
+    /* Nothing reached the client yet (the head waits for the first body
+     * bytes): it can still get a clean error. */
+    buf_reset(&f->head_out);
+    snprintf(msg, sizeof(msg), "upstream: %s", what);
+    http_conn_note_status(c, status, f->head.status);
+    http_conn_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway", msg);
     return;
   }
   if (f->app->cfg->retry_on.network) {
@@ -292,14 +303,11 @@ static void forward_done_cb(void *ctx, upstream_result_t result, const char *err
       rc = forward_send(f, &end, f->frame == FRAME_CHUNKED ? 1 : 0);
     if (rc == 0)
       http_conn_finish(f->conn, f->keep_alive);
-  } else if (f->head.complete && !f->absorb) {
-    /* A final answer came but could not be relayed (the client left):
-     * never store it, that would send it twice. */
-    http_conn_abort(f->conn);
   } else if (result == UPSTREAM_DONE) {
     forward_fail(f, 502, "the answer ended before its headers");
   } else {
-    forward_fail(f, result == UPSTREAM_TIMEDOUT ? 504 : 502, error);
+    forward_fail(f, result == UPSTREAM_TIMEDOUT ? 504 : 502,
+                 error ? error : "the answer could not be relayed");
   }
   forward_destroy(f);
 }

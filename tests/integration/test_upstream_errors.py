@@ -1,6 +1,8 @@
 """Upstream failures: refused connection (502), no answer within
---upstream-timeout (504), connection closed without an answer (502); and a
-slow but flowing response body is not cut by --upstream-timeout.
+--upstream-timeout (504), connection closed without an answer (502); a final
+answer that breaks before any of it reached the client (502/504, never
+stored: the upstream acted on the request); and a slow but flowing response
+body is not cut by --upstream-timeout.
 
 These runs pass `--retry-on 5xx` (no `network`), so that network failures are
 answered directly instead of being stored for retry once the retry queue
@@ -10,7 +12,7 @@ import time
 import unittest
 
 from fake_upstream import Response
-from harness import RetrydTestCase, RawConn, closed_port
+from harness import RetrydTestCase, RawConn, closed_port, control_get
 
 # Arguments under which network failures are answered directly with 502/504.
 DIRECT_ERROR_ARGS = ["--retry-on", "5xx"]
@@ -78,6 +80,34 @@ class UpstreamErrorTest(RetrydTestCase):
         r = self.get(rd, "/trickle-chunked")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, b"".join(pieces))
+
+    def assertNothingStored(self, rd):
+        totals = control_get(rd.port, "/_retryd/stats").json()["totals"]
+        self.assertEqual(totals["stored"], 0, totals)
+
+    def test_answer_broken_before_its_body_is_a_502_and_not_stored(self):
+        # Default --retry-on (network errors stored): a final answer whose
+        # body breaks before any byte was relayed is still not stored.
+        up = self.start_upstream()
+        up.push(Response(raw=b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"zz\r\nhello\r\n0\r\n\r\n"))
+        rd = self.start_retryd(up)
+        r = self.get(rd, "/broken-body")
+        obj = self.expect_failure(r, 502, "bad_gateway")
+        self.assertIn("upstream", obj["message"])
+        self.assertEqual(len(up.wait_for_requests(1)), 1)
+        self.assertNothingStored(rd)
+        time.sleep(0.3)
+        self.assertEqual(up.count(), 1, "the request was sent again")
+
+    def test_body_stalled_before_its_first_byte_is_a_504_and_not_stored(self):
+        up = self.start_upstream()
+        up.push(Response(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"))
+        rd = self.start_retryd(up, "--upstream-timeout", "1s")
+        r = self.get(rd, "/stalled-body")
+        self.expect_failure(r, 504, "gateway_timeout")
+        self.assertNothingStored(rd)
+        self.assertEqual(up.count(), 1)
 
 
 if __name__ == "__main__":
