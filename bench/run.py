@@ -317,14 +317,21 @@ def durable_acceptance(args, tmp, lua):
     try:
         url = "http://127.0.0.1:%d/api/v1/bot/" % port
         run_wrk(url, 64, args.warmup, lua)
-        r = measure(url, 64, args.seconds, lua, rd.pid)
+        # Repeated like the pass-through cells: one run on this shared
+        # machine can be off by a tenth either way.
+        runs = []
+        for rep in range(args.reps):
+            runs.append(measure(url, 64, args.seconds, lua, rd.pid))
+            log("durable rep %d: %.0f 202/s" % (rep, runs[-1]["rps"]))
         stats = get_json(port, "/_retryd/stats")
     finally:
         rd.stop()
         upstream.stop()
-    return {"rps": r["rps"], "non2xx": r["non2xx"], "p50": r["p50"], "p99": r["p99"],
-            "cpu_us_per_req": r["cpu_us_per_req"], "stored": stats["totals"]["stored"],
-            "fsync_per_s": fdatasync_rate(tmp)}
+    rps, rps_min, rps_max = med(runs, "rps")
+    return {"rps": rps, "rps_min": rps_min, "rps_max": rps_max,
+            "non2xx": sum(r["non2xx"] for r in runs), "p50": med(runs, "p50")[0],
+            "p99": med(runs, "p99")[0], "cpu_us_per_req": med(runs, "cpu_us_per_req")[0],
+            "stored": stats["totals"]["stored"], "fsync_per_s": fdatasync_rate(tmp)}
 
 
 def fill(port, lua, target, seconds_cap=600):
@@ -522,8 +529,9 @@ def report(args, pt, durable, dr, mem, path):
         w("64 connections POST 1 KiB through retryd; each answer is a 202 sent after its row "
           "was committed with `synchronous=FULL`.\n")
         w("| figure | value |\n|---|---|")
-        w("| 202s per second | %.0f (target ≥ 15,000: %s) |" % (
-            durable["rps"], "met" if durable["rps"] >= 15000 else "**missed**"))
+        w("| 202s per second, median of %d (min–max) | %.0f (%.0f–%.0f) (target ≥ 15,000: %s) |" % (
+            args.reps, durable["rps"], durable["rps_min"], durable["rps_max"],
+            "met" if durable["rps"] >= 15000 else "**missed**"))
         w("| non-202 answers | %d |" % durable["non2xx"])
         w("| p50 / p99 | %.2f / %.2f ms |" % (durable["p50"], durable["p99"]))
         w("| retryd CPU µs per stored request | %.1f |" % durable["cpu_us_per_req"])

@@ -12,7 +12,6 @@
 #include "proxy/response_head.h"
 #include "proxy/retry_policy.h"
 #include "proxy/scheduler.h"
-#include "proxy/upstream_request.h"
 #include "storage/uuid7.h"
 
 /* What the client asked for, kept until it is answered. */
@@ -220,7 +219,7 @@ static intake_t *intake_new(const request_t *req) {
   return in;
 }
 
-void enqueue_store(app_t *app, http_conn_t *c, request_t *req, int last_status,
+void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, int last_status,
                    const char *last_error, const char *retry_after) {
   const config_t *cfg = app->cfg;
   conn_job_t *cj = conn_job_new(app, c, STORE_INSERT, enqueue_stored);
@@ -238,13 +237,10 @@ void enqueue_store(app_t *app, http_conn_t *c, request_t *req, int last_status,
    * when the first attempt gave up. */
   int64_t arrived = now - (int64_t)((uv_hrtime() - req->started_ns) / 1000000);
   uuid7_generate(rq->id, (uint64_t)arrived);
-  buf_t headers;
-  buf_init(&headers, req->headers.data.max + 1024);
-  int rc = upstream_request_headers(&req->headers, &headers);
   rq->method = strdup(req->method);
   rq->target = strdup(req->target.data);
-  rq->headers_len = headers.len;
-  rq->headers = headers.data ? buf_steal(&headers) : strdup("");
+  rq->headers_len = fields->len;
+  rq->headers = fields->data ? buf_steal(fields) : strdup("");
   if (req->has_body) {
     /* The first attempt is over: the body moves into the row. */
     rq->body_len = req->body.len;
@@ -260,9 +256,8 @@ void enqueue_store(app_t *app, http_conn_t *c, request_t *req, int last_status,
   rq->state = dead ? RQ_DEAD : RQ_QUEUED;
   if (dead)
     rq->next_attempt_at = 0;
-  if (rc != 0 || rq->method == NULL || rq->target == NULL || rq->headers == NULL ||
+  if (rq->method == NULL || rq->target == NULL || rq->headers == NULL ||
       (req->has_body && rq->body == NULL)) {
-    buf_free(&headers);
     stored_request_free(rq);
     free(in);
     free(cj);

@@ -12,15 +12,18 @@
 #ifndef RETRYD_ENQUEUE_H
 #define RETRYD_ENQUEUE_H
 
+#include "proxy/buf.h"
 #include "proxy/http_conn.h"
 #include "proxy/request.h"
 
 struct app_s;
 
 /* Stores req after a first attempt that got last_status (0: no answer,
- * with last_error) and the answer's Retry-After (may be NULL). */
-void enqueue_store(struct app_s *app, http_conn_t *c, request_t *req, int last_status,
-                   const char *last_error, const char *retry_after);
+ * with last_error) and the answer's Retry-After (may be NULL). fields are
+ * the header lines that attempt sent (upstream_request_headers()); the row
+ * takes them over, so the retries send exactly the same. */
+void enqueue_store(struct app_s *app, http_conn_t *c, request_t *req, buf_t *fields,
+                   int last_status, const char *last_error, const char *retry_after);
 
 /* For a request with an Idempotency-Key: answer from its unfinished twin,
  * or, when it has none, hand it to on_miss (the router passes forward). */

@@ -260,7 +260,7 @@ static void forward_fail(forward_t *f, int status, const char *what) {
   char msg[512];
   if (f->absorb) {
     /* The retryable answer was cut short: it still was that answer. */
-    enqueue_store(f->app, c, f->req, f->head.status, NULL, f->retry_after);
+    enqueue_store(f->app, c, f->req, &f->headers, f->head.status, NULL, f->retry_after);
     return;
   }
   if (f->head.complete) {
@@ -280,7 +280,7 @@ static void forward_fail(forward_t *f, int status, const char *what) {
   }
   if (f->app->cfg->retry_on.network) {
     snprintf(msg, sizeof(msg), "%s", what);
-    enqueue_store(f->app, c, f->req, 0, msg, NULL);
+    enqueue_store(f->app, c, f->req, &f->headers, 0, msg, NULL);
     return;
   }
   snprintf(msg, sizeof(msg), "upstream: %s", what);
@@ -295,7 +295,7 @@ static void forward_done_cb(void *ctx, upstream_result_t result, const char *err
    * handler attaches itself to the same connection. */
   http_conn_attach(f->conn, NULL, NULL);
   if (result == UPSTREAM_DONE && f->absorb) {
-    enqueue_store(f->app, f->conn, f->req, f->head.status, NULL, f->retry_after);
+    enqueue_store(f->app, f->conn, f->req, &f->headers, f->head.status, NULL, f->retry_after);
   } else if (result == UPSTREAM_DONE && f->head_sent) {
     uv_buf_t end = http_buf("0\r\n\r\n", 5);
     int rc = 0;
