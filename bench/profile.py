@@ -4,6 +4,8 @@
   bench/profile.py instructions MODE   callgrind: user-space instructions per
                                        request, and the top functions
   bench/profile.py syscalls MODE       strace -c: system calls per request
+  bench/profile.py cpu MODE            user and system CPU µs per request, per
+                                       thread of retryd, and the upstream's
 
 MODE is get (proxied GET), post (proxied 1 KiB POST) or durable (the upstream
 answers 507: every request is stored and answered 202). Same set-up as
@@ -36,6 +38,8 @@ def start(tmp, mode, wrapper=()):
     argv = list(wrapper) + [RETRYD, "--upstream", "http://127.0.0.1:%d" % up,
                             "--listen", "127.0.0.1:%d" % px, "--db", os.path.join(tmp, "q.db"),
                             "--log-level", "warn"]
+    if mode == "durable":
+        argv += ["--retry-interval", "1h"]  # as run.py: no retries during the run
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRYD_")}
     proxy = bench.Server("retryd", argv, tmp, env=env)
     bench.wait_port(px, 120)
@@ -91,14 +95,47 @@ def syscalls(tmp, mode):
     print("  %-16s %7.3f per request" % ("all", total / res["requests"]))
 
 
+def thread_ticks(pid):
+    """{thread name and id: (utime, stime)} from /proc."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            stat = f.read()
+        name = stat.split("(", 1)[1].rsplit(")", 1)[0]
+        fields = stat.rsplit(")", 1)[1].split()
+        out["%s %s" % (name, tid)] = (int(fields[11]), int(fields[12]))
+    return out
+
+
+def cpu(tmp, mode):
+    upstream, proxy, port = start(tmp, mode)
+    load(tmp, mode, port, 2)  # warm-up
+    before, up_before = thread_ticks(proxy.pid), thread_ticks(upstream.pid)
+    res = load(tmp, mode, port, 10)
+    after, up_after = thread_ticks(proxy.pid), thread_ticks(upstream.pid)
+    proxy.stop()
+    upstream.stop()
+    n = res["requests"]
+    scale = 1e6 / bench.TICKS / n
+    print("%s: %d requests, %.0f/s; CPU µs per request, user + system:" % (mode, n, res["rps"]))
+    for name, (u, s) in sorted(after.items()):
+        if name in before:
+            du, ds = u - before[name][0], s - before[name][1]
+            if du or ds:
+                print("  retryd thread %-14s %5.1f + %5.1f" % (name, du * scale, ds * scale))
+    u = sum(v[0] for v in up_after.values()) - sum(v[0] for v in up_before.values())
+    s = sum(v[1] for v in up_after.values()) - sum(v[1] for v in up_before.values())
+    print("  upstream (nginx)            %5.1f + %5.1f" % (u * scale, s * scale))
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("instructions", "syscalls") or \
+    if len(sys.argv) != 3 or sys.argv[1] not in ("instructions", "syscalls", "cpu") or \
             sys.argv[2] not in ("get", "post", "durable"):
         sys.exit(__doc__)
     if not os.path.exists(RETRYD):
         sys.exit("profile: build-bench/retryd is missing: run bench/run.sh once")
     tmp = tempfile.mkdtemp(prefix="retryd-profile-")
-    (instructions if sys.argv[1] == "instructions" else syscalls)(tmp, sys.argv[2])
+    {"instructions": instructions, "syscalls": syscalls, "cpu": cpu}[sys.argv[1]](tmp, sys.argv[2])
 
 
 if __name__ == "__main__":

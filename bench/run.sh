@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 missing=()
-for p in wrk nginx-light haproxy gnuplot-nox; do
+for p in wrk nginx-light haproxy gnuplot-nox valgrind strace; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
