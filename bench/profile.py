@@ -4,8 +4,9 @@
   bench/profile.py instructions MODE   callgrind: user-space instructions per
                                        request, and the top functions
   bench/profile.py syscalls MODE       strace -c: system calls per request
-  bench/profile.py cpu MODE            user and system CPU µs per request, per
-                                       thread of retryd, and the upstream's
+  bench/profile.py cpu MODE [haproxy]  user and system CPU µs per request, per
+                                       thread of retryd (or of HAProxy, for
+                                       comparison), and the upstream's
 
 MODE is get (proxied GET), post (proxied 1 KiB POST) or durable (the upstream
 answers 507: every request is stored and answered 202). Same set-up as
@@ -107,8 +108,13 @@ def thread_ticks(pid):
     return out
 
 
-def cpu(tmp, mode):
-    upstream, proxy, port = start(tmp, mode)
+def cpu(tmp, mode, peer=None):
+    if peer == "haproxy":
+        up_port, port = bench.free_port(), bench.free_port()
+        upstream = bench.start_upstream(tmp, up_port)
+        proxy = bench.start_haproxy(tmp, port, up_port)
+    else:
+        upstream, proxy, port = start(tmp, mode)
     load(tmp, mode, port, 2)  # warm-up
     before, up_before = thread_ticks(proxy.pid), thread_ticks(upstream.pid)
     res = load(tmp, mode, port, 10)
@@ -122,20 +128,26 @@ def cpu(tmp, mode):
         if name in before:
             du, ds = u - before[name][0], s - before[name][1]
             if du or ds:
-                print("  retryd thread %-14s %5.1f + %5.1f" % (name, du * scale, ds * scale))
+                print("  %s thread %-14s %5.1f + %5.1f" % (peer or "retryd", name, du * scale,
+                                                            ds * scale))
     u = sum(v[0] for v in up_after.values()) - sum(v[0] for v in up_before.values())
     s = sum(v[1] for v in up_after.values()) - sum(v[1] for v in up_before.values())
     print("  upstream (nginx)            %5.1f + %5.1f" % (u * scale, s * scale))
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("instructions", "syscalls", "cpu") or \
-            sys.argv[2] not in ("get", "post", "durable"):
+    peer = sys.argv[3] if len(sys.argv) == 4 and sys.argv[1] == "cpu" else None
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("instructions", "syscalls", "cpu") or \
+            sys.argv[2] not in ("get", "post", "durable") or (len(sys.argv) == 4 and peer != "haproxy") \
+            or (peer and sys.argv[2] == "durable"):
         sys.exit(__doc__)
     if not os.path.exists(RETRYD):
         sys.exit("profile: build-bench/retryd is missing: run bench/run.sh once")
     tmp = tempfile.mkdtemp(prefix="retryd-profile-")
-    {"instructions": instructions, "syscalls": syscalls, "cpu": cpu}[sys.argv[1]](tmp, sys.argv[2])
+    if sys.argv[1] == "cpu":
+        cpu(tmp, sys.argv[2], peer)
+    else:
+        {"instructions": instructions, "syscalls": syscalls}[sys.argv[1]](tmp, sys.argv[2])
 
 
 if __name__ == "__main__":
