@@ -124,7 +124,7 @@ static int forward_send_head(forward_t *f) {
   const request_t *req = f->req;
   headers_t *h = &f->head.fields;
   int status = f->head.status;
-  const char *connection = headers_get(h, "connection");
+  const char *connection = headers_connection_names(h);
   bool chunked_upstream = headers_get(h, "transfer-encoding") != NULL;
   bool has_length = headers_get(h, "content-length") != NULL && !chunked_upstream;
 

@@ -172,6 +172,18 @@ bool headers_is_hop_by_hop(const char *name, const char *connection) {
   return connection != NULL && headers_list_has_token(connection, name);
 }
 
+const char *headers_connection_names(const headers_t *h) {
+  const char *connection = headers_get(h, "connection");
+  if (connection == NULL)
+    return NULL;
+  const char *cursor = connection, *item;
+  size_t len;
+  while (headers_list_next(&cursor, &item, &len))
+    if (len != 10 || strncasecmp(item, "keep-alive", 10) != 0)
+      return connection;
+  return NULL;
+}
+
 bool headers_is_secret(const char *name) {
   static const char *const secret[] = {
       "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",

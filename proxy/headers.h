@@ -54,6 +54,11 @@ size_t headers_count_named(const headers_t *h, const char *name);
  * Transfer-Encoding, Upgrade, Proxy-Authorization, Proxy-Authenticate, and any
  * field named in the Connection header given as connection (may be NULL). */
 bool headers_is_hop_by_hop(const char *name, const char *connection);
+/* The Connection field's value when it names fields beyond the fixed
+ * hop-by-hop ones, else NULL: what headers_is_hop_by_hop() wants as
+ * connection. "Connection: keep-alive", the usual case, names none, and
+ * passing NULL spares walking the list once per field. */
+const char *headers_connection_names(const headers_t *h);
 /* True for fields whose values are credentials and must be shown as
  * "[redacted]" everywhere but the upstream and the database. */
 bool headers_is_secret(const char *name);

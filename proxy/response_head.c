@@ -76,7 +76,7 @@ head_result_t response_head_line(response_head_t *h, const char *line, size_t le
 
 int response_head_serialize(const response_head_t *h, buf_t *out) {
   const headers_t *f = &h->fields;
-  const char *connection = headers_get(f, "connection");
+  const char *connection = headers_connection_names(f);
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < f->count; i++) {
     if (headers_is_hop_by_hop(headers_name(f, i), connection))

@@ -4,7 +4,7 @@
 #include <strings.h>
 
 int upstream_request_headers(const headers_t *client, buf_t *out) {
-  const char *connection = headers_get(client, "connection");
+  const char *connection = headers_connection_names(client);
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < client->count; i++) {
     const char *name = headers_name(client, i);

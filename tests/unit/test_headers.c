@@ -66,6 +66,22 @@ static void hop_by_hop_fields_include_those_named_in_connection(void **state) {
   assert_false(headers_is_hop_by_hop("Content-Type", NULL));
 }
 
+static void connection_names_only_when_beyond_keep_alive(void **state) {
+  (void)state;
+  headers_t h;
+  headers_init(&h, 4096);
+  assert_null(headers_connection_names(&h));
+  headers_add(&h, "Connection", 10, "Keep-Alive", 10);
+  assert_null(headers_connection_names(&h));
+  headers_reset(&h);
+  headers_add(&h, "connection", 10, "keep-alive, X-Trace", 19);
+  assert_string_equal(headers_connection_names(&h), "keep-alive, X-Trace");
+  headers_reset(&h);
+  headers_add(&h, "Connection", 10, "close", 5);
+  assert_string_equal(headers_connection_names(&h), "close");
+  headers_free(&h);
+}
+
 static void list_tokens_ignore_case_and_space(void **state) {
   (void)state;
   assert_true(headers_list_has_token("close", "close"));
@@ -114,6 +130,7 @@ int main(void) {
       cmocka_unit_test(the_byte_cap_is_enforced),
       cmocka_unit_test(duplicate_fields_are_counted),
       cmocka_unit_test(hop_by_hop_fields_include_those_named_in_connection),
+      cmocka_unit_test(connection_names_only_when_beyond_keep_alive),
       cmocka_unit_test(list_tokens_ignore_case_and_space),
       cmocka_unit_test(credentials_are_secret),
       cmocka_unit_test(json_escaping_keeps_lines_valid),
