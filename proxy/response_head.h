@@ -1,6 +1,7 @@
-/* response_head: an upstream answer's status line and header fields, as
- * curl's header callback hands them over one line at a time.
+/* response_head: an upstream answer's status, reason and header fields.
  *
+ * Filled line by line from curl's header callback (response_head_line,
+ * https upstreams), or piece by piece from llhttp by upstream_h1.c.
  * Interim answers (1xx) are skipped; trailers after the final head are
  * ignored. The fields are capped (max_response_header_bytes). Loop thread. */
 #ifndef RETRYD_RESPONSE_HEAD_H

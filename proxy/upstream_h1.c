@@ -307,9 +307,7 @@ static upstream_xfer_t *h1_parser_xfer(llhttp_t *p) {
 static int h1_on_message_begin(llhttp_t *p) {
   upstream_xfer_t *x = h1_parser_xfer(p);
   /* Also after an interim (1xx) answer: the final one starts afresh. */
-  headers_reset(&x->head->fields);
-  x->head->status = 0;
-  x->head->reason[0] = '\0';
+  response_head_reset(x->head);
   x->reason_len = 0;
   return 0;
 }

@@ -1,8 +1,8 @@
 /* upstream_request: which of a client's header fields go upstream.
  *
- * One rule for both senders: the first attempt (forward.c, from the
- * client's request) and the stored copy every retry sends (enqueue.c), so a
- * retry goes out byte for byte like the first attempt. The fields that go
+ * Computed once, by forward.c for the first attempt; a stored request
+ * keeps those same lines (enqueue.c takes them over), so every retry goes
+ * out byte for byte like the first attempt. The fields that go
  * upstream are the client's minus hop-by-hop ones, Host (the upstream's is
  * sent), Content-Length (set from the body) and Expect; kept as
  * "Name: value\r\n" lines. Loop thread. */
