@@ -15,6 +15,7 @@
  * handle keeps the connection cache, so connections (HTTP/1.1 keep-alive or
  * one HTTP/2 connection) are reused across requests. Loop thread only. */
 #include <curl/curl.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,15 +31,25 @@
 /* Idle upstream connections kept open for reuse. */
 #define UPSTREAM_MAX_IDLE_CONNECTIONS 1024
 
-/* One per upstream socket, kept from its first transfer until curl closes
- * it (CURLOPT_CLOSESOCKETFUNCTION), not per transfer: uv_poll_init_socket,
- * uv_poll_start and uv_close each cost epoll_ctl calls (and an ioctl), and
- * a kept-alive connection is reused by transfer after transfer. */
+/* One per descriptor curl asks us to watch.
+ *
+ * A poll handle must never outlive its descriptor: libuv keys watchers by
+ * descriptor number, so a handle left on a number the kernel has handed to
+ * someone else (an accepted client, say) takes that descriptor's events and
+ * the new owner is never read. Curl closes some descriptors without a word
+ * to us (its threaded resolver's socketpair), so only a socket curl opened
+ * through our CURLOPT_OPENSOCKETFUNCTION, whose close we therefore see in
+ * CURLOPT_CLOSESOCKETFUNCTION, keeps its handle between transfers ("owned":
+ * uv_poll_init_socket, uv_poll_start and uv_close each cost epoll_ctl calls,
+ * and a kept-alive connection serves transfer after transfer). Any other
+ * descriptor's handle is closed at once on CURL_POLL_REMOVE. */
 typedef struct {
   uv_poll_t poll;
   curl_socket_t fd;
   int events;  /* what the poll handle watches now */
   bool active; /* curl wants events (between its POLL_IN/OUT and REMOVE) */
+  bool owned;  /* opened by upstream_open_socket_cb: we see its close */
+  bool polling; /* poll handle initialised (an owned socket gets one lazily) */
 } upstream_socket_t;
 
 /* One transfer: the easy handle and what its callbacks report to. */
@@ -136,13 +147,40 @@ static void upstream_poll_closed(uv_handle_t *h) {
   free(h->data);
 }
 
+/* Forgets fd's entry; its poll handle (if any) stops at once. */
+static void upstream_socket_drop(curl_socket_t fd) {
+  upstream_socket_t *s = upstream_socket_get(fd);
+  if (s == NULL)
+    return;
+  U.socks[fd] = NULL;
+  if (s->polling)
+    uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
+  else
+    free(s);
+}
+
+static upstream_socket_t *upstream_socket_new(curl_socket_t fd, bool owned) {
+  upstream_socket_t *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return NULL;
+  s->fd = fd;
+  s->owned = owned;
+  if (upstream_socket_put(fd, s) != 0) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
 static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   (void)easy;
   (void)userp;
   (void)socketp;
   upstream_socket_t *s = upstream_socket_get(fd);
   if (what == CURL_POLL_REMOVE) {
-    if (s != NULL) {
+    if (s != NULL && !s->owned) {
+      upstream_socket_drop(fd);
+    } else if (s != NULL) {
       s->active = false;
       /* Readable interest stays on (no epoll_ctl now, none at the next
        * transfer); writable would fire at once, so it goes. */
@@ -153,21 +191,16 @@ static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *user
     }
     return 0;
   }
-  if (s == NULL) {
-    s = malloc(sizeof(*s));
-    if (s == NULL)
-      return -1;
-    s->fd = fd;
-    s->events = 0;
+  if (s == NULL && (s = upstream_socket_new(fd, false)) == NULL)
+    return -1;
+  if (!s->polling) {
     if (uv_poll_init_socket(U.loop, &s->poll, fd) != 0) {
+      U.socks[fd] = NULL;
       free(s);
       return -1;
     }
     s->poll.data = s;
-    if (upstream_socket_put(fd, s) != 0) {
-      uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
-      return -1;
-    }
+    s->polling = true;
   }
   s->active = true;
   int events = 0;
@@ -182,15 +215,31 @@ static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *user
   return 0;
 }
 
+/* curl opens every upstream connection here, so the socket is known to be
+ * closed through upstream_close_socket_cb. An entry still on this number
+ * belonged to a descriptor curl closed on its own before saying
+ * CURL_POLL_REMOVE; it goes before the new socket is watched. */
+static curl_socket_t upstream_open_socket_cb(void *clientp, curlsocktype purpose,
+                                             struct curl_sockaddr *addr) {
+  (void)clientp;
+  if (purpose != CURLSOCKTYPE_IPCXN)
+    return CURL_SOCKET_BAD;
+  curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  if (fd < 0)
+    return CURL_SOCKET_BAD;
+  upstream_socket_drop(fd);
+  if (upstream_socket_new(fd, true) == NULL) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  return fd;
+}
+
 /* curl is done with a socket: its poll handle goes first (uv_close stops
  * it at once), then the descriptor. */
 static int upstream_close_socket_cb(void *clientp, curl_socket_t fd) {
   (void)clientp;
-  upstream_socket_t *s = upstream_socket_get(fd);
-  if (s != NULL) {
-    U.socks[fd] = NULL;
-    uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
-  }
+  upstream_socket_drop(fd);
   return close(fd);
 }
 
@@ -238,8 +287,7 @@ static void curl_close(void) {
   curl_multi_cleanup(U.multi);
   U.multi = NULL;
   for (size_t i = 0; i < U.nsocks; i++)
-    if (U.socks[i] != NULL)
-      uv_close((uv_handle_t *)&U.socks[i]->poll, upstream_poll_closed);
+    upstream_socket_drop((curl_socket_t)i);
   free(U.socks);
   U.socks = NULL;
   U.nsocks = 0;
@@ -267,6 +315,7 @@ static void upstream_set_fixed_options(CURL *easy) {
   curl_easy_setopt(easy, CURLOPT_PROXY, "");
   /* And no no_proxy/NO_PROXY lookup in the environment per transfer. */
   curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, upstream_open_socket_cb);
   curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, upstream_close_socket_cb);
 }
 

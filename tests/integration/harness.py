@@ -665,3 +665,20 @@ def descendant_pids(pid):
                     out.append(k)
                     todo.append(k)
     return out
+
+
+def dns_fault_env(stall_ms=2000):
+    """Environment for a retryd whose getaddrinfo() fails like a DNS outage
+    for the reserved test names (tests/shims/dns_fault.c): *.dns-stall.test
+    blocks stall_ms then fails, *.nxdomain.test fails at once,
+    *.loopback.test is 127.0.0.1."""
+    shim = os.environ.get("RETRYD_DNS_FAULT") or os.path.normpath(os.path.join(
+        os.path.dirname(retryd_bin()), "tests", "shims", "libretryd_dns_fault.so"))
+    if not os.path.exists(shim):
+        raise unittest.SkipTest("dns fault shim not built: %s" % shim)
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    # The shim is preloaded ahead of the sanitizer runtime; that is safe
+    # (it only wraps getaddrinfo) but ASan checks the order by default.
+    asan = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    return {"LD_PRELOAD": shim, "RETRYD_TEST_DNS_STALL_MS": str(stall_ms),
+            "ASAN_OPTIONS": asan}
