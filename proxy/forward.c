@@ -127,6 +127,7 @@ static int forward_send_head(forward_t *f) {
   const char *connection = headers_connection_names(h);
   bool chunked_upstream = headers_get(h, "transfer-encoding") != NULL;
   bool has_length = headers_get(h, "content-length") != NULL && !chunked_upstream;
+  bool no_length = status == 204 || status == 304;
 
   if (req->is_head || status < 200 || status == 204 || status == 304)
     f->frame = FRAME_NONE;
@@ -155,8 +156,9 @@ static int forward_send_head(forward_t *f) {
     const char *name = headers_name(h, i);
     if (headers_is_hop_by_hop(name, connection))
       continue;
-    if (chunked_upstream && strcasecmp(name, "content-length") == 0)
-      continue; /* a length next to chunked framing is not to be trusted */
+    if ((chunked_upstream || no_length) && strcasecmp(name, "content-length") == 0)
+      continue; /* next to chunked framing a length is not to be trusted;
+                   a 204 or 304 has no body, so no length to tell */
     rc = buf_append_field(head, name, headers_value(h, i));
   }
   if (rc == 0 && f->frame == FRAME_CHUNKED)

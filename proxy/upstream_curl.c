@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "proxy/answer_parser.h"
 #include "proxy/buf.h"
 #include "proxy/upstream_backend.h"
 
@@ -58,6 +59,7 @@ typedef struct upstream_xfer_s {
   struct curl_slist *slist;
   buf_t url;
   response_head_t *head;
+  answer_parser_t answer; /* the head lines, read by retryd's rule */
   const upstream_ops_t *ops;
   void *ctx;
   char error[CURL_ERROR_SIZE]; /* curl's error buffer, or ours */
@@ -445,16 +447,39 @@ static int curl_request_setup(curl_xfer_t *x, const upstream_request_t *r) {
 
 /* ---- curl's callbacks, translated ------------------------------------ */
 
+/* The head passed retryd's rule: the caller may act on it. */
+static int curl_answer_head(answer_parser_t *p) {
+  curl_xfer_t *x = p->owner;
+  if (x->ops->head(x->ctx) != 0) {
+    snprintf(p->error, sizeof(p->error), "the answer could not be relayed");
+    return -1;
+  }
+  return 0;
+}
+
+/* Never called: libcurl frames the body, only head lines are fed. */
+static int curl_answer_body(answer_parser_t *p, const char *at, size_t len) {
+  (void)at;
+  (void)len;
+  snprintf(p->error, sizeof(p->error), "unexpected body bytes in the head");
+  return -1;
+}
+
+static const answer_parser_ops_t curl_answer_ops = {
+    .head = curl_answer_head,
+    .body = curl_answer_body,
+};
+
+/* Each head line goes through the same parse as an http:// answer's, so a
+ * head libcurl would accept but retryd's rule refuses stops the transfer
+ * before the caller sees it. */
 static size_t curl_header_cb(char *line, size_t size, size_t nitems, void *userp) {
   curl_xfer_t *x = userp;
   size_t len = size * nitems;
-  head_result_t r = response_head_line(x->head, line, len);
-  if (r == HEAD_ERROR) {
-    snprintf(x->error, sizeof(x->error), "the upstream's answer head is malformed or too large");
+  if (answer_parser_head_line(&x->answer, line, len) == HEAD_ERROR) {
+    answer_parser_error(&x->answer); /* the reason, kept for curl_xfer_finish */
     return 0;
   }
-  if (r == HEAD_COMPLETE && x->ops->head(x->ctx) != 0)
-    return 0;
   return len;
 }
 
@@ -485,7 +510,10 @@ static void curl_xfer_finish(curl_xfer_t *x, CURLcode result) {
   const upstream_ops_t *ops = x->ops;
   void *ctx = x->ctx;
   char error[CURL_ERROR_SIZE];
-  snprintf(error, sizeof(error), "%s", x->error[0] ? x->error : curl_easy_strerror(result));
+  /* Our refusal of the head first: curl then writes its own words for
+   * the stop ("Failed writing header") into its error buffer. */
+  const char *why = x->answer.error[0] ? x->answer.error : x->error[0] ? x->error : curl_easy_strerror(result);
+  snprintf(error, sizeof(error), "%s", why);
   curl_xfer_free(x);
   if (result == CURLE_OK)
     ops->done(ctx, UPSTREAM_DONE, NULL);
@@ -502,6 +530,7 @@ static upstream_xfer_t *curl_send(const upstream_request_t *r, response_head_t *
   x->head = head;
   x->ops = ops;
   x->ctx = ctx;
+  answer_parser_start(&x->answer, head, strcmp(r->method, "HEAD") == 0, &curl_answer_ops, x);
   buf_init(&x->url, strlen(U.cfg->upstream) + strlen(r->target) + 1);
   x->easy = upstream_easy();
   if (x->easy == NULL || curl_request_setup(x, r) != 0) {

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/answer_parser.h"
 #include "proxy/buf.h"
 #include "proxy/upstream_backend.h"
 #include "proxy/upstream_origin.h"
@@ -62,8 +63,6 @@ struct upstream_xfer_s {
   bool answer_started;  /* a byte of the answer came: never send again */
   bool resent;          /* already sent again on a new connection */
   bool paused;
-  bool message_done;
-  size_t reason_len;
   const char *pending;  /* body bytes the caller did not take at the pause */
   size_t pending_len;
   const char *rest;     /* bytes not yet parsed at the pause */
@@ -76,7 +75,7 @@ struct h1_conn_s {
   uv_connect_t connect_req;
   uv_write_t write_req;
   uv_getaddrinfo_t lookup;
-  llhttp_t parser;
+  answer_parser_t answer;
   h1_state_t state;
   upstream_xfer_t *xfer;
   h1_conn_t *prev, *next; /* the idle list */
@@ -91,7 +90,6 @@ struct h1_conn_s {
 static struct {
   uv_loop_t *loop;
   upstream_origin_t origin;
-  llhttp_settings_t settings;
   h1_conn_t *idle; /* most recently used first */
   size_t nidle;
 } H;
@@ -254,7 +252,7 @@ static void h1_complete(h1_conn_t *conn, bool reusable) {
   upstream_xfer_t *x = conn->xfer;
   h1_detach(x);
   if (reusable && !conn->writing && H.nidle < H1_MAX_IDLE &&
-      llhttp_should_keep_alive(&conn->parser)) {
+      llhttp_should_keep_alive(&conn->answer.llhttp)) {
     conn->state = H1_IDLE;
     conn->reused = true;
     h1_read_on(conn); /* it may have ended right after a pause */
@@ -281,12 +279,12 @@ typedef enum {
 
 static feed_t h1_feed(h1_conn_t *conn, const char *data, size_t len) {
   upstream_xfer_t *x = conn->xfer;
-  llhttp_errno_t err = llhttp_execute(&conn->parser, data, len);
+  llhttp_errno_t err = answer_parser_feed(&conn->answer, data, len);
   if (err == HPE_OK)
     return FEED_MORE;
   if (err == HPE_PAUSED) {
-    const char *pos = llhttp_get_error_pos(&conn->parser);
-    if (x->message_done) {
+    const char *pos = llhttp_get_error_pos(&conn->answer.llhttp);
+    if (conn->answer.message_done) {
       /* Bytes after the answer were never asked for: do not reuse. */
       h1_complete(conn, pos == data + len);
       return FEED_ENDED;
@@ -296,71 +294,22 @@ static feed_t h1_feed(h1_conn_t *conn, const char *data, size_t len) {
     h1_read_off(conn);
     return FEED_PAUSED;
   }
-  h1_fail(x, "the upstream's answer is malformed: %s", llhttp_get_error_reason(&conn->parser));
+  h1_fail(x, "%s", answer_parser_error(&conn->answer));
   return FEED_ENDED;
 }
 
-static upstream_xfer_t *h1_parser_xfer(llhttp_t *p) {
-  return ((h1_conn_t *)p->data)->xfer;
-}
-
-static int h1_on_message_begin(llhttp_t *p) {
-  upstream_xfer_t *x = h1_parser_xfer(p);
-  /* Also after an interim (1xx) answer: the final one starts afresh. */
-  response_head_reset(x->head);
-  x->reason_len = 0;
-  return 0;
-}
-
-static int h1_on_status(llhttp_t *p, const char *at, size_t len) {
-  upstream_xfer_t *x = h1_parser_xfer(p);
-  size_t room = sizeof(x->head->reason) - 1 - x->reason_len;
-  if (len > room)
-    len = room; /* a reason phrase is kept only this long */
-  memcpy(x->head->reason + x->reason_len, at, len);
-  x->reason_len += len;
-  x->head->reason[x->reason_len] = '\0';
-  return 0;
-}
-
-static int h1_head_too_large(upstream_xfer_t *x) {
-  snprintf(x->error, sizeof(x->error), "the upstream's answer head is malformed or too large");
-  return -1;
-}
-
-static int h1_on_header_field(llhttp_t *p, const char *at, size_t len) {
-  upstream_xfer_t *x = h1_parser_xfer(p);
-  return headers_name_piece(&x->head->fields, at, len) == 0 ? 0 : h1_head_too_large(x);
-}
-
-static int h1_on_header_value(llhttp_t *p, const char *at, size_t len) {
-  upstream_xfer_t *x = h1_parser_xfer(p);
-  return headers_value_piece(&x->head->fields, at, len) == 0 ? 0 : h1_head_too_large(x);
-}
-
-static int h1_on_headers_complete(llhttp_t *p) {
-  upstream_xfer_t *x = h1_parser_xfer(p);
-  response_head_t *h = x->head;
-  if (headers_end(&h->fields) != 0)
-    return h1_head_too_large(x);
-  int status = llhttp_get_status_code(p);
-  if (status < 100 || status > 999 || status == 101) {
-    snprintf(x->error, sizeof(x->error), "the upstream answered with status %d", status);
-    return -1;
-  }
-  h->status = status;
-  if (status < 200)
-    return 0; /* interim: llhttp ends it here; the final answer follows */
-  h->complete = true;
+/* What the answer parser hands over, passed on to the caller. */
+static int h1_answer_head(answer_parser_t *p) {
+  upstream_xfer_t *x = ((h1_conn_t *)p->owner)->xfer;
   if (x->ops->head(x->ctx) != 0) {
-    snprintf(x->error, sizeof(x->error), "the answer could not be relayed");
+    snprintf(p->error, sizeof(p->error), "the answer could not be relayed");
     return -1;
   }
-  return x->is_head ? 1 : 0; /* 1: no body follows */
+  return 0;
 }
 
-static int h1_on_body(llhttp_t *p, const char *at, size_t len) {
-  upstream_xfer_t *x = h1_parser_xfer(p);
+static int h1_answer_body(answer_parser_t *p, const char *at, size_t len) {
+  upstream_xfer_t *x = ((h1_conn_t *)p->owner)->xfer;
   switch (x->ops->body(x->ctx, at, len)) {
   case UPSTREAM_TAKEN:
     return 0;
@@ -370,18 +319,15 @@ static int h1_on_body(llhttp_t *p, const char *at, size_t len) {
     x->pending_len = len;
     return HPE_PAUSED;
   default:
-    snprintf(x->error, sizeof(x->error), "the answer could not be relayed");
+    snprintf(p->error, sizeof(p->error), "the answer could not be relayed");
     return -1;
   }
 }
 
-static int h1_on_message_complete(llhttp_t *p) {
-  upstream_xfer_t *x = h1_parser_xfer(p);
-  if (!x->head->complete)
-    return 0; /* an interim answer ended */
-  x->message_done = true;
-  return HPE_PAUSED; /* stop here: anything after it is not ours */
-}
+static const answer_parser_ops_t h1_answer_ops = {
+    .head = h1_answer_head,
+    .body = h1_answer_body,
+};
 
 /* ---- the connection's I/O -------------------------------------------- */
 
@@ -408,8 +354,8 @@ static void h1_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == UV_EOF && x->answer_started) {
     /* An answer without a length ends with the connection. */
-    llhttp_errno_t err = llhttp_finish(&conn->parser);
-    if (err == HPE_PAUSED && x->message_done) {
+    llhttp_errno_t err = llhttp_finish(&conn->answer.llhttp);
+    if (err == HPE_PAUSED && conn->answer.message_done) {
       h1_complete(conn, false);
       return;
     }
@@ -430,8 +376,7 @@ static void h1_write_cb(uv_write_t *req, int status) {
 
 static void h1_send_request(h1_conn_t *conn) {
   upstream_xfer_t *x = conn->xfer;
-  llhttp_init(&conn->parser, HTTP_RESPONSE, &H.settings);
-  conn->parser.data = conn;
+  answer_parser_start(&conn->answer, x->head, x->is_head, &h1_answer_ops, conn);
   uv_buf_t bufs[2];
   unsigned n = 0;
   bufs[n++] = uv_buf_init(x->out.data, (unsigned)x->out.len);
@@ -669,7 +614,7 @@ static void h1_resume(upstream_xfer_t *x) {
     }
     x->pending = NULL;
   }
-  llhttp_resume(&conn->parser);
+  llhttp_resume(&conn->answer.llhttp);
   /* Parsed even when nothing is left: llhttp may still owe the end of
    * the message. */
   const char *rest = x->rest;
@@ -685,14 +630,6 @@ static int h1_init(uv_loop_t *loop, const config_t *cfg) {
   H.loop = loop;
   if (upstream_origin_parse(&H.origin, cfg->upstream) != 0)
     return UV_EINVAL;
-  llhttp_settings_init(&H.settings);
-  H.settings.on_message_begin = h1_on_message_begin;
-  H.settings.on_status = h1_on_status;
-  H.settings.on_header_field = h1_on_header_field;
-  H.settings.on_header_value = h1_on_header_value;
-  H.settings.on_headers_complete = h1_on_headers_complete;
-  H.settings.on_body = h1_on_body;
-  H.settings.on_message_complete = h1_on_message_complete;
   return 0;
 }
 
