@@ -50,10 +50,16 @@ static void attempt_timeout_cb(uv_timer_t *t) {
   attempt_finish(a, UPSTREAM_TIMEDOUT);
 }
 
+static void attempt_resent_cb(void *ctx, const char *why) {
+  attempt_t *a = ctx;
+  upstream_note_resent(&a->app->stats, &a->sent_ns, a->rq.id, a->rq.method, a->rq.target, why);
+}
+
 static const upstream_ops_t attempt_upstream_ops = {
     .head = attempt_head_cb,
     .body = attempt_body_cb,
     .done = attempt_upstream_done_cb,
+    .resent = attempt_resent_cb,
 };
 
 /* Decides the outcome from what came back. */

@@ -331,10 +331,16 @@ static void forward_client_gone(void *ctx) {
 
 /* ---- the request ----------------------------------------------------- */
 
+static void forward_resent_cb(void *ctx, const char *why) {
+  forward_t *f = ctx;
+  upstream_note_resent(&f->app->stats, &f->sent_ns, NULL, f->req->method, f->req->target.data, why);
+}
+
 static const upstream_ops_t forward_upstream_ops = {
     .head = forward_head_cb,
     .body = forward_body_cb,
     .done = forward_done_cb,
+    .resent = forward_resent_cb,
 };
 
 void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {

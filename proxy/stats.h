@@ -28,6 +28,7 @@ typedef struct {
 
   uint64_t responses_by_code[600];
   uint64_t network_errors;
+  uint64_t resent; /* sent again at once after a kept-alive connection died unanswered */
 
   uint64_t latency_buckets[STATS_LATENCY_BUCKETS];
   uint64_t latency_count;

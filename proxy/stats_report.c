@@ -47,9 +47,10 @@ int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int
   }
   if (rc == 0)
     rc = buf_printf(out,
-                    "}},\"network_errors\":%llu,\"latency_ms\":{\"count\":%llu,\"p50\":%.3f,"
+                    "}},\"network_errors\":%llu,\"resent\":%llu,\"latency_ms\":{\"count\":%llu,\"p50\":%.3f,"
                     "\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}},\"uptime_s\":%.0f}\n",
-                    (unsigned long long)s->network_errors, (unsigned long long)s->latency_count,
+                    (unsigned long long)s->network_errors, (unsigned long long)s->resent,
+                    (unsigned long long)s->latency_count,
                     stats_latency_quantile_ms(s, 0.50), stats_latency_quantile_ms(s, 0.90),
                     stats_latency_quantile_ms(s, 0.99), stats_latency_quantile_ms(s, 1.0),
                     uptime_s(s, now_ns));
@@ -98,6 +99,8 @@ int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *
       {"retryd_rejected_total", "Requests answered by retryd with an error.", s->rejected},
       {"retryd_upstream_network_errors_total", "Attempts that got no answer.",
        s->network_errors},
+      {"retryd_upstream_resent_total",
+       "Requests sent again at once after a kept-alive connection died unanswered.", s->resent},
   };
   for (size_t i = 0; rc == 0 && i < sizeof(counters) / sizeof(counters[0]); i++)
     rc = prom_counter(out, counters[i].name, counters[i].help, counters[i].v);

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "proxy/log.h"
 #include "proxy/upstream_backend.h"
 
 static const upstream_backend_t *backend;
@@ -22,6 +23,22 @@ void upstream_close(void) {
 upstream_xfer_t *upstream_send(const upstream_request_t *r, response_head_t *head,
                                const upstream_ops_t *ops, void *ctx) {
   return backend->send(r, head, ops, ctx);
+}
+
+void upstream_note_resent(stats_t *stats, uint64_t *sent_ns, const char *id, const char *method,
+                          const char *target, const char *why) {
+  uint64_t now = uv_hrtime();
+  stats_upstream_answer(stats, 0, now - *sent_ns);
+  stats->resent++;
+  *sent_ns = now;
+  log_line_t l;
+  log_begin(&l, LOG_INFO, "upstream_resend");
+  if (id != NULL)
+    log_str(&l, "id", id);
+  log_str(&l, "method", method);
+  log_strn(&l, "path", target, strcspn(target, "?")); /* query values may be secrets */
+  log_str(&l, "error", why);
+  log_end(&l);
 }
 
 void upstream_cancel(upstream_xfer_t *x) {

@@ -27,6 +27,7 @@
 
 #include "proxy/config.h"
 #include "proxy/response_head.h"
+#include "proxy/stats.h"
 
 typedef struct {
   const char *method;
@@ -56,6 +57,12 @@ typedef struct {
   int (*body)(void *ctx, const char *data, size_t len);
   /* error says what went wrong (NULL when UPSTREAM_DONE). */
   void (*done)(void *ctx, upstream_result_t result, const char *error);
+  /* Optional: the request died on a kept-alive connection before any byte
+   * of an answer and is being sent again at once on a new one (why says
+   * what happened). That was an attempt without an answer: callers count
+   * and log it (upstream_note_resent). Only the http:// client reports it;
+   * libcurl resends the same way without telling. */
+  void (*resent)(void *ctx, const char *why);
 } upstream_ops_t;
 
 typedef struct upstream_xfer_s upstream_xfer_t;
@@ -68,6 +75,11 @@ void upstream_close(void);
  * NULL when it could not even start (out of memory). */
 upstream_xfer_t *upstream_send(const upstream_request_t *r, response_head_t *head,
                                const upstream_ops_t *ops, void *ctx);
+/* Counts and logs a resend reported by ops->resent: a network error in
+ * stats (with its latency since *sent_ns, which restarts now) and an
+ * "upstream_resend" log line. id is the stored request's, or NULL. */
+void upstream_note_resent(stats_t *stats, uint64_t *sent_ns, const char *id, const char *method,
+                          const char *target, const char *why);
 /* Stops a transfer; none of its callbacks runs after this. Never from
  * inside one of its callbacks. */
 void upstream_cancel(upstream_xfer_t *x);

@@ -236,6 +236,10 @@ static void h1_conn_broke(h1_conn_t *conn, int status) {
     h1_detach(x);
     h1_conn_close(conn);
     x->resent = true;
+    if (x->ops->resent != NULL)
+      x->ops->resent(x->ctx, status == UV_EOF ? "the upstream closed a kept-alive connection "
+                                                "without answering; sent again"
+                                              : uv_strerror(status));
     if (h1_attach(x) != 0)
       h1_fail(x, "could not open a new connection to the upstream");
     return;

@@ -13,6 +13,7 @@ prefix included; Host follows the upstream URL (IPv6 literal, default port).
 Most runs pass `--retry-on 5xx` (no `network`), as test_upstream_errors.py
 does, so that a failed exchange shows as a 502 instead of being stored."""
 
+import json
 import os
 import shutil
 import socket
@@ -251,6 +252,24 @@ class DeadConnectionResendTest(H1TestCase):
         self.assertEqual(reqs[2].raw_body, reqs[1].raw_body)
         self.assertEqual(reqs[2].body, b'{"n":2}')
         self.assertEqual(up.count(), 3)
+
+    def test_resend_is_counted_and_logged_as_an_attempt_without_answer(self):
+        up = self.start_upstream()
+        up.push(Response(200, body=b"first"),
+                Response(close_without_answer=True),
+                Response(201, body=b"second, really"))
+        rd = self.start_retryd(up, *DIRECT_ERROR_ARGS)
+        self.assertEqual(self.send_two(rd).status, 201)
+        stats = json.loads(self.fetch(rd, "/_retryd/stats").body)
+        self.assertEqual(stats["upstream"]["resent"], 1, stats)
+        self.assertEqual(stats["upstream"]["network_errors"], 1, stats)
+        self.assertEqual(stats["upstream"]["latency_ms"]["count"], 3, stats)
+        line = rd.wait_log(lambda o: o.get("msg") == "upstream_resend")
+        self.assertIsNotNone(line, rd.stderr_text())
+        self.assertEqual((line["method"], line["path"]), ("POST", "/second"), line)
+        self.assertIn("kept-alive", line["error"])
+        metrics = self.fetch(rd, "/_retryd/metrics").body.decode()
+        self.assertIn("retryd_upstream_resent_total 1", metrics)
 
     def test_resend_goes_on_a_new_connection_not_another_pooled_one(self):
         up = self.start_upstream()
