@@ -23,6 +23,7 @@ typedef enum {
   OPT_COUNT,    /* an integer >= min */
   OPT_RETRY_ON,
   OPT_LOG_LEVEL,
+  OPT_BOOL,     /* on/off, true/false, yes/no, 1/0 */
 } opt_kind_t;
 
 typedef struct {
@@ -62,6 +63,9 @@ static const opt_t options[] = {
     {"max-wait", OPT_DURATION, FIELD(max_wait_ms), 0, "DUR", "cap on Prefer: wait=N (120s)"},
     {"upstream-ca", OPT_PATH, FIELD(upstream_ca), 0, "FILE",
      "CA bundle that verifies the upstream's certificate (system CAs)"},
+    {"upstream-http2", OPT_BOOL, FIELD(upstream_http2), 0, "on|off",
+     "https upstream through libcurl, HTTP/2 when the upstream offers it (off: HTTP/1.1, "
+     "retryd's own client over TLS)"},
     {"max-connections", OPT_COUNT, FIELD(max_connections), 1, "N",
      "client connections at once; more wait in the accept backlog (10000)"},
     {"admin-token", OPT_TEXT, FIELD(admin_token), 0, "TOKEN",
@@ -336,6 +340,16 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
         return CONFIG_OK;
       }
     return config_fail(err, errlen, name, "'%s' is not one of debug, info, warn, error", value);
+  }
+  case OPT_BOOL: {
+    static const char *yes[] = {"on", "true", "yes", "1"}, *no[] = {"off", "false", "no", "0"};
+    for (int i = 0; i < 4; i++) {
+      if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+        *(bool *)field = strcmp(value, yes[i]) == 0;
+        return CONFIG_OK;
+      }
+    }
+    return config_fail(err, errlen, name, "'%s' is not on or off", value);
   }
   }
   return config_fail(err, errlen, name, "unhandled option kind");

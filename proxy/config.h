@@ -40,6 +40,7 @@ typedef struct {
   uint64_t keep_completed_ms;
   uint64_t max_wait_ms;
   char upstream_ca[4096];   /* empty: system CAs */
+  bool upstream_http2;      /* https:// through libcurl (HTTP/2 by ALPN), not the own client */
   uint64_t max_connections;
   char admin_token[256];    /* empty: no token needed */
   log_level_t log_level;

@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
   int exit_code = 0;
   rc = upstream_init(app.loop, &cfg);
   if (rc != 0) {
-    log_msg(LOG_ERROR, "cannot start libcurl");
+    log_msg(LOG_ERROR, "cannot start the upstream client");
     exit_code = 1;
     goto out;
   }

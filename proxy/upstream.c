@@ -8,9 +8,10 @@
 static const upstream_backend_t *backend;
 
 int upstream_init(uv_loop_t *loop, const config_t *cfg) {
-  /* config.c accepts only http:// and https:// URLs. */
-  backend = strncmp(cfg->upstream, "http://", 7) == 0 ? &upstream_h1_backend
-                                                       : &upstream_curl_backend;
+  /* config.c accepts only http:// and https:// URLs. HTTP/1.1, over TLS
+   * or not, is retryd's own client; HTTP/2 is libcurl's. */
+  bool https = strncmp(cfg->upstream, "https://", 8) == 0;
+  backend = https && cfg->upstream_http2 ? &upstream_curl_backend : &upstream_h1_backend;
   return backend->init(loop, cfg);
 }
 

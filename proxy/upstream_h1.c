@@ -1,5 +1,6 @@
-/* upstream_h1: the upstream client for http:// upstreams — HTTP/1.1 over
- * libuv TCP, answers parsed by llhttp (strict, as for clients).
+/* upstream_h1: retryd's own HTTP/1.1 upstream client — over libuv TCP for
+ * http://, with TLS (upstream_tls.c, OpenSSL on memory buffers) for
+ * https://; answers read by answer_parser.c (strict llhttp, as for clients).
  *
  * Design note. A transfer (upstream_xfer_t) runs on a connection
  * (h1_conn_t). Connections are kept alive in an idle pool, most recently
@@ -29,8 +30,10 @@
 
 #include "proxy/answer_parser.h"
 #include "proxy/buf.h"
+#include "proxy/log.h"
 #include "proxy/upstream_backend.h"
 #include "proxy/upstream_origin.h"
+#include "proxy/upstream_tls.h"
 
 /* One read buffer per connection; curl's default buffer is the same. */
 #define H1_READ_BUF 16384
@@ -79,7 +82,12 @@ struct h1_conn_s {
   h1_state_t state;
   upstream_xfer_t *xfer;
   h1_conn_t *prev, *next; /* the idle list */
-  char *rbuf;
+  char *rbuf;             /* the answer's bytes, as parsed */
+  /* https://: the session, what the socket gave before decryption, and
+   * what goes out to it (the buffer a uv_write in flight is sending). */
+  upstream_tls_t *tls;
+  char *cbuf;
+  buf_t tls_out;
   int addr_index;         /* which of the origin's addresses */
   bool writing;
   bool reading;           /* uv_read_start is in force */
@@ -90,6 +98,9 @@ struct h1_conn_s {
 static struct {
   uv_loop_t *loop;
   upstream_origin_t origin;
+  upstream_tls_ctx_t *tls; /* https:// only */
+  size_t tls_out_max;
+  char record[16384]; /* one TLS record's worth of request, put together */
   h1_conn_t *idle; /* most recently used first */
   size_t nidle;
 } H;
@@ -174,6 +185,9 @@ static void h1_conn_closed(uv_handle_t *h) {
     x->conn = NULL;
     h1_end(x, UPSTREAM_FAILED);
   }
+  upstream_tls_free(conn->tls);
+  buf_free(&conn->tls_out);
+  free(conn->cbuf);
   free(conn->rbuf);
   free(conn);
 }
@@ -255,6 +269,8 @@ static void h1_conn_broke(h1_conn_t *conn, int status) {
 static void h1_complete(h1_conn_t *conn, bool reusable) {
   upstream_xfer_t *x = conn->xfer;
   h1_detach(x);
+  if (conn->tls != NULL && upstream_tls_has_plaintext(conn->tls))
+    reusable = false; /* bytes after the answer, still inside the session */
   if (reusable && !conn->writing && H.nidle < H1_MAX_IDLE &&
       llhttp_should_keep_alive(&conn->answer.llhttp)) {
     conn->state = H1_IDLE;
@@ -338,7 +354,78 @@ static const answer_parser_ops_t h1_answer_ops = {
 static void h1_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   h1_conn_t *conn = h->data;
-  *buf = uv_buf_init(conn->rbuf, H1_READ_BUF);
+  /* Over TLS the socket's bytes are decrypted into rbuf, which a paused
+   * parse may still point into: they land in their own buffer. */
+  *buf = uv_buf_init(conn->tls != NULL ? conn->cbuf : conn->rbuf, H1_READ_BUF);
+}
+
+/* The socket ended (EOF) or failed while x was on conn. */
+static void h1_read_ended(h1_conn_t *conn, int status) {
+  if (status == UV_EOF && conn->xfer->answer_started) {
+    /* An answer without a length ends with the connection. */
+    llhttp_errno_t err = llhttp_finish(&conn->answer.llhttp);
+    if (err == HPE_PAUSED && conn->answer.message_done) {
+      h1_complete(conn, false);
+      return;
+    }
+  }
+  h1_conn_broke(conn, status);
+}
+
+static void h1_send_request(h1_conn_t *conn);
+static void h1_tls_flush(h1_conn_t *conn);
+
+/* Decrypts and parses what the session holds until it wants more bytes
+ * from the socket, the caller pauses, or the transfer ends. */
+static feed_t h1_tls_pump(h1_conn_t *conn) {
+  for (;;) {
+    size_t n = 0;
+    tls_result_t r = upstream_tls_read(conn->tls, conn->rbuf, H1_READ_BUF, &n);
+    if (r == TLS_WANT)
+      return FEED_MORE;
+    if (r == TLS_CLOSED) {
+      h1_read_ended(conn, UV_EOF);
+      return FEED_ENDED;
+    }
+    if (r == TLS_ERROR) {
+      h1_fail(conn->xfer, "%s", upstream_tls_error(conn->tls));
+      return FEED_ENDED;
+    }
+    conn->xfer->answer_started = true;
+    feed_t f = h1_feed(conn, conn->rbuf, n);
+    if (f != FEED_MORE)
+      return f;
+  }
+}
+
+/* Bytes from the socket of a TLS connection. */
+static void h1_tls_received(h1_conn_t *conn, const char *data, size_t len) {
+  upstream_xfer_t *x = conn->xfer;
+  if (upstream_tls_feed(conn->tls, data, len) != 0) {
+    if (x != NULL)
+      h1_fail(x, "out of memory");
+    else
+      h1_conn_close(conn);
+    return;
+  }
+  if (x == NULL) {
+    /* Idle: a session ticket is fine; an answer nobody asked for, the end
+     * of the session or an error mean the connection goes. */
+    size_t n = 0;
+    if (upstream_tls_read(conn->tls, conn->rbuf, H1_READ_BUF, &n) != TLS_WANT)
+      h1_conn_close(conn);
+    return;
+  }
+  if (!upstream_tls_ready(conn->tls)) {
+    tls_result_t r = upstream_tls_handshake(conn->tls);
+    h1_tls_flush(conn);
+    if (r == TLS_OK && conn->state != H1_CLOSED)
+      h1_send_request(conn);
+    else if (r == TLS_ERROR || r == TLS_CLOSED)
+      h1_fail(x, "%s", upstream_tls_error(conn->tls));
+    return;
+  }
+  h1_tls_pump(conn);
 }
 
 static void h1_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -346,6 +433,10 @@ static void h1_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   upstream_xfer_t *x = conn->xfer;
   if (nread == 0 || conn->state == H1_CLOSED)
     return;
+  if (nread > 0 && conn->tls != NULL) {
+    h1_tls_received(conn, buf->base, (size_t)nread);
+    return;
+  }
   if (x == NULL) {
     /* Idle: the upstream closed it, or sent what nobody asked for. */
     h1_conn_close(conn);
@@ -356,20 +447,17 @@ static void h1_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     h1_feed(conn, buf->base, (size_t)nread);
     return;
   }
-  if (nread == UV_EOF && x->answer_started) {
-    /* An answer without a length ends with the connection. */
-    llhttp_errno_t err = llhttp_finish(&conn->answer.llhttp);
-    if (err == HPE_PAUSED && conn->answer.message_done) {
-      h1_complete(conn, false);
-      return;
-    }
-  }
-  h1_conn_broke(conn, (int)nread);
+  h1_read_ended(conn, (int)nread);
 }
 
 static void h1_write_cb(uv_write_t *req, int status) {
   h1_conn_t *conn = req->data;
   conn->writing = false;
+  buf_reset(&conn->tls_out); /* sent (TLS), or unused (plain) */
+  if (conn->state == H1_CLOSED)
+    return;
+  if (status >= 0 && conn->tls != NULL)
+    h1_tls_flush(conn); /* what the session wrote meanwhile */
   if (conn->xfer == NULL || conn->state == H1_CLOSED)
     return; /* the transfer ended; conn is closing or back in the pool */
   if (status < 0 && !conn->xfer->answer_started)
@@ -378,24 +466,20 @@ static void h1_write_cb(uv_write_t *req, int status) {
    * early and closed): the answer decides. */
 }
 
-static void h1_send_request(h1_conn_t *conn) {
-  upstream_xfer_t *x = conn->xfer;
-  answer_parser_start(&conn->answer, x->head, x->is_head, &h1_answer_ops, conn);
-  uv_buf_t bufs[2];
-  unsigned n = 0;
-  bufs[n++] = uv_buf_init(x->out.data, (unsigned)x->out.len);
-  if (x->body != NULL && x->body_len > 0 && !x->is_head)
-    bufs[n++] = uv_buf_init((char *)(uintptr_t)x->body, (unsigned)x->body_len);
-  /* Straight to the socket when it has room (the usual case): a uv_write
-   * that completes still costs an epoll_ctl when libuv drains it. An
-   * error here is left for uv_write to report from its callback. */
+/* Writes bufs: straight to the socket when it has room (the usual case: a
+ * uv_write that completes still costs an epoll_ctl when libuv drains it),
+ * the rest with uv_write. The bytes must stay put until h1_write_cb. An
+ * error here is reported through the connection's close. */
+static void h1_write(h1_conn_t *conn, uv_buf_t *bufs, unsigned n) {
   int sent = uv_try_write((uv_stream_t *)&conn->tcp, bufs, n);
   size_t skip = sent > 0 ? (size_t)sent : 0;
   unsigned first = 0;
   while (first < n && skip >= bufs[first].len)
     skip -= bufs[first++].len;
-  if (first == n)
+  if (first == n) {
+    buf_reset(&conn->tls_out);
     return; /* all of it went */
+  }
   bufs[first].base += skip;
   bufs[first].len -= skip;
   int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, bufs + first, n - first,
@@ -403,11 +487,66 @@ static void h1_send_request(h1_conn_t *conn) {
   if (rc != 0) {
     /* Reported from the close callback: this may run inside
      * upstream_send(). */
-    snprintf(x->error, sizeof(x->error), "could not send to the upstream: %s", uv_strerror(rc));
+    if (conn->xfer != NULL)
+      snprintf(conn->xfer->error, sizeof(conn->xfer->error), "could not send to the upstream: %s",
+               uv_strerror(rc));
     h1_conn_close(conn);
     return;
   }
   conn->writing = true;
+}
+
+/* Sends what the TLS session has for the socket, unless a write is in
+ * flight (its callback flushes again). */
+static void h1_tls_flush(h1_conn_t *conn) {
+  if (conn->writing || conn->state == H1_CLOSED)
+    return;
+  if (upstream_tls_take_out(conn->tls, &conn->tls_out) != 0) {
+    if (conn->xfer != NULL)
+      snprintf(conn->xfer->error, sizeof(conn->xfer->error),
+               "could not send to the upstream: the request is too large");
+    h1_conn_close(conn);
+    return;
+  }
+  if (conn->tls_out.len == 0)
+    return;
+  uv_buf_t b = uv_buf_init(conn->tls_out.data, (unsigned)conn->tls_out.len);
+  h1_write(conn, &b, 1);
+}
+
+static void h1_send_request(h1_conn_t *conn) {
+  upstream_xfer_t *x = conn->xfer;
+  answer_parser_start(&conn->answer, x->head, x->is_head, &h1_answer_ops, conn);
+  bool body = x->body != NULL && x->body_len > 0 && !x->is_head;
+  if (conn->tls != NULL) {
+    /* A small request goes out as one TLS record, as from libcurl: a
+     * server that reads one record, answers and closes would otherwise
+     * reset the connection over the unread body. */
+    size_t blen = body ? x->body_len : 0;
+    int rc;
+    if (blen > 0 && x->out.len + blen <= sizeof(H.record)) {
+      memcpy(H.record, x->out.data, x->out.len);
+      memcpy(H.record + x->out.len, x->body, blen);
+      rc = upstream_tls_write(conn->tls, H.record, x->out.len + blen);
+    } else {
+      rc = upstream_tls_write(conn->tls, x->out.data, x->out.len);
+      if (rc == 0 && blen > 0)
+        rc = upstream_tls_write(conn->tls, x->body, blen);
+    }
+    if (rc != 0) {
+      snprintf(x->error, sizeof(x->error), "%s", upstream_tls_error(conn->tls));
+      h1_conn_close(conn);
+      return;
+    }
+    h1_tls_flush(conn);
+    return;
+  }
+  uv_buf_t bufs[2];
+  unsigned n = 0;
+  bufs[n++] = uv_buf_init(x->out.data, (unsigned)x->out.len);
+  if (body)
+    bufs[n++] = uv_buf_init((char *)(uintptr_t)x->body, (unsigned)x->body_len);
+  h1_write(conn, bufs, n);
 }
 
 static void h1_connect_cb(uv_connect_t *req, int status);
@@ -430,7 +569,15 @@ static h1_conn_t *h1_conn_new(upstream_xfer_t *x) {
   if (conn == NULL)
     return NULL;
   conn->rbuf = malloc(H1_READ_BUF);
-  if (conn->rbuf == NULL || uv_tcp_init(H.loop, &conn->tcp) != 0) {
+  if (H.tls != NULL) {
+    conn->cbuf = malloc(H1_READ_BUF);
+    conn->tls = upstream_tls_new(H.tls);
+    buf_init(&conn->tls_out, H.tls_out_max);
+  }
+  if (conn->rbuf == NULL || (H.tls != NULL && (conn->cbuf == NULL || conn->tls == NULL)) ||
+      uv_tcp_init(H.loop, &conn->tcp) != 0) {
+    upstream_tls_free(conn->tls);
+    free(conn->cbuf);
     free(conn->rbuf);
     free(conn);
     return NULL;
@@ -474,7 +621,16 @@ static void h1_connect_cb(uv_connect_t *req, int status) {
   uv_tcp_nodelay(&conn->tcp, 1);
   uv_tcp_keepalive(&conn->tcp, 1, 60);
   h1_read_on(conn);
-  h1_send_request(conn);
+  if (conn->tls == NULL) {
+    h1_send_request(conn);
+    return;
+  }
+  /* The ClientHello goes out; the request follows the handshake. */
+  if (upstream_tls_handshake(conn->tls) == TLS_ERROR) {
+    h1_fail(x, "%s", upstream_tls_error(conn->tls));
+    return;
+  }
+  h1_tls_flush(conn);
 }
 
 static void h1_lookup_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -625,7 +781,11 @@ static void h1_resume(upstream_xfer_t *x) {
   size_t rest_len = x->rest_len;
   x->rest = NULL;
   x->rest_len = 0;
-  if (h1_feed(conn, rest, rest_len) == FEED_MORE)
+  if (h1_feed(conn, rest, rest_len) != FEED_MORE)
+    return;
+  /* Over TLS more of the answer may wait, decrypted or not, in the
+   * session: it comes before the socket's next bytes. */
+  if (conn->tls == NULL || h1_tls_pump(conn) == FEED_MORE)
     h1_read_on(conn);
 }
 
@@ -634,12 +794,29 @@ static int h1_init(uv_loop_t *loop, const config_t *cfg) {
   H.loop = loop;
   if (upstream_origin_parse(&H.origin, cfg->upstream) != 0)
     return UV_EINVAL;
+  if (!H.origin.tls)
+    return 0;
+  char err[300];
+  H.tls = upstream_tls_ctx_new(H.origin.host, cfg->upstream_ca, err, sizeof(err));
+  if (H.tls == NULL) {
+    log_line_t l;
+    log_begin(&l, LOG_ERROR, "upstream TLS set-up failed");
+    log_str(&l, "error", err);
+    log_end(&l);
+    return UV_EINVAL;
+  }
+  /* A request's head and body, encrypted: TLS adds at most a few hundred
+   * bytes per 16 KiB record. */
+  H.tls_out_max = cfg->max_body + cfg->max_body / 32 + 2 * cfg->max_header_bytes + 65536;
   return 0;
 }
 
 static void h1_close(void) {
   while (H.idle != NULL)
     h1_conn_close(H.idle);
+  /* Sessions still closing hold their own reference to OpenSSL's context. */
+  upstream_tls_ctx_free(H.tls);
+  H.tls = NULL;
 }
 
 const upstream_backend_t upstream_h1_backend = {

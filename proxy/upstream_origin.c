@@ -15,9 +15,17 @@ static int copy_span(char *out, size_t outlen, const char *p, size_t len) {
 
 int upstream_origin_parse(upstream_origin_t *o, const char *url) {
   memset(o, 0, sizeof(*o));
-  if (strncmp(url, "http://", 7) != 0)
+  const char *auth, *default_port;
+  if (strncmp(url, "http://", 7) == 0) {
+    auth = url + 7;
+    default_port = "80";
+  } else if (strncmp(url, "https://", 8) == 0) {
+    auth = url + 8;
+    default_port = "443";
+    o->tls = true;
+  } else {
     return -1;
-  const char *auth = url + 7;
+  }
   const char *slash = strchr(auth, '/');
   size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
   if (alen == 0 || copy_span(o->prefix, sizeof(o->prefix), slash ? slash : "",
@@ -43,10 +51,12 @@ int upstream_origin_parse(upstream_origin_t *o, const char *url) {
   }
   size_t plen = port ? (size_t)(auth + alen - port) : 0;
   if (copy_span(o->host, sizeof(o->host), host, (size_t)(host_end - host)) != 0 ||
-      o->host[0] == '\0' || copy_span(o->port, sizeof(o->port), port ? port : "80", port ? plen : 2) != 0)
+      o->host[0] == '\0' ||
+      copy_span(o->port, sizeof(o->port), port ? port : default_port,
+                port ? plen : strlen(default_port)) != 0)
     return -1;
   /* curl leaves the default port out of Host; so does retryd. */
-  if (port != NULL && strcmp(o->port, "80") == 0)
+  if (port != NULL && strcmp(o->port, default_port) == 0)
     alen = (size_t)(port - 1 - auth);
   if (copy_span(o->authority, sizeof(o->authority), auth, alen) != 0)
     return -1;

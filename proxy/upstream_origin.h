@@ -23,10 +23,11 @@ typedef struct {
   struct sockaddr_storage addrs[UPSTREAM_ORIGIN_MAX_ADDRS];
   int naddrs;
   bool literal;        /* host is an IP address: addrs never expire */
+  bool tls;            /* https:// */
   uint64_t learned_at; /* uv_now() of the lookup */
 } upstream_origin_t;
 
-/* Splits "http://host[:port][/prefix]" as config.c normalised it.
+/* Splits "http[s]://host[:port][/prefix]" as config.c normalised it.
  * 0, or -1 when it is not such a URL. */
 int upstream_origin_parse(upstream_origin_t *o, const char *url);
 /* Whether addrs may be used now without a lookup. */

@@ -9,7 +9,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config     # compiler and build
   libuv1-dev                           # the event loop
-  libcurl4-openssl-dev                 # upstream HTTP client (curl multi)
+  libcurl4-openssl-dev                 # https upstreams over HTTP/2 (curl multi)
+  libssl-dev                           # TLS for retryd's own HTTP/1.1 upstream client
   libsqlite3-dev                       # the durable queue
   node-llhttp                          # llhttp C sources, built by CMake
   ca-certificates                      # verifying an https upstream

@@ -1,6 +1,8 @@
-"""An upstream that offers HTTP/2 (over TLS) is spoken to in HTTP/2, and its
-answers reach an HTTP/1.1 client intact: status, fields, a 5 MB body; a 507
-over HTTP/2 is stored like any other. The upstream is a real nginx (Debian's
+"""With --upstream-http2 on, an upstream that offers HTTP/2 (over TLS) is
+spoken to in HTTP/2 (libcurl), and its answers reach an HTTP/1.1 client
+intact: status, fields, a 5 MB body; a 507 over HTTP/2 is stored like any
+other. Without it, retryd's own client speaks HTTP/1.1 over TLS to the same
+upstream, with the same results. The upstream is a real nginx (Debian's
 nginx-light) with a self-signed certificate made for the test."""
 import hashlib
 import http.client
@@ -39,6 +41,9 @@ http {
 
 
 class Http2UpstreamTest(RetrydTestCase):
+    CLIENT_ARGS = ("--upstream-http2", "on")
+    PROTO = "HTTP/2.0"
+
     def setUp(self):
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.assertTrue(os.path.exists(nginx), "nginx is missing (scripts/deps.sh --test installs it)")
@@ -61,7 +66,7 @@ class Http2UpstreamTest(RetrydTestCase):
         wait_port(self.port)
         self.rd = self.start_retryd("https://127.0.0.1:%d" % self.port,
                                     "--upstream-ca", os.path.join(self.dir, "cert.pem"),
-                                    "--retry-interval", "1h")
+                                    "--retry-interval", "1h", *self.CLIENT_ARGS)
 
     def stop_nginx(self):
         self.nginx.terminate()
@@ -75,11 +80,11 @@ class Http2UpstreamTest(RetrydTestCase):
         c.close()
         return r, data
 
-    def test_answers_come_over_http2_and_are_relayed_as_http11(self):
+    def test_answers_come_over_the_protocol_and_are_relayed_as_http11(self):
         r, data = self.get("GET", "/x")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.version, 11)
-        self.assertEqual(r.getheader("x-proto"), "HTTP/2.0", "the upstream was not spoken to in HTTP/2")
+        self.assertEqual(r.getheader("x-proto"), self.PROTO, "the upstream was spoken to in another protocol")
         self.assertEqual(r.getheader("x-canary"), "kept")
         self.assertEqual(data, b'{"ok":true}')
 
@@ -98,6 +103,11 @@ class Http2UpstreamTest(RetrydTestCase):
         r2, status = self.get("GET", r.getheader("location"))
         self.assertEqual(r2.status, 200)
         self.assertIn(b'"last_status":507', status)
+
+
+class Http11OverTlsToAnHttp2UpstreamTest(Http2UpstreamTest):
+    CLIENT_ARGS = ()
+    PROTO = "HTTP/1.1"
 
 
 if __name__ == "__main__":

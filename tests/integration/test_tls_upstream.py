@@ -1,5 +1,6 @@
 """https upstreams: the certificate is verified (chain and name); --upstream-ca
-supplies the trusted CA."""
+supplies the trusted CA. Run for both https clients: retryd's own HTTP/1.1
+client over OpenSSL (the default) and libcurl (--upstream-http2 on)."""
 
 import os
 import shutil
@@ -41,6 +42,7 @@ def make_pki(d):
 
 
 class TlsUpstreamTest(RetrydTestCase):
+    CLIENT_ARGS = ()
 
     @classmethod
     def setUpClass(cls):
@@ -61,6 +63,9 @@ class TlsUpstreamTest(RetrydTestCase):
         while not up.tls_errors and time.monotonic() < deadline:
             time.sleep(0.02)
         return list(up.tls_errors)
+
+    def start_retryd(self, upstream, *args, **kw):
+        return super().start_retryd(upstream, *self.CLIENT_ARGS, *args, **kw)
 
     def test_untrusted_certificate_502(self):
         up = self.start_upstream(certfile=self.p("srv.pem"), keyfile=self.p("srv.key"))
@@ -93,6 +98,21 @@ class TlsUpstreamTest(RetrydTestCase):
         r = self.get(rd, "/wrong-name")
         self.assertJsonError(r, 502, "bad_gateway")
         self.assertEqual(up.count(), 0, "request completed to a host with the wrong name")
+
+    def test_certificate_refusal_is_stored_as_a_network_error(self):
+        up = self.start_upstream(certfile=self.p("srv.pem"), keyfile=self.p("srv.key"))
+        rd = self.start_retryd(up, "--retry-interval", "1h")
+        with RawConn(rd.port, timeout=10) as c:
+            c.send(b"POST /v1/bot HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}")
+            r = c.read_response("POST")
+        self.assertEqual(r.status, 202, r)
+        self.assertIsNone(r.json()["last_status"])
+        self.assertTrue(r.json()["last_error"], r.json())
+        self.assertEqual(up.count(), 0)
+
+
+class TlsUpstreamCurlTest(TlsUpstreamTest):
+    CLIENT_ARGS = ("--upstream-http2", "on")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """One rule for upstream answers, whichever client received them: the same
-bytes from an http:// upstream (retryd's own client) and from an https://
-one (libcurl) give the client of retryd the same result.
+bytes from an http:// upstream, an https:// one (retryd's own client over
+TLS) and an https:// one read by libcurl (--upstream-http2 on, which falls
+back to HTTP/1.1 here) give the client of retryd the same result.
 
 A canned-answer server (plain TCP, or TLS with a test CA) answers every
 request with the same bytes and closes. Malformed heads count as no answer
@@ -32,6 +33,9 @@ MALFORMED = {
     "obs_fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nhi",
     "status_101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
 }
+
+
+CLIENTS = ("http", "https", "https-curl")
 
 
 class CannedServer:
@@ -85,14 +89,16 @@ class AnswerRuleTest(RetrydTestCase):
         make_pki(cls.pki)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(cls.pki, "srv.pem"), os.path.join(cls.pki, "srv.key"))
-        cls.servers = {"http": CannedServer(), "https": CannedServer(ctx)}
+        cls.servers = {"http": CannedServer(), "https": CannedServer(ctx),
+                       "https-curl": CannedServer(ctx)}
         for s in cls.servers.values():
             cls.addClassCleanup(s.stop)
         cls.rds = {
-            scheme: cls.class_retryd("%s://127.0.0.1:%d" % (scheme, srv.port),
+            client: cls.class_retryd("%s://127.0.0.1:%d" % (client.split("-")[0], srv.port),
                                      "--upstream-ca", os.path.join(cls.pki, "ca.pem"),
-                                     "--retry-interval", "1h", "--upstream-timeout", "3s")
-            for scheme, srv in cls.servers.items()}
+                                     "--retry-interval", "1h", "--upstream-timeout", "3s",
+                                     "--upstream-http2", "on" if client.endswith("curl") else "off")
+            for client, srv in cls.servers.items()}
 
     def ask(self, scheme, method):
         with RawConn(self.rds[scheme].port) as c:
@@ -106,7 +112,7 @@ class AnswerRuleTest(RetrydTestCase):
         same reason whichever client read the answer."""
         for name, answer in MALFORMED.items():
             reasons = {}
-            for scheme in ("http", "https"):
+            for scheme in CLIENTS:
                 self.servers[scheme].answer = answer
                 for method in ("GET", "POST"):
                     with self.subTest(answer=name, client=scheme, method=method):
@@ -120,7 +126,7 @@ class AnswerRuleTest(RetrydTestCase):
 
     def test_204_and_304_are_relayed_without_a_length_by_both_clients(self):
         for status in (204, 304):
-            for scheme in ("http", "https"):
+            for scheme in CLIENTS:
                 self.servers[scheme].answer = (
                     b"HTTP/1.1 %d X\r\nContent-Length: 5\r\nETag: \"e\"\r\n\r\n" % status)
                 with self.subTest(status=status, client=scheme):
@@ -130,7 +136,7 @@ class AnswerRuleTest(RetrydTestCase):
                     self.assertIsNone(r.header("content-length"), r)
 
     def test_http10_answer_without_length_relayed_by_both_clients(self):
-        for scheme in ("http", "https"):
+        for scheme in CLIENTS:
             self.servers[scheme].answer = b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nuntil-close"
             with self.subTest(client=scheme):
                 r = self.ask(scheme, "GET")

@@ -1,5 +1,6 @@
-"""A DNS outage toward the upstream, for both upstream clients (http:// and
-https://): every client still gets an answer, stored requests are stored,
+"""A DNS outage toward the upstream, for every upstream client (http://,
+https:// with retryd's own client, https:// through libcurl with
+--upstream-http2 on): every client still gets an answer, stored requests are stored,
 and the control API keeps answering.
 
 The outage is made by tests/shims/dns_fault.c (LD_PRELOAD): a lookup of
@@ -28,9 +29,9 @@ def open_fds(pid):
 
 class DnsOutageTest(RetrydTestCase):
 
-    def outage(self, scheme, host):
+    def outage(self, scheme, host, *args):
         rd = self.start_retryd("%s://%s" % (scheme, host), "--retry-interval", "1s",
-                               "--retry-concurrency", "4", env=dns_fault_env(STALL_MS))
+                               "--retry-concurrency", "4", *args, env=dns_fault_env(STALL_MS))
         return rd
 
     def post_and_health_under_outage(self, rd, n_posts=20):
@@ -74,20 +75,24 @@ class DnsOutageTest(RetrydTestCase):
         rd = self.outage("https", "api.dns-stall.test")
         self.post_and_health_under_outage(rd)
 
+    def test_https_curl_dns_stall_every_client_answered_and_health_stays_200(self):
+        rd = self.outage("https", "api.dns-stall.test", "--upstream-http2", "on")
+        self.post_and_health_under_outage(rd)
+
     def test_http_dns_stall_every_client_answered_and_health_stays_200(self):
         rd = self.outage("http", "api.dns-stall.test")
         self.post_and_health_under_outage(rd)
 
-    def test_https_nxdomain_every_client_answered(self):
-        rd = self.outage("https", "api.nxdomain.test")
+    def test_https_curl_nxdomain_every_client_answered(self):
+        rd = self.outage("https", "api.nxdomain.test", "--upstream-http2", "on")
         self.post_and_health_under_outage(rd, n_posts=30)
 
-    def test_https_get_abandoned_during_lookup_does_not_block_the_loop(self):
+    def test_https_curl_get_abandoned_during_lookup_does_not_block_the_loop(self):
         """A client that gives up while its request's lookup is pending:
         the transfer is cancelled, and cancelling must not wait for the
         resolver on the loop thread."""
         rd = self.start_retryd("https://api.dns-stall.test", "--retry-interval", "1s",
-                               env=dns_fault_env(3000))
+                               "--upstream-http2", "on", env=dns_fault_env(3000))
         for _ in range(3):
             c = rd.connect()
             c.send(b"GET /v1/x HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -99,8 +104,8 @@ class DnsOutageTest(RetrydTestCase):
         self.assertEqual(st, 200)
         self.assertLess(time.monotonic() - t0, 1.0)
 
-    def test_https_dns_stall_no_descriptor_leak(self):
-        rd = self.outage("https", "api.dns-stall.test")
+    def test_https_curl_dns_stall_no_descriptor_leak(self):
+        rd = self.outage("https", "api.dns-stall.test", "--upstream-http2", "on")
         base = open_fds(rd.pid)
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             sts = list(ex.map(lambda i: rd.request("POST", "/x", body=b"{}", timeout=10)[0],
