@@ -2,16 +2,18 @@
  * answer, whatever carries it.
  *
  * Design note. Two clients sit behind this one interface, chosen once at
- * start-up from the upstream's scheme:
- *  - https:// goes through libcurl's multi interface on the loop
- *    (upstream_curl.c): TLS, certificate checks, HTTP/2 by ALPN;
- *  - http:// goes through retryd's own HTTP/1.1 client (upstream_h1.c) on
- *    libuv with llhttp parsing the answers. Profiling showed about 70% of
- *    a proxied request's instructions inside libcurl's per-transfer work
- *    (URL parsing, its printf, header scans), work a fixed plain-HTTP/1.1
- *    upstream does not need; the benchmark in bench/ measures the gain.
- * Both send the same bytes (method, target, the caller's header lines, Host
- * and Content-Length), keep connections alive in a pool, and report the
+ * start-up from the upstream's URL and --upstream-http2:
+ *  - HTTP/1.1, plain (http://) or over TLS (https://, the default), goes
+ *    through retryd's own client (upstream_h1.c, with upstream_tls.c for
+ *    OpenSSL) on libuv. Profiling showed about 70% of a proxied request's
+ *    instructions inside libcurl's per-transfer work (URL parsing, its
+ *    printf, header scans), work a fixed HTTP/1.1 upstream does not need;
+ *    the benchmark in bench/ measures the gain.
+ *  - HTTP/2 (https:// with --upstream-http2 on) goes through libcurl's
+ *    multi interface on the loop (upstream_curl.c), HTTP/2 by ALPN.
+ * Both read answers by one rule (answer_parser.c), verify certificates the
+ * same way, send the same bytes (method, target, the caller's header lines,
+ * Host and Content-Length), keep connections alive, and report the
  * same way, so callers (forward.c, attempt.c) never know which one ran.
  *
  * The caller owns the response_head_t; it is filled in as the answer's
