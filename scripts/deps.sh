@@ -25,7 +25,10 @@ if [ "${1:-}" = "--test" ]; then
     podman buildah runc debootstrap    # builds and runs the sidecar image in a test
     python3-yaml                       # checks the deploy/ examples parse
     nginx-light                        # an HTTP/2 (TLS) upstream in a test
+    clang libclang-rt-14-dev           # scripts/fuzz.sh: clang 14 (Debian 12's) and its libFuzzer
   )
+  # scripts/test.sh --sanitize and --tsan use gcc's own libasan, libubsan
+  # and libtsan, which build-essential's gcc brings.
 fi
 
 missing=()

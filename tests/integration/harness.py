@@ -462,10 +462,24 @@ def exchange(port, data, timeout=5.0, method="GET"):
 # unittest base class
 # --------------------------------------------------------------------------
 
+def sanitizer_report(text):
+    """True when text holds a sanitizer report: "Sanitizer" is in the first
+    line of every one (ERROR: AddressSanitizer, ERROR: LeakSanitizer,
+    WARNING: ThreadSanitizer: data race, SUMMARY: UndefinedBehaviorSanitizer),
+    and UBSan's own line says "runtime error:"."""
+    return "Sanitizer" in text or "runtime error:" in text
+
+
 def retire(rd):
     """Stop a retryd started by a test; raises AssertionError if it had died
-    on its own, hung on SIGTERM, or crashed while shutting down."""
+    on its own, hung on SIGTERM, crashed while shutting down, or printed a
+    sanitizer report (also when the test stopped or killed it itself)."""
     try:
+        if rd.proc is not None and (rd.stopped or rd.proc.poll() is not None):
+            text = rd.stderr_text()
+            if sanitizer_report(text):
+                raise AssertionError("retryd printed a sanitizer report; stderr tail:\n%s"
+                                     % text[-3000:])
         if rd.proc is not None and not rd.stopped and rd.port is not None:
             rc = rd.proc.poll()
             if rc is not None:
@@ -481,7 +495,7 @@ def retire(rd):
             # A graceful stop exits 0; a sanitizer report (leak, UB) makes it
             # non-zero or leaves its mark on stderr.
             text = rd.stderr_text()
-            if rc != 0 or "Sanitizer" in text or "runtime error:" in text:
+            if rc != 0 or sanitizer_report(text):
                 raise AssertionError("retryd did not stop cleanly (exit status %s); stderr tail:\n%s"
                                      % (rc, text[-3000:]))
     finally:
