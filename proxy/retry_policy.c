@@ -29,6 +29,11 @@ int64_t retry_policy_parse_retry_after(const char *value, int64_t now_ms) {
   time_t t = curl_getdate(trimmed, NULL);
   if (t == (time_t)-1)
     return -1;
+  /* curl takes years far ahead; their milliseconds would not fit. */
+  if ((int64_t)t > INT64_MAX / 1000)
+    return INT64_MAX;
+  if ((int64_t)t < 0)
+    return 0;
   int64_t at_ms = (int64_t)t * 1000;
   return at_ms > now_ms ? at_ms - now_ms : 0;
 }

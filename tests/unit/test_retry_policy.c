@@ -33,6 +33,18 @@ static void retry_after_seconds_and_http_dates_parse(void **state) {
   assert_int_equal(retry_policy_parse_retry_after("-5", now), -1);
 }
 
+/* Found by fuzz_retry_after: curl_getdate takes years far ahead, and the
+ * milliseconds overflowed (undefined behaviour, an abort under UBSan). A
+ * date beyond what int64 milliseconds hold is "as late as can be", and
+ * retry_policy_delay_ms clamps it to --max-age. */
+static void retry_after_dates_beyond_int64_milliseconds_do_not_overflow(void **state) {
+  (void)state;
+  assert_int_equal(retry_policy_parse_retry_after("1Jul999999999", 0), INT64_MAX);
+  assert_int_equal(retry_policy_parse_retry_after("999994999Jun9", 0), INT64_MAX);
+  config_t cfg = cfg_with(30000, 3600000, 0);
+  assert_int_equal(retry_policy_delay_ms(&cfg, "1Jul999999999", 0), 3600000);
+}
+
 static void the_delay_is_retry_after_clamped_or_the_interval(void **state) {
   (void)state;
   config_t cfg = cfg_with(30000, 3600000, 0);
@@ -87,6 +99,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(retry_after_seconds_and_http_dates_parse),
       cmocka_unit_test(the_delay_is_retry_after_clamped_or_the_interval),
+      cmocka_unit_test(retry_after_dates_beyond_int64_milliseconds_do_not_overflow),
       cmocka_unit_test(the_last_attempt_falls_on_the_deadline_then_it_is_dead),
       cmocka_unit_test(max_attempts_makes_a_request_dead),
       cmocka_unit_test(prefer_wait_and_respond_async_are_read),
