@@ -95,17 +95,24 @@ static void control_got(conn_job_t *cj) {
     /* The stored answer, verbatim: status, fields and body. */
     buf_t extra;
     buf_init(&extra, rq->response_headers_len + 1);
-    response_head_copy_unframed(rq->response_headers ? rq->response_headers : "",
-                                rq->response_headers_len, &extra);
-    http_conn_respond(c, rq->response_status, extra.data ? extra.data : "", NULL,
-                      rq->response_body ? rq->response_body : "", rq->response_body_len);
+    if (response_head_copy_unframed(rq->response_headers ? rq->response_headers : "",
+                                    rq->response_headers_len, &extra) != 0)
+      http_conn_error(c, 500, "internal", "the stored answer's fields could not be copied");
+    else
+      http_conn_respond(c, rq->response_status, extra.data ? extra.data : "", NULL,
+                        rq->response_body ? rq->response_body : "", rq->response_body_len);
     buf_free(&extra);
     return;
   }
   buf_t body;
-  buf_init(&body, 16 * 1024);
-  request_json_status(&body, rq);
-  control_reply_json(c, 200, &body);
+  /* Room for the row's strings JSON-escaped (six bytes each at worst): a
+   * path may fill a whole request head. A body that could not be built
+   * whole is an error, never a cut document. */
+  buf_init(&body, 6 * cj->app->cfg->max_header_bytes + 16 * 1024);
+  if (request_json_status(&body, rq) != 0)
+    http_conn_error(c, 500, "internal", "the request's status did not fit its buffer");
+  else
+    control_reply_json(c, 200, &body);
   buf_free(&body);
 }
 
