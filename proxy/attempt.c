@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
+#include "proxy/retry_decision.h"
 #include "proxy/retry_policy.h"
 #include "proxy/upstream.h"
 
@@ -44,9 +45,7 @@ static void attempt_timeout_cb(uv_timer_t *t) {
   upstream_cancel(a->xfer);
   a->xfer = NULL;
   if (a->error[0] == '\0')
-    snprintf(a->error, sizeof(a->error), "%s",
-             a->head.complete ? "the answer's body stalled past --upstream-timeout"
-                              : "no answer within --upstream-timeout");
+    snprintf(a->error, sizeof(a->error), "%s", retry_decision_timeout_text(a->head.complete));
   attempt_finish(a, UPSTREAM_TIMEDOUT);
 }
 
@@ -72,10 +71,24 @@ static void attempt_finish(attempt_t *a, upstream_result_t result) {
   uv_timer_stop(&a->timer);
   int64_t now = store_now_ms();
   memset(o, 0, sizeof(*o));
+  attempt_end_t end = result == UPSTREAM_DONE     ? ENDED_WHOLE
+                      : result == UPSTREAM_TIMEDOUT ? ENDED_TIMEOUT
+                                                    : ENDED_BROKEN;
+  retry_decision_t decision = retry_decide(cfg, a->head.complete ? a->head.status : 0, end);
   if (a->cancelled) {
     o->kind = OUTCOME_RELEASE;
-  } else if (result == UPSTREAM_DONE && a->head.complete &&
-             !config_retryable_status(cfg, a->head.status)) {
+  } else if (decision == DECISION_BROKEN_FINAL) {
+    /* The upstream acted on it: sending it again could do it twice. */
+    o->kind = OUTCOME_DEAD;
+    o->last_status = a->head.status;
+    char why[sizeof(a->error)];
+    snprintf(why, sizeof(why), "%s", a->error[0] ? a->error : "cut");
+    snprintf(a->error, sizeof(a->error),
+             "gave up: the final answer broke off (%.150s); not sent again, it may have been "
+             "acted on",
+             why);
+    o->last_error = a->error;
+  } else if (decision == DECISION_FINAL) {
     o->kind = OUTCOME_COMPLETED;
     o->last_status = a->head.status;
     o->response_status = a->head.status;
@@ -89,14 +102,14 @@ static void attempt_finish(attempt_t *a, upstream_result_t result) {
       o->last_error = a->error;
     }
   } else {
-    bool answered = result == UPSTREAM_DONE && a->head.complete;
+    bool answered = decision == DECISION_RETRY_ANSWER;
     if (!answered && a->error[0] == '\0')
       snprintf(a->error, sizeof(a->error), "the upstream request failed");
     if (!a->head.complete)
       stats_upstream_answer(&a->app->stats, 0, uv_hrtime() - a->sent_ns);
     const char *retry_after = answered ? headers_get(&a->head.fields, "retry-after") : NULL;
     int64_t next = 0;
-    bool retryable = answered || cfg->retry_on.network;
+    bool retryable = decision != DECISION_FAIL_NO_ANSWER;
     bool dead = retry_policy_next(cfg, a->rq.attempts, a->rq.created_at, now, retry_after, &next);
     o->kind = retryable && !dead ? OUTCOME_RETRY : OUTCOME_DEAD;
     o->next_attempt_at = next;

@@ -12,6 +12,7 @@
 #include "proxy/headers.h"
 #include "proxy/http_status.h"
 #include "proxy/response_head.h"
+#include "proxy/retry_decision.h"
 #include "proxy/upstream.h"
 #include "proxy/upstream_request.h"
 
@@ -197,7 +198,7 @@ static int forward_head_cb(void *ctx) {
   forward_t *f = ctx;
   stats_upstream_answer(&f->app->stats, f->head.status, uv_hrtime() - f->sent_ns);
   deadline_set(&f->timer, f->app->cfg->upstream_timeout_ms);
-  if (config_retryable_status(f->app->cfg, f->head.status)) {
+  if (retry_decide_status_retryable(f->app->cfg, f->head.status)) {
     f->absorb = true;
     const char *ra = headers_get(&f->head.fields, "retry-after");
     size_t n = ra ? strnlen(ra, sizeof(f->retry_after) - 1) : 0;
@@ -254,20 +255,23 @@ static void forward_drained(void *ctx) {
 
 /* ---- endings --------------------------------------------------------- */
 
-/* The first attempt got no usable answer. */
-static void forward_fail(forward_t *f, int status, const char *what) {
+/* The first attempt ended without a final answer relayed whole: what
+ * retry_decide() says it means. */
+static void forward_fail(forward_t *f, attempt_end_t end, const char *what) {
   http_conn_t *c = f->conn;
   if (!f->head.complete) /* an answer's head was counted when it came */
     stats_upstream_answer(&f->app->stats, 0, uv_hrtime() - f->sent_ns);
+  int status = end == ENDED_TIMEOUT ? 504 : 502;
   char msg[512];
-  if (f->absorb) {
-    /* The retryable answer was cut short: it still was that answer. */
+  switch (retry_decide(f->app->cfg, f->head.complete ? f->head.status : 0, end)) {
+  case DECISION_RETRY_ANSWER:
     enqueue_store(f->app, c, f->req, &f->headers, f->head.status, NULL, f->retry_after);
     return;
-  }
-  if (f->head.complete) {
-    /* A final answer came, so the upstream acted on the request: it is
-     * never stored (that would send it twice). */
+  case DECISION_RETRY_NO_ANSWER:
+    snprintf(msg, sizeof(msg), "%s", what);
+    enqueue_store(f->app, c, f->req, &f->headers, 0, msg, NULL);
+    return;
+  case DECISION_BROKEN_FINAL:
     if (f->head_sent && f->head_out.len == 0) {
       http_conn_abort(c); /* part of it reached the client: cut it */
       return;
@@ -275,18 +279,13 @@ static void forward_fail(forward_t *f, int status, const char *what) {
     /* Nothing reached the client yet (the head waits for the first body
      * bytes): it can still get a clean error. */
     buf_reset(&f->head_out);
-    snprintf(msg, sizeof(msg), "upstream: %s", what);
-    http_conn_note_status(c, status, f->head.status);
-    http_conn_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway", msg);
-    return;
-  }
-  if (f->app->cfg->retry_on.network) {
-    snprintf(msg, sizeof(msg), "%s", what);
-    enqueue_store(f->app, c, f->req, &f->headers, 0, msg, NULL);
-    return;
+    break;
+  case DECISION_FINAL:
+  case DECISION_FAIL_NO_ANSWER:
+    break;
   }
   snprintf(msg, sizeof(msg), "upstream: %s", what);
-  http_conn_note_status(c, status, 0);
+  http_conn_note_status(c, status, f->head.complete ? f->head.status : 0);
   http_conn_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway", msg);
 }
 
@@ -306,9 +305,9 @@ static void forward_done_cb(void *ctx, upstream_result_t result, const char *err
     if (rc == 0)
       http_conn_finish(f->conn, f->keep_alive);
   } else if (result == UPSTREAM_DONE) {
-    forward_fail(f, 502, "the answer ended before its headers");
+    forward_fail(f, ENDED_BROKEN, "the answer ended before its headers");
   } else {
-    forward_fail(f, result == UPSTREAM_TIMEDOUT ? 504 : 502,
+    forward_fail(f, result == UPSTREAM_TIMEDOUT ? ENDED_TIMEOUT : ENDED_BROKEN,
                  error ? error : "the answer could not be relayed");
   }
   forward_destroy(f);
@@ -318,8 +317,7 @@ static void forward_timeout_cb(deadline_t *d) {
   forward_t *f = d->data;
   upstream_cancel(f->xfer);
   http_conn_attach(f->conn, NULL, NULL);
-  forward_fail(f, 504, f->head_sent ? "the answer's body stalled past --upstream-timeout"
-                                    : "no answer within --upstream-timeout");
+  forward_fail(f, ENDED_TIMEOUT, retry_decision_timeout_text(f->head.complete));
   forward_destroy(f);
 }
 
