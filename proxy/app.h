@@ -10,6 +10,7 @@
 #include "proxy/config.h"
 #include "proxy/server.h"
 #include "proxy/stats.h"
+#include "proxy/upstream_types.h"
 #include "storage/store.h"
 
 struct scheduler_s;
@@ -27,6 +28,7 @@ typedef struct app_s {
   bool scheduler_running;
   uv_timer_t retention_timer;
   stats_t stats;
+  upstream_t *upstream; /* the configured origin */
 } app_t;
 
 #endif

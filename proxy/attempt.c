@@ -152,7 +152,7 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   };
   app->stats.retries++;
   a->sent_ns = uv_hrtime();
-  a->xfer = upstream_send(&r, &a->head, &attempt_upstream_ops, a);
+  a->xfer = upstream_send(app->upstream, &r, &a->head, &attempt_upstream_ops, a);
   if (a->xfer == NULL) {
     snprintf(a->error, sizeof(a->error), "could not start the upstream request");
     uv_timer_start(&a->timer, attempt_timeout_cb, 0, 0);

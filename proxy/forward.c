@@ -361,7 +361,7 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
         .body_len = req->body.len,
     };
     f->sent_ns = uv_hrtime();
-    f->xfer = upstream_send(&r, &f->head, &forward_upstream_ops, f);
+    f->xfer = upstream_send(app->upstream, &r, &f->head, &forward_upstream_ops, f);
   }
   if (f->xfer == NULL) {
     http_conn_error(c, 502, "bad_gateway", "could not start the upstream request");

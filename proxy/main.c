@@ -27,7 +27,8 @@ static void app_store_closed(void *arg) {
   uv_close((uv_handle_t *)&app->shutdown_timer, NULL);
   uv_close((uv_handle_t *)&app->sigterm, NULL);
   uv_close((uv_handle_t *)&app->sigint, NULL);
-  upstream_close();
+  upstream_close(app->upstream);
+  app->upstream = NULL;
 }
 
 static void app_maybe_close_store(app_t *app) {
@@ -117,9 +118,12 @@ int main(int argc, char **argv) {
   stats_init(&app.stats);
   uuid7_init(); /* before the loop: seeding may read /dev/urandom */
   int exit_code = 0;
-  rc = upstream_init(app.loop, &cfg);
-  if (rc != 0) {
-    log_msg(LOG_ERROR, "cannot start the upstream client");
+  app.upstream = upstream_new(app.loop, &cfg, cfg.upstream, err, sizeof(err));
+  if (app.upstream == NULL) {
+    log_line_t l;
+    log_begin(&l, LOG_ERROR, "cannot start the upstream client");
+    log_str(&l, "error", err);
+    log_end(&l);
     exit_code = 1;
     goto out;
   }
@@ -130,7 +134,7 @@ int main(int argc, char **argv) {
       /* Like a bad option: one plain line, before anything is served. */
       log_close();
       fprintf(stderr, "retryd: %s\n", err);
-      upstream_close();
+      upstream_close(app.upstream);
       uv_run(app.loop, UV_RUN_DEFAULT);
       uv_loop_close(app.loop);
       return 1;
@@ -153,7 +157,7 @@ int main(int argc, char **argv) {
     exit_code = 1;
     /* The store closes its own handle once its thread has stopped: run the
      * loop until then, and only after that close what is left. */
-    upstream_close();
+    upstream_close(app.upstream);
     store_close(app.store, NULL, NULL);
     uv_run(app.loop, UV_RUN_DEFAULT);
     goto out;

@@ -1,29 +1,32 @@
 #include "proxy/upstream.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "proxy/log.h"
 #include "proxy/upstream_backend.h"
 
-static const upstream_backend_t *backend;
-
-int upstream_init(uv_loop_t *loop, const config_t *cfg) {
+upstream_t *upstream_new(uv_loop_t *loop, const config_t *cfg, const char *url, char *err,
+                         size_t errlen) {
   /* config.c accepts only http:// and https:// URLs. HTTP/1.1, over TLS
    * or not, is retryd's own client; HTTP/2 is libcurl's. */
-  bool https = strncmp(cfg->upstream, "https://", 8) == 0;
-  backend = https && cfg->upstream_http2 ? &upstream_curl_backend : &upstream_h1_backend;
-  return backend->init(loop, cfg);
+  bool https = strncmp(url, "https://", 8) == 0;
+  const upstream_backend_t *backend =
+      https && cfg->upstream_http2 ? &upstream_curl_backend : &upstream_h1_backend;
+  upstream_t *u = backend->create(loop, cfg, url, err, errlen);
+  if (u != NULL)
+    u->backend = backend;
+  return u;
 }
 
-void upstream_close(void) {
-  if (backend != NULL)
-    backend->close();
-  backend = NULL;
+void upstream_close(upstream_t *u) {
+  if (u != NULL)
+    u->backend->close(u);
 }
 
-upstream_xfer_t *upstream_send(const upstream_request_t *r, response_head_t *head,
+upstream_xfer_t *upstream_send(upstream_t *u, const upstream_request_t *r, response_head_t *head,
                                const upstream_ops_t *ops, void *ctx) {
-  return backend->send(r, head, ops, ctx);
+  return u->backend->send(u, r, head, ops, ctx);
 }
 
 void upstream_note_resent(stats_t *stats, uint64_t *sent_ns, const char *id, const char *method,
@@ -44,9 +47,9 @@ void upstream_note_resent(stats_t *stats, uint64_t *sent_ns, const char *id, con
 
 void upstream_cancel(upstream_xfer_t *x) {
   if (x != NULL)
-    backend->cancel(x);
+    x->owner->backend->cancel(x);
 }
 
 void upstream_resume(upstream_xfer_t *x) {
-  backend->resume(x);
+  x->owner->backend->resume(x);
 }

@@ -25,57 +25,26 @@
 #define RETRYD_UPSTREAM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "proxy/config.h"
 #include "proxy/response_head.h"
 #include "proxy/stats.h"
+#include "proxy/upstream_types.h"
 
-typedef struct {
-  const char *method;
-  const char *target;  /* origin-form; the upstream's path prefix goes before it */
-  const char *headers; /* "Name: value\r\n" lines */
-  size_t headers_len;
-  const char *body;    /* NULL: the request had no body framing */
-  size_t body_len;
-} upstream_request_t;
-
-/* What ops->body answers. */
-enum {
-  UPSTREAM_TAKEN = 0,  /* the bytes were used */
-  UPSTREAM_PAUSE = 1,  /* not used: pause, and hand them over again after upstream_resume() */
-  UPSTREAM_ABORT = -1, /* stop the transfer: it fails */
-};
-
-typedef enum {
-  UPSTREAM_DONE,      /* the whole answer came */
-  UPSTREAM_FAILED,    /* no answer, or a cut or malformed one */
-  UPSTREAM_TIMEDOUT,  /* the connection could not be made in time */
-} upstream_result_t;
-
-typedef struct {
-  /* The final head is in: 0 to read on, -1 to abort. */
-  int (*head)(void *ctx);
-  int (*body)(void *ctx, const char *data, size_t len);
-  /* error says what went wrong (NULL when UPSTREAM_DONE). */
-  void (*done)(void *ctx, upstream_result_t result, const char *error);
-  /* Optional: the request died on a kept-alive connection before any byte
-   * of an answer and is being sent again at once on a new one (why says
-   * what happened). That was an attempt without an answer: callers count
-   * and log it (upstream_note_resent). Only the http:// client reports it;
-   * libcurl resends the same way without telling. */
-  void (*resent)(void *ctx, const char *why);
-} upstream_ops_t;
-
-typedef struct upstream_xfer_s upstream_xfer_t;
-
-int upstream_init(uv_loop_t *loop, const config_t *cfg);
-/* Closes every pooled connection; no transfer may be running. */
-void upstream_close(void);
+/* An upstream for url (http:// or https://, as config.c checked it) with
+ * the client its scheme and --upstream-http2 choose. Several may live in
+ * one process. NULL on failure, with a one-line reason in err. */
+upstream_t *upstream_new(uv_loop_t *loop, const config_t *cfg, const char *url, char *err,
+                         size_t errlen);
+/* Closes every pooled connection; no transfer may be running. The object
+ * frees itself once its handles are closed (the loop must run on). */
+void upstream_close(upstream_t *u);
 
 /* Starts sending r. r's strings must stay valid until done or cancel.
  * NULL when it could not even start (out of memory). */
-upstream_xfer_t *upstream_send(const upstream_request_t *r, response_head_t *head,
+upstream_xfer_t *upstream_send(upstream_t *u, const upstream_request_t *r, response_head_t *head,
                                const upstream_ops_t *ops, void *ctx);
 /* Counts and logs a resend reported by ops->resent: a network error in
  * stats (with its latency since *sent_ns, which restarts now) and an

@@ -50,75 +50,80 @@ typedef struct {
   int events;  /* what the poll handle watches now */
   bool active; /* curl wants events (between its POLL_IN/OUT and REMOVE) */
   bool owned;  /* opened by upstream_open_socket_cb: we see its close */
+  struct curl_upstream_s *up;
   bool polling; /* poll handle initialised (an owned socket gets one lazily) */
 } upstream_socket_t;
 
-/* One transfer: the easy handle and what its callbacks report to. */
-typedef struct upstream_xfer_s {
+typedef struct curl_upstream_s curl_upstream_t;
+
+/* One transfer: the easy handle and what its callbacks report to; the base
+ * (owner, head, ops, ctx) comes first. */
+typedef struct {
+  upstream_xfer_t super;
   CURL *easy;
   struct curl_slist *slist;
   buf_t url;
-  response_head_t *head;
   answer_parser_t answer; /* the head lines, read by retryd's rule */
-  const upstream_ops_t *ops;
-  void *ctx;
   char error[CURL_ERROR_SIZE]; /* curl's error buffer, or ours */
 } curl_xfer_t;
 
-static struct {
+/* One origin's client: the multi handle (with its connection cache), its
+ * timer, the pooled easy handles and the watched sockets by descriptor. */
+struct curl_upstream_s {
+  upstream_t super;
   uv_loop_t *loop;
   const config_t *cfg;
+  char url[sizeof(((config_t *)0)->upstream)];
   CURLM *multi;
   uv_timer_t timer;
   CURL *pool[UPSTREAM_POOL_MAX];
   size_t npool;
   upstream_socket_t **socks; /* by fd */
   size_t nsocks;
-  bool ready;
-} U;
+};
 
-static upstream_socket_t *upstream_socket_get(curl_socket_t fd) {
-  return fd >= 0 && (size_t)fd < U.nsocks ? U.socks[fd] : NULL;
+static upstream_socket_t *upstream_socket_get(curl_upstream_t *u, curl_socket_t fd) {
+  return fd >= 0 && (size_t)fd < u->nsocks ? u->socks[fd] : NULL;
 }
 
-static int upstream_socket_put(curl_socket_t fd, upstream_socket_t *s) {
-  if ((size_t)fd >= U.nsocks) {
-    size_t n = U.nsocks ? U.nsocks : 64;
+static int upstream_socket_put(curl_upstream_t *u, curl_socket_t fd, upstream_socket_t *s) {
+  if ((size_t)fd >= u->nsocks) {
+    size_t n = u->nsocks ? u->nsocks : 64;
     while (n <= (size_t)fd)
       n *= 2;
-    upstream_socket_t **p = realloc(U.socks, n * sizeof(*p));
+    upstream_socket_t **p = realloc(u->socks, n * sizeof(*p));
     if (p == NULL)
       return -1;
-    for (size_t i = U.nsocks; i < n; i++)
+    for (size_t i = u->nsocks; i < n; i++)
       p[i] = NULL;
-    U.socks = p;
-    U.nsocks = n;
+    u->socks = p;
+    u->nsocks = n;
   }
-  U.socks[fd] = s;
+  u->socks[fd] = s;
   return 0;
 }
 
 static void curl_xfer_finish(curl_xfer_t *x, CURLcode result);
 
-static void upstream_check_done(void) {
+static void upstream_check_done(curl_upstream_t *u) {
   CURLMsg *msg;
   int left;
-  while ((msg = curl_multi_info_read(U.multi, &left)) != NULL) {
+  while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
     if (msg->msg != CURLMSG_DONE)
       continue;
     curl_xfer_t *x = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     CURLcode result = msg->data.result;
-    curl_multi_remove_handle(U.multi, msg->easy_handle);
+    curl_multi_remove_handle(u->multi, msg->easy_handle);
     if (x != NULL)
       curl_xfer_finish(x, result);
   }
 }
 
-static void upstream_action(curl_socket_t fd, int flags) {
+static void upstream_action(curl_upstream_t *u, curl_socket_t fd, int flags) {
   int running;
-  curl_multi_socket_action(U.multi, fd, flags, &running);
-  upstream_check_done();
+  curl_multi_socket_action(u->multi, fd, flags, &running);
+  upstream_check_done(u);
 }
 
 static void upstream_poll_cb(uv_poll_t *p, int status, int events) {
@@ -137,12 +142,11 @@ static void upstream_poll_cb(uv_poll_t *p, int status, int events) {
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
-  upstream_action(s->fd, flags);
+  upstream_action(s->up, s->fd, flags);
 }
 
 static void upstream_timer_cb(uv_timer_t *t) {
-  (void)t;
-  upstream_action(CURL_SOCKET_TIMEOUT, 0);
+  upstream_action(t->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static void upstream_poll_closed(uv_handle_t *h) {
@@ -150,24 +154,25 @@ static void upstream_poll_closed(uv_handle_t *h) {
 }
 
 /* Forgets fd's entry; its poll handle (if any) stops at once. */
-static void upstream_socket_drop(curl_socket_t fd) {
-  upstream_socket_t *s = upstream_socket_get(fd);
+static void upstream_socket_drop(curl_upstream_t *u, curl_socket_t fd) {
+  upstream_socket_t *s = upstream_socket_get(u, fd);
   if (s == NULL)
     return;
-  U.socks[fd] = NULL;
+  u->socks[fd] = NULL;
   if (s->polling)
     uv_close((uv_handle_t *)&s->poll, upstream_poll_closed);
   else
     free(s);
 }
 
-static upstream_socket_t *upstream_socket_new(curl_socket_t fd, bool owned) {
+static upstream_socket_t *upstream_socket_new(curl_upstream_t *u, curl_socket_t fd, bool owned) {
   upstream_socket_t *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return NULL;
   s->fd = fd;
   s->owned = owned;
-  if (upstream_socket_put(fd, s) != 0) {
+  s->up = u;
+  if (upstream_socket_put(u, fd, s) != 0) {
     free(s);
     return NULL;
   }
@@ -176,12 +181,12 @@ static upstream_socket_t *upstream_socket_new(curl_socket_t fd, bool owned) {
 
 static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   (void)easy;
-  (void)userp;
   (void)socketp;
-  upstream_socket_t *s = upstream_socket_get(fd);
+  curl_upstream_t *u = userp;
+  upstream_socket_t *s = upstream_socket_get(u, fd);
   if (what == CURL_POLL_REMOVE) {
     if (s != NULL && !s->owned) {
-      upstream_socket_drop(fd);
+      upstream_socket_drop(u, fd);
     } else if (s != NULL) {
       s->active = false;
       /* Readable interest stays on (no epoll_ctl now, none at the next
@@ -193,11 +198,11 @@ static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *user
     }
     return 0;
   }
-  if (s == NULL && (s = upstream_socket_new(fd, false)) == NULL)
+  if (s == NULL && (s = upstream_socket_new(u, fd, false)) == NULL)
     return -1;
   if (!s->polling) {
-    if (uv_poll_init_socket(U.loop, &s->poll, fd) != 0) {
-      U.socks[fd] = NULL;
+    if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
+      u->socks[fd] = NULL;
       free(s);
       return -1;
     }
@@ -223,14 +228,14 @@ static int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *user
  * CURL_POLL_REMOVE; it goes before the new socket is watched. */
 static curl_socket_t upstream_open_socket_cb(void *clientp, curlsocktype purpose,
                                              struct curl_sockaddr *addr) {
-  (void)clientp;
+  curl_upstream_t *u = clientp;
   if (purpose != CURLSOCKTYPE_IPCXN)
     return CURL_SOCKET_BAD;
   curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
   if (fd < 0)
     return CURL_SOCKET_BAD;
-  upstream_socket_drop(fd);
-  if (upstream_socket_new(fd, true) == NULL) {
+  upstream_socket_drop(u, fd);
+  if (upstream_socket_new(u, fd, true) == NULL) {
     close(fd);
     return CURL_SOCKET_BAD;
   }
@@ -240,66 +245,82 @@ static curl_socket_t upstream_open_socket_cb(void *clientp, curlsocktype purpose
 /* curl is done with a socket: its poll handle goes first (uv_close stops
  * it at once), then the descriptor. */
 static int upstream_close_socket_cb(void *clientp, curl_socket_t fd) {
-  (void)clientp;
-  upstream_socket_drop(fd);
+  upstream_socket_drop(clientp, fd);
   return close(fd);
 }
 
 static int upstream_timer_set_cb(CURLM *multi, long timeout_ms, void *userp) {
   (void)multi;
-  (void)userp;
+  curl_upstream_t *u = userp;
   if (timeout_ms < 0) {
-    uv_timer_stop(&U.timer);
+    uv_timer_stop(&u->timer);
   } else {
     /* 0 means "now"; acting now would re-enter curl from its callback. */
-    uv_timer_start(&U.timer, upstream_timer_cb, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+    uv_timer_start(&u->timer, upstream_timer_cb, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
   }
   return 0;
 }
 
-static int curl_init(uv_loop_t *loop, const config_t *cfg) {
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return UV_ENOMEM;
-  U.loop = loop;
-  U.cfg = cfg;
-  U.multi = curl_multi_init();
-  if (U.multi == NULL)
-    return UV_ENOMEM;
-  uv_timer_init(loop, &U.timer);
-  curl_multi_setopt(U.multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
-  curl_multi_setopt(U.multi, CURLMOPT_TIMERFUNCTION, upstream_timer_set_cb);
-  curl_multi_setopt(U.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-  curl_multi_setopt(U.multi, CURLMOPT_MAXCONNECTS, (long)UPSTREAM_MAX_IDLE_CONNECTIONS);
-  U.ready = true;
-  return 0;
+static void curl_upstream_closed(uv_handle_t *h) {
+  free(h->data);
 }
 
-static void upstream_timer_closed(uv_handle_t *h) {
-  (void)h;
+static upstream_t *curl_create(uv_loop_t *loop, const config_t *cfg, const char *url, char *err,
+                               size_t errlen) {
+  curl_upstream_t *u = calloc(1, sizeof(*u));
+  if (u == NULL || strlen(url) >= sizeof(u->url)) {
+    free(u);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  /* Reference-counted by libcurl: one per upstream is fine. */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    free(u);
+    snprintf(err, errlen, "libcurl could not start");
+    return NULL;
+  }
+  u->loop = loop;
+  u->cfg = cfg;
+  memcpy(u->url, url, strlen(url) + 1);
+  u->multi = curl_multi_init();
+  if (u->multi == NULL) {
+    curl_global_cleanup();
+    free(u);
+    snprintf(err, errlen, "libcurl could not start");
+    return NULL;
+  }
+  uv_timer_init(loop, &u->timer);
+  u->timer.data = u;
+  curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
+  curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+  curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, upstream_timer_set_cb);
+  curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+  curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long)UPSTREAM_MAX_IDLE_CONNECTIONS);
+  return &u->super;
 }
 
-static void curl_close(void) {
-  if (!U.ready)
-    return;
-  for (size_t i = 0; i < U.npool; i++)
-    curl_easy_cleanup(U.pool[i]);
-  U.npool = 0;
+static void curl_close(upstream_t *up) {
+  curl_upstream_t *u = (curl_upstream_t *)up;
+  for (size_t i = 0; i < u->npool; i++)
+    curl_easy_cleanup(u->pool[i]);
+  u->npool = 0;
   /* Closing the cached connections calls the close-socket callback,
    * which closes their poll handles; any left are closed here. */
-  curl_multi_cleanup(U.multi);
-  U.multi = NULL;
-  for (size_t i = 0; i < U.nsocks; i++)
-    upstream_socket_drop((curl_socket_t)i);
-  free(U.socks);
-  U.socks = NULL;
-  U.nsocks = 0;
-  uv_close((uv_handle_t *)&U.timer, upstream_timer_closed);
+  curl_multi_cleanup(u->multi);
+  u->multi = NULL;
+  for (size_t i = 0; i < u->nsocks; i++)
+    upstream_socket_drop(u, (curl_socket_t)i);
+  free(u->socks);
+  u->socks = NULL;
+  u->nsocks = 0;
   curl_global_cleanup();
-  U.ready = false;
+  /* The object goes with its timer, the last handle. */
+  uv_close((uv_handle_t *)&u->timer, curl_upstream_closed);
 }
 
-static void upstream_set_fixed_options(CURL *easy) {
-  const config_t *cfg = U.cfg;
+static void upstream_set_fixed_options(curl_upstream_t *u, CURL *easy) {
+  const config_t *cfg = u->cfg;
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
@@ -318,7 +339,9 @@ static void upstream_set_fixed_options(CURL *easy) {
   /* And no no_proxy/NO_PROXY lookup in the environment per transfer. */
   curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, upstream_open_socket_cb);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, u);
   curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, upstream_close_socket_cb);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, u);
 }
 
 /* Back to a clean slate for the next request without curl_easy_reset():
@@ -337,25 +360,25 @@ static void upstream_clear_request_options(CURL *easy) {
   curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 }
 
-static CURL *upstream_easy(void) {
+static CURL *upstream_easy(curl_upstream_t *u) {
   CURL *easy;
-  if (U.npool > 0) {
-    easy = U.pool[--U.npool];
+  if (u->npool > 0) {
+    easy = u->pool[--u->npool];
   } else {
     easy = curl_easy_init();
     if (easy == NULL)
       return NULL;
-    upstream_set_fixed_options(easy);
+    upstream_set_fixed_options(u, easy);
   }
   return easy;
 }
 
-static void upstream_release(CURL *easy) {
+static void upstream_release(curl_upstream_t *u, CURL *easy) {
   if (easy == NULL)
     return;
-  if (U.npool < UPSTREAM_POOL_MAX) {
+  if (u->npool < UPSTREAM_POOL_MAX) {
     upstream_clear_request_options(easy);
-    U.pool[U.npool++] = easy;
+    u->pool[u->npool++] = easy;
   } else {
     curl_easy_cleanup(easy);
   }
@@ -426,7 +449,8 @@ static int curl_request_slist(const upstream_request_t *r, struct curl_slist **l
 
 static int curl_request_setup(curl_xfer_t *x, const upstream_request_t *r) {
   CURL *e = x->easy;
-  if (buf_append_str(&x->url, U.cfg->upstream) != 0 || buf_append_str(&x->url, r->target) != 0)
+  curl_upstream_t *u = (curl_upstream_t *)x->super.owner;
+  if (buf_append_str(&x->url, u->url) != 0 || buf_append_str(&x->url, r->target) != 0)
     return -1;
   if (curl_request_slist(r, &x->slist) != 0)
     return -1;
@@ -450,7 +474,7 @@ static int curl_request_setup(curl_xfer_t *x, const upstream_request_t *r) {
 /* The head passed retryd's rule: the caller may act on it. */
 static int curl_answer_head(answer_parser_t *p) {
   curl_xfer_t *x = p->owner;
-  if (x->ops->head(x->ctx) != 0) {
+  if (x->super.ops->head(x->super.ctx) != 0) {
     snprintf(p->error, sizeof(p->error), "the answer could not be relayed");
     return -1;
   }
@@ -488,7 +512,7 @@ static size_t curl_write_cb(char *data, size_t size, size_t nmemb, void *userp) 
   size_t len = size * nmemb;
   if (len == 0)
     return 0;
-  switch (x->ops->body(x->ctx, data, len)) {
+  switch (x->super.ops->body(x->super.ctx, data, len)) {
   case UPSTREAM_TAKEN:
     return len;
   case UPSTREAM_PAUSE:
@@ -500,15 +524,15 @@ static size_t curl_write_cb(char *data, size_t size, size_t nmemb, void *userp) 
 }
 
 static void curl_xfer_free(curl_xfer_t *x) {
-  upstream_release(x->easy);
+  upstream_release((curl_upstream_t *)x->super.owner, x->easy);
   curl_slist_free_all(x->slist);
   buf_free(&x->url);
   free(x);
 }
 
 static void curl_xfer_finish(curl_xfer_t *x, CURLcode result) {
-  const upstream_ops_t *ops = x->ops;
-  void *ctx = x->ctx;
+  const upstream_ops_t *ops = x->super.ops;
+  void *ctx = x->super.ctx;
   char error[CURL_ERROR_SIZE];
   /* Our refusal of the head first: curl then writes its own words for
    * the stop ("Failed writing header") into its error buffer. */
@@ -522,17 +546,19 @@ static void curl_xfer_finish(curl_xfer_t *x, CURLcode result) {
               error);
 }
 
-static upstream_xfer_t *curl_send(const upstream_request_t *r, response_head_t *head,
-                                  const upstream_ops_t *ops, void *ctx) {
+static upstream_xfer_t *curl_send(upstream_t *up, const upstream_request_t *r,
+                                  response_head_t *head, const upstream_ops_t *ops, void *ctx) {
+  curl_upstream_t *u = (curl_upstream_t *)up;
   curl_xfer_t *x = calloc(1, sizeof(*x));
   if (x == NULL)
     return NULL;
-  x->head = head;
-  x->ops = ops;
-  x->ctx = ctx;
+  x->super.owner = up;
+  x->super.head = head;
+  x->super.ops = ops;
+  x->super.ctx = ctx;
   answer_parser_start(&x->answer, head, strcmp(r->method, "HEAD") == 0, &curl_answer_ops, x);
-  buf_init(&x->url, strlen(U.cfg->upstream) + strlen(r->target) + 1);
-  x->easy = upstream_easy();
+  buf_init(&x->url, strlen(u->url) + strlen(r->target) + 1);
+  x->easy = upstream_easy(u);
   if (x->easy == NULL || curl_request_setup(x, r) != 0) {
     curl_xfer_free(x);
     return NULL;
@@ -544,26 +570,28 @@ static upstream_xfer_t *curl_send(const upstream_request_t *r, response_head_t *
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
-  if (curl_multi_add_handle(U.multi, e) != CURLM_OK) {
+  if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
     curl_xfer_free(x);
     return NULL;
   }
-  return x;
+  return &x->super;
 }
 
-static void curl_cancel(upstream_xfer_t *x) {
-  curl_multi_remove_handle(U.multi, x->easy);
+static void curl_cancel(upstream_xfer_t *base) {
+  curl_xfer_t *x = (curl_xfer_t *)base;
+  curl_multi_remove_handle(((curl_upstream_t *)base->owner)->multi, x->easy);
   curl_xfer_free(x);
 }
 
-static void curl_resume(upstream_xfer_t *x) {
+static void curl_resume(upstream_xfer_t *base) {
+  curl_xfer_t *x = (curl_xfer_t *)base;
   curl_easy_pause(x->easy, CURLPAUSE_CONT);
   /* Unpausing can deliver buffered data and even finish the transfer. */
-  upstream_check_done();
+  upstream_check_done((curl_upstream_t *)base->owner);
 }
 
 const upstream_backend_t upstream_curl_backend = {
-    .init = curl_init,
+    .create = curl_create,
     .close = curl_close,
     .send = curl_send,
     .cancel = curl_cancel,

@@ -30,7 +30,6 @@
 
 #include "proxy/answer_parser.h"
 #include "proxy/buf.h"
-#include "proxy/log.h"
 #include "proxy/upstream_backend.h"
 #include "proxy/upstream_origin.h"
 #include "proxy/upstream_tls.h"
@@ -43,6 +42,11 @@
  * close idle ones after a while (nginx after 75 s), and a request sent into
  * a connection being closed has to be sent again. */
 #define H1_IDLE_MAX_MS 30000
+/* Ended transfers are kept for the next ones with their request buffer
+ * (as forward.c keeps its state): at most H1_SPARE_MAX, and a buffer that
+ * grew past H1_SPARE_KEEP is not kept. */
+#define H1_SPARE_MAX 256
+#define H1_SPARE_KEEP 16384
 
 typedef enum {
   H1_RESOLVING,  /* waiting for the address lookup */
@@ -54,11 +58,13 @@ typedef enum {
 
 typedef struct h1_conn_s h1_conn_t;
 
-struct upstream_xfer_s {
+typedef struct h1_upstream_s h1_upstream_t;
+typedef struct h1_xfer_s h1_xfer_t;
+
+/* One request on its way; the base (owner, head, ops, ctx) comes first. */
+struct h1_xfer_s {
+  upstream_xfer_t super;
   h1_conn_t *conn;
-  response_head_t *head;
-  const upstream_ops_t *ops;
-  void *ctx;
   buf_t out;            /* request line and header fields */
   const char *body;     /* the caller's */
   size_t body_len;
@@ -80,7 +86,8 @@ struct h1_conn_s {
   uv_getaddrinfo_t lookup;
   answer_parser_t answer;
   h1_state_t state;
-  upstream_xfer_t *xfer;
+  h1_upstream_t *up;
+  h1_xfer_t *xfer;
   h1_conn_t *prev, *next; /* the idle list */
   char *rbuf;             /* the answer's bytes, as parsed */
   /* https://: the session, what the socket gave before decryption, and
@@ -95,18 +102,31 @@ struct h1_conn_s {
   uint64_t idle_since;
 };
 
-static struct {
+/* One origin's client: its address, TLS context and pools. */
+struct h1_upstream_s {
+  upstream_t super;
   uv_loop_t *loop;
   upstream_origin_t origin;
   upstream_tls_ctx_t *tls; /* https:// only */
   size_t tls_out_max;
   char record[16384]; /* one TLS record's worth of request, put together */
-  h1_conn_t *idle; /* most recently used first */
+  h1_conn_t *idle;    /* most recently used first */
   size_t nidle;
-} H;
+  size_t nconns;      /* connections not yet closed */
+  bool closing;       /* upstream_close() came: freed with the last one */
+  /* Ended transfers kept for the next ones with their request buffer. */
+  h1_xfer_t *spare[H1_SPARE_MAX];
+  size_t nspare;
+};
 
 static void h1_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static int h1_attach(upstream_xfer_t *x);
+
+static void h1_upstream_free(h1_upstream_t *u);
+
+static h1_upstream_t *h1_of(const h1_xfer_t *x) {
+  return (h1_upstream_t *)x->super.owner;
+}
+static int h1_attach(h1_xfer_t *x);
 
 /* ---- reading ---------------------------------------------------------- */
 
@@ -127,20 +147,10 @@ static void h1_read_off(h1_conn_t *conn) {
 
 /* ---- endings --------------------------------------------------------- */
 
-/* Ended transfers are kept for the next ones with their request buffer
- * (as forward.c keeps its state): at most H1_SPARE_MAX, and a buffer that
- * grew past H1_SPARE_KEEP is not kept. */
-#define H1_SPARE_MAX 256
-#define H1_SPARE_KEEP 16384
-
-static struct {
-  upstream_xfer_t *list[H1_SPARE_MAX];
-  size_t n;
-} spare;
-
-static void h1_xfer_free(upstream_xfer_t *x) {
-  if (spare.n < H1_SPARE_MAX && x->out.cap <= H1_SPARE_KEEP) {
-    spare.list[spare.n++] = x;
+static void h1_xfer_free(h1_xfer_t *x) {
+  h1_upstream_t *u = h1_of(x);
+  if (u->nspare < H1_SPARE_MAX && x->out.cap <= H1_SPARE_KEEP) {
+    u->spare[u->nspare++] = x;
     return;
   }
   buf_free(&x->out);
@@ -148,11 +158,11 @@ static void h1_xfer_free(upstream_xfer_t *x) {
 }
 
 /* A zeroed transfer, its request buffer empty and capped at max. */
-static upstream_xfer_t *h1_xfer_take(size_t max) {
-  upstream_xfer_t *x;
+static h1_xfer_t *h1_xfer_take(h1_upstream_t *u, size_t max) {
+  h1_xfer_t *x;
   buf_t out = {0};
-  if (spare.n > 0) {
-    x = spare.list[--spare.n];
+  if (u->nspare > 0) {
+    x = u->spare[--u->nspare];
     out = x->out;
     memset(x, 0, sizeof(*x));
   } else {
@@ -167,9 +177,9 @@ static upstream_xfer_t *h1_xfer_take(size_t max) {
 }
 
 /* Reports the end to the caller. x must be detached from its connection. */
-static void h1_end(upstream_xfer_t *x, upstream_result_t result) {
-  const upstream_ops_t *ops = x->ops;
-  void *ctx = x->ctx;
+static void h1_end(h1_xfer_t *x, upstream_result_t result) {
+  const upstream_ops_t *ops = x->super.ops;
+  void *ctx = x->super.ctx;
   char error[sizeof(x->error)];
   memcpy(error, x->error, sizeof(error));
   h1_xfer_free(x);
@@ -178,7 +188,7 @@ static void h1_end(upstream_xfer_t *x, upstream_result_t result) {
 
 static void h1_conn_closed(uv_handle_t *h) {
   h1_conn_t *conn = h->data;
-  upstream_xfer_t *x = conn->xfer;
+  h1_xfer_t *x = conn->xfer;
   if (x != NULL) {
     /* A failure found inside upstream_send(), reported from here so the
      * caller never hears of it before upstream_send() returns. */
@@ -189,18 +199,22 @@ static void h1_conn_closed(uv_handle_t *h) {
   buf_free(&conn->tls_out);
   free(conn->cbuf);
   free(conn->rbuf);
+  h1_upstream_t *u = conn->up;
   free(conn);
+  if (--u->nconns == 0 && u->closing)
+    h1_upstream_free(u);
 }
 
 static void h1_idle_unlink(h1_conn_t *conn) {
+  h1_upstream_t *u = conn->up;
   if (conn->prev != NULL)
     conn->prev->next = conn->next;
   else
-    H.idle = conn->next;
+    u->idle = conn->next;
   if (conn->next != NULL)
     conn->next->prev = conn->prev;
   conn->prev = conn->next = NULL;
-  H.nidle--;
+  u->nidle--;
 }
 
 static void h1_conn_close(h1_conn_t *conn) {
@@ -215,18 +229,18 @@ static void h1_conn_close(h1_conn_t *conn) {
     uv_close((uv_handle_t *)&conn->tcp, h1_conn_closed);
 }
 
-static void h1_detach(upstream_xfer_t *x) {
+static void h1_detach(h1_xfer_t *x) {
   if (x->conn != NULL) {
     x->conn->xfer = NULL;
     x->conn = NULL;
   }
 }
 
-static void h1_fail(upstream_xfer_t *x, const char *fmt, ...)
+static void h1_fail(h1_xfer_t *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* The transfer failed: its connection cannot be trusted any more. */
-static void h1_fail(upstream_xfer_t *x, const char *fmt, ...) {
+static void h1_fail(h1_xfer_t *x, const char *fmt, ...) {
   if (fmt != NULL && x->error[0] == '\0') {
     va_list ap;
     va_start(ap, fmt);
@@ -243,15 +257,15 @@ static void h1_fail(upstream_xfer_t *x, const char *fmt, ...) {
 /* The connection broke (a write or read failed, or the upstream closed
  * it) while x was on it. */
 static void h1_conn_broke(h1_conn_t *conn, int status) {
-  upstream_xfer_t *x = conn->xfer;
+  h1_xfer_t *x = conn->xfer;
   if (!x->answer_started && conn->reused && !x->resent) {
     /* The upstream closed a kept-alive connection as we sent: nothing
      * of ours was answered, so send it again on a new connection. */
     h1_detach(x);
     h1_conn_close(conn);
     x->resent = true;
-    if (x->ops->resent != NULL)
-      x->ops->resent(x->ctx, status == UV_EOF ? "the upstream closed a kept-alive connection "
+    if (x->super.ops->resent != NULL)
+      x->super.ops->resent(x->super.ctx, status == UV_EOF ? "the upstream closed a kept-alive connection "
                                                 "without answering; sent again"
                                               : uv_strerror(status));
     if (h1_attach(x) != 0)
@@ -267,22 +281,23 @@ static void h1_conn_broke(h1_conn_t *conn, int status) {
 
 /* The answer is complete: the connection goes back to the pool if it may. */
 static void h1_complete(h1_conn_t *conn, bool reusable) {
-  upstream_xfer_t *x = conn->xfer;
+  h1_upstream_t *u = conn->up;
+  h1_xfer_t *x = conn->xfer;
   h1_detach(x);
   if (conn->tls != NULL && upstream_tls_has_plaintext(conn->tls))
     reusable = false; /* bytes after the answer, still inside the session */
-  if (reusable && !conn->writing && H.nidle < H1_MAX_IDLE &&
+  if (reusable && !conn->writing && u->nidle < H1_MAX_IDLE &&
       llhttp_should_keep_alive(&conn->answer.llhttp)) {
     conn->state = H1_IDLE;
     conn->reused = true;
     h1_read_on(conn); /* it may have ended right after a pause */
-    conn->idle_since = uv_now(H.loop);
+    conn->idle_since = uv_now(u->loop);
     conn->prev = NULL;
-    conn->next = H.idle;
-    if (H.idle != NULL)
-      H.idle->prev = conn;
-    H.idle = conn;
-    H.nidle++;
+    conn->next = u->idle;
+    if (u->idle != NULL)
+      u->idle->prev = conn;
+    u->idle = conn;
+    u->nidle++;
   } else {
     h1_conn_close(conn);
   }
@@ -298,7 +313,7 @@ typedef enum {
 } feed_t;
 
 static feed_t h1_feed(h1_conn_t *conn, const char *data, size_t len) {
-  upstream_xfer_t *x = conn->xfer;
+  h1_xfer_t *x = conn->xfer;
   llhttp_errno_t err = answer_parser_feed(&conn->answer, data, len);
   if (err == HPE_OK)
     return FEED_MORE;
@@ -320,8 +335,8 @@ static feed_t h1_feed(h1_conn_t *conn, const char *data, size_t len) {
 
 /* What the answer parser hands over, passed on to the caller. */
 static int h1_answer_head(answer_parser_t *p) {
-  upstream_xfer_t *x = ((h1_conn_t *)p->owner)->xfer;
-  if (x->ops->head(x->ctx) != 0) {
+  h1_xfer_t *x = ((h1_conn_t *)p->owner)->xfer;
+  if (x->super.ops->head(x->super.ctx) != 0) {
     snprintf(p->error, sizeof(p->error), "the answer could not be relayed");
     return -1;
   }
@@ -329,8 +344,8 @@ static int h1_answer_head(answer_parser_t *p) {
 }
 
 static int h1_answer_body(answer_parser_t *p, const char *at, size_t len) {
-  upstream_xfer_t *x = ((h1_conn_t *)p->owner)->xfer;
-  switch (x->ops->body(x->ctx, at, len)) {
+  h1_xfer_t *x = ((h1_conn_t *)p->owner)->xfer;
+  switch (x->super.ops->body(x->super.ctx, at, len)) {
   case UPSTREAM_TAKEN:
     return 0;
   case UPSTREAM_PAUSE:
@@ -400,7 +415,7 @@ static feed_t h1_tls_pump(h1_conn_t *conn) {
 
 /* Bytes from the socket of a TLS connection. */
 static void h1_tls_received(h1_conn_t *conn, const char *data, size_t len) {
-  upstream_xfer_t *x = conn->xfer;
+  h1_xfer_t *x = conn->xfer;
   if (upstream_tls_feed(conn->tls, data, len) != 0) {
     if (x != NULL)
       h1_fail(x, "out of memory");
@@ -430,7 +445,7 @@ static void h1_tls_received(h1_conn_t *conn, const char *data, size_t len) {
 
 static void h1_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   h1_conn_t *conn = s->data;
-  upstream_xfer_t *x = conn->xfer;
+  h1_xfer_t *x = conn->xfer;
   if (nread == 0 || conn->state == H1_CLOSED)
     return;
   if (nread > 0 && conn->tls != NULL) {
@@ -515,8 +530,8 @@ static void h1_tls_flush(h1_conn_t *conn) {
 }
 
 static void h1_send_request(h1_conn_t *conn) {
-  upstream_xfer_t *x = conn->xfer;
-  answer_parser_start(&conn->answer, x->head, x->is_head, &h1_answer_ops, conn);
+  h1_xfer_t *x = conn->xfer;
+  answer_parser_start(&conn->answer, x->super.head, x->is_head, &h1_answer_ops, conn);
   bool body = x->body != NULL && x->body_len > 0 && !x->is_head;
   if (conn->tls != NULL) {
     /* A small request goes out as one TLS record, as from libcurl: a
@@ -524,10 +539,11 @@ static void h1_send_request(h1_conn_t *conn) {
      * reset the connection over the unread body. */
     size_t blen = body ? x->body_len : 0;
     int rc;
-    if (blen > 0 && x->out.len + blen <= sizeof(H.record)) {
-      memcpy(H.record, x->out.data, x->out.len);
-      memcpy(H.record + x->out.len, x->body, blen);
-      rc = upstream_tls_write(conn->tls, H.record, x->out.len + blen);
+    if (blen > 0 && x->out.len + blen <= sizeof(conn->up->record)) {
+      char *record = conn->up->record;
+      memcpy(record, x->out.data, x->out.len);
+      memcpy(record + x->out.len, x->body, blen);
+      rc = upstream_tls_write(conn->tls, record, x->out.len + blen);
     } else {
       rc = upstream_tls_write(conn->tls, x->out.data, x->out.len);
       if (rc == 0 && blen > 0)
@@ -551,37 +567,42 @@ static void h1_send_request(h1_conn_t *conn) {
 
 static void h1_connect_cb(uv_connect_t *req, int status);
 
-static void h1_connect_error(upstream_xfer_t *x, int status) {
+static void h1_connect_error(h1_xfer_t *x, int status) {
+  h1_upstream_t *u = h1_of(x);
   snprintf(x->error, sizeof(x->error), "could not connect to the upstream %s: %s",
-           H.origin.authority, uv_strerror(status));
+           u->origin.authority, uv_strerror(status));
 }
 
 /* Connects conn to the origin's address i. */
 static int h1_connect(h1_conn_t *conn, int i) {
+  h1_upstream_t *u = conn->up;
   conn->state = H1_CONNECTING;
   conn->addr_index = i;
   return uv_tcp_connect(&conn->connect_req, &conn->tcp,
-                        (const struct sockaddr *)&H.origin.addrs[i], h1_connect_cb);
+                        (const struct sockaddr *)&u->origin.addrs[i], h1_connect_cb);
 }
 
-static h1_conn_t *h1_conn_new(upstream_xfer_t *x) {
+static h1_conn_t *h1_conn_new(h1_xfer_t *x) {
+  h1_upstream_t *u = h1_of(x);
   h1_conn_t *conn = calloc(1, sizeof(*conn));
   if (conn == NULL)
     return NULL;
   conn->rbuf = malloc(H1_READ_BUF);
-  if (H.tls != NULL) {
+  if (u->tls != NULL) {
     conn->cbuf = malloc(H1_READ_BUF);
-    conn->tls = upstream_tls_new(H.tls);
-    buf_init(&conn->tls_out, H.tls_out_max);
+    conn->tls = upstream_tls_new(u->tls);
+    buf_init(&conn->tls_out, u->tls_out_max);
   }
-  if (conn->rbuf == NULL || (H.tls != NULL && (conn->cbuf == NULL || conn->tls == NULL)) ||
-      uv_tcp_init(H.loop, &conn->tcp) != 0) {
+  if (conn->rbuf == NULL || (u->tls != NULL && (conn->cbuf == NULL || conn->tls == NULL)) ||
+      uv_tcp_init(u->loop, &conn->tcp) != 0) {
     upstream_tls_free(conn->tls);
     free(conn->cbuf);
     free(conn->rbuf);
     free(conn);
     return NULL;
   }
+  conn->up = u;
+  u->nconns++;
   conn->tcp.data = conn;
   conn->connect_req.data = conn;
   conn->write_req.data = conn;
@@ -593,14 +614,15 @@ static h1_conn_t *h1_conn_new(upstream_xfer_t *x) {
 
 static void h1_connect_cb(uv_connect_t *req, int status) {
   h1_conn_t *conn = req->data;
-  upstream_xfer_t *x = conn->xfer;
+  h1_upstream_t *u = conn->up;
+  h1_xfer_t *x = conn->xfer;
   if (x == NULL || conn->state == H1_CLOSED)
     return; /* cancelled */
   if (status < 0) {
     int next = conn->addr_index + 1;
     h1_detach(x);
     h1_conn_close(conn);
-    if (next < H.origin.naddrs) {
+    if (next < u->origin.naddrs) {
       h1_conn_t *again = h1_conn_new(x);
       if (again == NULL) {
         h1_fail(x, "out of memory");
@@ -635,17 +657,18 @@ static void h1_connect_cb(uv_connect_t *req, int status) {
 
 static void h1_lookup_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   h1_conn_t *conn = req->data;
-  upstream_xfer_t *x = conn->xfer;
+  h1_upstream_t *u = conn->up;
+  h1_xfer_t *x = conn->xfer;
   if (status == 0)
-    upstream_origin_learn(&H.origin, res, uv_now(H.loop));
+    upstream_origin_learn(&u->origin, res, uv_now(u->loop));
   uv_freeaddrinfo(res);
   if (conn->state == H1_CLOSED) { /* cancelled while looking up */
     uv_close((uv_handle_t *)&conn->tcp, h1_conn_closed);
     return;
   }
   conn->state = H1_CONNECTING; /* no lookup pending: closing is plain now */
-  if (status < 0 || !upstream_origin_fresh(&H.origin, uv_now(H.loop))) {
-    h1_fail(x, "could not look up the upstream's host %s: %s", H.origin.host,
+  if (status < 0 || !upstream_origin_fresh(&u->origin, uv_now(u->loop))) {
+    h1_fail(x, "could not look up the upstream's host %s: %s", u->origin.host,
             status < 0 ? uv_strerror(status) : "no address");
     return;
   }
@@ -657,10 +680,10 @@ static void h1_lookup_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res
 }
 
 /* An idle connection young enough to reuse, or NULL. */
-static h1_conn_t *h1_idle_take(void) {
-  uint64_t now = uv_now(H.loop);
-  while (H.idle != NULL) {
-    h1_conn_t *conn = H.idle;
+static h1_conn_t *h1_idle_take(h1_upstream_t *u) {
+  uint64_t now = uv_now(u->loop);
+  while (u->idle != NULL) {
+    h1_conn_t *conn = u->idle;
     h1_idle_unlink(conn);
     if (now - conn->idle_since <= H1_IDLE_MAX_MS) {
       conn->state = H1_BUSY;
@@ -674,8 +697,9 @@ static h1_conn_t *h1_idle_take(void) {
 
 /* Puts x on a connection: an idle one, else a new one (after a lookup if
  * the cached addresses expired). -1 only when nothing could be started. */
-static int h1_attach(upstream_xfer_t *x) {
-  h1_conn_t *conn = x->resent ? NULL : h1_idle_take();
+static int h1_attach(h1_xfer_t *x) {
+  h1_upstream_t *u = h1_of(x);
+  h1_conn_t *conn = x->resent ? NULL : h1_idle_take(u);
   if (conn != NULL) {
     conn->xfer = x;
     x->conn = conn;
@@ -687,12 +711,12 @@ static int h1_attach(upstream_xfer_t *x) {
   if (conn == NULL)
     return -1;
   int rc;
-  if (upstream_origin_fresh(&H.origin, uv_now(H.loop))) {
+  if (upstream_origin_fresh(&u->origin, uv_now(u->loop))) {
     rc = h1_connect(conn, 0);
   } else {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     conn->state = H1_RESOLVING;
-    rc = uv_getaddrinfo(H.loop, &conn->lookup, h1_lookup_cb, H.origin.host, H.origin.port, &hints);
+    rc = uv_getaddrinfo(u->loop, &conn->lookup, h1_lookup_cb, u->origin.host, u->origin.port, &hints);
     if (rc != 0)
       conn->state = H1_CONNECTING; /* nothing pending: closing is plain */
   }
@@ -706,8 +730,9 @@ static int h1_attach(upstream_xfer_t *x) {
 
 /* ---- the backend ----------------------------------------------------- */
 
-static int h1_build(upstream_xfer_t *x, const upstream_request_t *r) {
-  const upstream_origin_t *o = &H.origin;
+static int h1_build(h1_xfer_t *x, const upstream_request_t *r) {
+  h1_upstream_t *u = h1_of(x);
+  const upstream_origin_t *o = &u->origin;
   size_t plen = strlen(o->prefix);
   bool lines_end = r->headers_len == 0 || r->headers[r->headers_len - 1] == '\n';
   int rc = buf_append_str(&x->out, r->method);
@@ -729,16 +754,17 @@ static int h1_build(upstream_xfer_t *x, const upstream_request_t *r) {
   return rc;
 }
 
-static upstream_xfer_t *h1_send(const upstream_request_t *r, response_head_t *head,
-                                const upstream_ops_t *ops, void *ctx) {
-  upstream_xfer_t *x = h1_xfer_take(strlen(r->method) + strlen(H.origin.prefix) +
-                                     strlen(r->target) + strlen(H.origin.authority) +
-                                     r->headers_len + 96);
+static upstream_xfer_t *h1_send(upstream_t *up, const upstream_request_t *r,
+                                response_head_t *head, const upstream_ops_t *ops, void *ctx) {
+  h1_upstream_t *u = (h1_upstream_t *)up;
+  h1_xfer_t *x = h1_xfer_take(u, strlen(r->method) + strlen(u->origin.prefix) + strlen(r->target) +
+                                     strlen(u->origin.authority) + r->headers_len + 96);
   if (x == NULL)
     return NULL;
-  x->head = head;
-  x->ops = ops;
-  x->ctx = ctx;
+  x->super.owner = up;
+  x->super.head = head;
+  x->super.ops = ops;
+  x->super.ctx = ctx;
   x->body = r->body;
   x->body_len = r->body_len;
   x->is_head = strcmp(r->method, "HEAD") == 0;
@@ -746,10 +772,11 @@ static upstream_xfer_t *h1_send(const upstream_request_t *r, response_head_t *he
     h1_xfer_free(x);
     return NULL;
   }
-  return x;
+  return &x->super;
 }
 
-static void h1_cancel(upstream_xfer_t *x) {
+static void h1_cancel(upstream_xfer_t *base) {
+  h1_xfer_t *x = (h1_xfer_t *)base;
   h1_conn_t *conn = x->conn;
   h1_detach(x);
   if (conn != NULL)
@@ -757,13 +784,14 @@ static void h1_cancel(upstream_xfer_t *x) {
   h1_xfer_free(x);
 }
 
-static void h1_resume(upstream_xfer_t *x) {
+static void h1_resume(upstream_xfer_t *base) {
+  h1_xfer_t *x = (h1_xfer_t *)base;
   h1_conn_t *conn = x->conn;
   if (!x->paused || conn == NULL)
     return;
   x->paused = false;
   if (x->pending != NULL) {
-    int r = x->ops->body(x->ctx, x->pending, x->pending_len);
+    int r = x->super.ops->body(x->super.ctx, x->pending, x->pending_len);
     if (r == UPSTREAM_PAUSE) {
       x->paused = true;
       return;
@@ -789,38 +817,54 @@ static void h1_resume(upstream_xfer_t *x) {
     h1_read_on(conn);
 }
 
-static int h1_init(uv_loop_t *loop, const config_t *cfg) {
-  memset(&H, 0, sizeof(H));
-  H.loop = loop;
-  if (upstream_origin_parse(&H.origin, cfg->upstream) != 0)
-    return UV_EINVAL;
-  if (!H.origin.tls)
-    return 0;
-  char err[300];
-  H.tls = upstream_tls_ctx_new(H.origin.host, cfg->upstream_ca, err, sizeof(err));
-  if (H.tls == NULL) {
-    log_line_t l;
-    log_begin(&l, LOG_ERROR, "upstream TLS set-up failed");
-    log_str(&l, "error", err);
-    log_end(&l);
-    return UV_EINVAL;
+static void h1_upstream_free(h1_upstream_t *u) {
+  while (u->nspare > 0) {
+    h1_xfer_t *x = u->spare[--u->nspare];
+    buf_free(&x->out);
+    free(x);
   }
-  /* A request's head and body, encrypted: TLS adds at most a few hundred
-   * bytes per 16 KiB record. */
-  H.tls_out_max = cfg->max_body + cfg->max_body / 32 + 2 * cfg->max_header_bytes + 65536;
-  return 0;
+  /* Sessions still closing hold their own reference to OpenSSL's context. */
+  upstream_tls_ctx_free(u->tls);
+  free(u);
 }
 
-static void h1_close(void) {
-  while (H.idle != NULL)
-    h1_conn_close(H.idle);
-  /* Sessions still closing hold their own reference to OpenSSL's context. */
-  upstream_tls_ctx_free(H.tls);
-  H.tls = NULL;
+static upstream_t *h1_create(uv_loop_t *loop, const config_t *cfg, const char *url, char *err,
+                             size_t errlen) {
+  h1_upstream_t *u = calloc(1, sizeof(*u));
+  if (u == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  u->loop = loop;
+  if (upstream_origin_parse(&u->origin, url) != 0) {
+    snprintf(err, errlen, "not an http:// or https:// URL: %s", url);
+    goto fail;
+  }
+  if (u->origin.tls) {
+    u->tls = upstream_tls_ctx_new(u->origin.host, cfg->upstream_ca, err, errlen);
+    if (u->tls == NULL)
+      goto fail;
+    /* A request's head and body, encrypted: TLS adds at most a few
+     * hundred bytes per 16 KiB record. */
+    u->tls_out_max = cfg->max_body + cfg->max_body / 32 + 2 * cfg->max_header_bytes + 65536;
+  }
+  return &u->super;
+fail:
+  h1_upstream_free(u);
+  return NULL;
+}
+
+static void h1_close(upstream_t *up) {
+  h1_upstream_t *u = (h1_upstream_t *)up;
+  u->closing = true;
+  while (u->idle != NULL)
+    h1_conn_close(u->idle);
+  if (u->nconns == 0)
+    h1_upstream_free(u);
 }
 
 const upstream_backend_t upstream_h1_backend = {
-    .init = h1_init,
+    .create = h1_create,
     .close = h1_close,
     .send = h1_send,
     .cancel = h1_cancel,
