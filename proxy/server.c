@@ -32,8 +32,11 @@ static void server_connection_cb(uv_stream_t *listener, int status) {
     return;
   if (srv->nconns >= srv->cfg->max_connections) {
     /* Not accepting makes libuv stop watching the socket until we do, so
-     * the connection waits in the backlog (see server_conn_closed). */
+     * the connection waits in the backlog (see server_conn_closed). Closing
+     * an idle keep-alive connection makes room for it as soon as that close
+     * completes; otherwise it waits for a busy one to finish. */
     srv->accept_waiting = true;
+    http_conn_reclaim_idle(srv);
     return;
   }
   server_accept_one(srv);
