@@ -49,6 +49,10 @@ int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app
 void server_drain(server_t *srv, void (*on_drained)(server_t *srv));
 void server_close_all(server_t *srv);
 
+/* True when addr is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x),
+ * which only this machine can reach; false for 0.0.0.0, :: and the rest. */
+bool server_addr_is_loopback(const struct sockaddr_storage *addr);
+
 /* For http_conn: connection list membership. */
 void server_conn_opened(server_t *srv, http_conn_t *c);
 void server_conn_closed(server_t *srv, http_conn_t *c);
