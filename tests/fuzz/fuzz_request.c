@@ -22,8 +22,10 @@
  * linked with retryd_core and llhttp). By hand:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -Ibuild/generated \
  *     -I/usr/share/include/llhttp tests/fuzz/fuzz_request.c proxy/request_parser.c \
- *     proxy/request.c proxy/headers.c proxy/buf.c /usr/share/llhttp/{llhttp,api,http}.c \
- *     -o fuzz_request && ./fuzz_request tests/fuzz/corpus/request */
+ *     proxy/request.c proxy/headers.c proxy/buf.c proxy/config.c proxy/units.c \
+ *     /usr/share/llhttp/{llhttp,api,http}.c -lcurl -o fuzz_request
+ *   mkdir -p work && ./fuzz_request work tests/fuzz/corpus/request
+ * (config.c needs libcurl for URL parsing; the seed corpus stays read-only). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
