@@ -74,6 +74,8 @@ static const opt_t options[] = {
      "debug, info, warn or error; JSON lines on stderr (info)"},
     {"client-timeout", OPT_DURATION, FIELD(client_timeout_ms), 1, "DUR",
      "a client must send its headers, and keep a body flowing, within this (10s)"},
+    {"client-body-timeout", OPT_DURATION, FIELD(client_body_timeout_ms), 1, "DUR",
+     "a request body must be complete within this after its headers (60s)"},
     {"keepalive-timeout", OPT_DURATION, FIELD(keepalive_timeout_ms), 1, "DUR",
      "idle keep-alive client connections are closed after this (60s)"},
     {"shutdown-timeout", OPT_DURATION, FIELD(shutdown_timeout_ms), 0, "DUR",
@@ -110,6 +112,7 @@ void config_defaults(config_t *cfg) {
   cfg->max_connections = 10000;
   cfg->log_level = LOG_INFO;
   cfg->client_timeout_ms = 10000;
+  cfg->client_body_timeout_ms = 60000;
   cfg->keepalive_timeout_ms = 60000;
   cfg->shutdown_timeout_ms = 20000;
   cfg->max_header_bytes = 64 * 1024;

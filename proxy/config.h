@@ -45,6 +45,7 @@ typedef struct {
   char admin_token[256];    /* empty: no token needed */
   log_level_t log_level;
   uint64_t client_timeout_ms;    /* headers must arrive, and a body keep flowing, within this */
+  uint64_t client_body_timeout_ms; /* a whole request body must arrive within this */
   uint64_t keepalive_timeout_ms; /* idle keep-alive connections are closed after this */
   uint64_t shutdown_timeout_ms;  /* SIGTERM: how long requests in flight may take */
 

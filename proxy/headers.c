@@ -194,3 +194,28 @@ bool headers_is_secret(const char *name) {
       return true;
   return false;
 }
+
+bool headers_is_retryd_own(const char *name) {
+  /* Checked for every forwarded field: one byte tells most apart. */
+  switch (name[0] | 0x20) {
+  case 'r':
+    return strncasecmp(name, "retryd-", 7) == 0;
+  case 'x':
+    return strcasecmp(name, "x-retryd-token") == 0;
+  default:
+    return false;
+  }
+}
+
+bool headers_is_head_only(const char *name) {
+  static const char *const head_only[] = {
+      "content-length", "transfer-encoding", "trailer", "host", "max-forwards",
+      "expect", "range", "if-match", "if-none-match", "if-modified-since",
+      "if-unmodified-since", "if-range", "cache-control", "pragma", "content-type",
+      "content-encoding", "content-range", "prefer", "idempotency-key",
+  };
+  for (size_t i = 0; i < sizeof(head_only) / sizeof(head_only[0]); i++)
+    if (strcasecmp(name, head_only[i]) == 0)
+      return true;
+  return headers_is_secret(name) || headers_is_retryd_own(name);
+}

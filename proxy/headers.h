@@ -62,6 +62,18 @@ const char *headers_connection_names(const headers_t *h);
 /* True for fields whose values are credentials and must be shown as
  * "[redacted]" everywhere but the upstream and the database. */
 bool headers_is_secret(const char *name);
+/* True for retryd's own fields, X-Retryd-Token and any Retryd-*: they are
+ * meant for retryd and never forwarded upstream. */
+bool headers_is_retryd_own(const char *name);
+/* True for fields a request trailer must never carry (RFC 9110 6.5.1): they
+ * are needed before the content or decide what retryd does with it —
+ * framing (Content-Length, Transfer-Encoding, Trailer), routing (Host,
+ * Max-Forwards), credentials (headers_is_secret()), request modifiers
+ * (Expect, Range, If-*, Cache-Control, Pragma), the content's format
+ * (Content-Type, Content-Encoding, Content-Range), what retryd acts on
+ * (Prefer, Idempotency-Key) and retryd's own fields. Hop-by-hop fields are
+ * headers_is_hop_by_hop()'s. */
+bool headers_is_head_only(const char *name);
 /* Walks a comma-separated header value: each call sets *item and *len to
  * the next element with surrounding blanks trimmed and returns true, or
  * returns false at the end. *cursor starts at the value. */

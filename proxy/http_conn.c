@@ -1,7 +1,6 @@
 #include "proxy/http_conn.h"
 
 #include <errno.h>
-#include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "proxy/deadline.h"
 #include "proxy/http_status.h"
 #include "proxy/log.h"
+#include "proxy/request_parser.h"
 #include "proxy/server.h"
 
 /* Bytes read from a socket at once. The read buffer is shared by every
@@ -22,9 +22,6 @@
 /* After an answer that closes the connection, how long we keep reading
  * (and discarding) so the client gets our answer instead of a reset. */
 #define CONN_LINGER_MS 2000
-/* Bytes a header field costs beyond its name and value (": " and CRLF),
- * so many tiny fields also hit the header cap. */
-#define CONN_FIELD_OVERHEAD 4
 /* retryd's own part of an answer's head: status line and framing. */
 #define CONN_OWN_HEAD_MAX 1024
 
@@ -42,36 +39,22 @@ struct http_conn_s {
   int open_handles;
   server_t *srv;
   const config_t *cfg;
-  http_conn_t *prev, *next; /* server's list */
+  http_conn_t *prev, *next;           /* server's list */
+  http_conn_t *idle_prev, *idle_next; /* server's idle keep-alive list, oldest first */
+  bool in_idle_list;
 
-  llhttp_t parser;
+  request_parser_t parser;
   request_t req;
   conn_state_t state;
   buf_t pending;          /* received, not yet parsed */
-  size_t header_bytes;
-  bool headers_done;
+  uint64_t body_due;      /* loop time by which the body must be in (--client-body-timeout) */
+  bool refused;           /* the request was refused: answer, then close */
   bool reading;
   bool peer_eof;
   bool closing;
   bool close_after_flush;
   bool in_process;
-  bool upgrade;           /* llhttp saw Upgrade/CONNECT: no further parsing */
   bool draining;
-  /* llhttp 8 skips the two bytes after chunk data without looking at them;
-   * we check them ourselves. feed_end bounds the bytes being parsed, and
-   * crlf_left says how many of "\r\n" are still to come in the next feed. */
-  const char *feed_start, *feed_end;
-  int crlf_left;
-  /* llhttp 8 hands an obs-fold continuation over as one more piece of the
-   * value. A legitimate second piece only happens when the value was cut by
-   * the end of one read and goes on at the start of the next. */
-  bool value_open;
-  bool value_cut;
-  /* Set by a parser callback that rejects the request; answered after
-   * llhttp_execute returns. */
-  int reject_status;
-  const char *reject_code;
-  const char *reject_message;
 
   const http_handler_ops_t *ops;
   void *ctx;
@@ -91,8 +74,6 @@ typedef struct {
 } conn_write_t;
 
 static char conn_read_buf[CONN_READ_SIZE];
-static llhttp_settings_t conn_settings;
-static bool conn_settings_ready;
 
 static void conn_process(http_conn_t *c);
 static void conn_update_reading(http_conn_t *c);
@@ -103,14 +84,70 @@ static void conn_count_rejected(http_conn_t *c) {
 }
 static void conn_begin_close_after_flush(http_conn_t *c);
 
+/* ---- idle keep-alive connections ------------------------------------ */
+
+/* The server keeps idle keep-alive connections in the order they went
+ * idle, so that at --max-connections the one idle longest can make room
+ * for a new client (server_connection_cb). */
+static void conn_idle_add(http_conn_t *c) {
+  server_t *srv = c->srv;
+  if (c->in_idle_list)
+    return;
+  c->in_idle_list = true;
+  c->idle_next = NULL;
+  c->idle_prev = srv->idle_tail;
+  if (srv->idle_tail)
+    srv->idle_tail->idle_next = c;
+  else
+    srv->idle_head = c;
+  srv->idle_tail = c;
+}
+
+static void conn_idle_remove(http_conn_t *c) {
+  server_t *srv = c->srv;
+  if (!c->in_idle_list)
+    return;
+  c->in_idle_list = false;
+  if (c->idle_prev)
+    c->idle_prev->idle_next = c->idle_next;
+  else
+    srv->idle_head = c->idle_next;
+  if (c->idle_next)
+    c->idle_next->idle_prev = c->idle_prev;
+  else
+    srv->idle_tail = c->idle_prev;
+  c->idle_prev = c->idle_next = NULL;
+}
+
+bool http_conn_reclaim_idle(server_t *srv) {
+  for (http_conn_t *c = srv->idle_head; c != NULL; c = c->idle_next) {
+    /* Idle means nothing is owed either way: no request begun, no answer
+     * bytes still queued. */
+    if (c->state == CONN_IDLE && c->queued == 0 && c->pending.len == 0 && !c->closing) {
+      http_conn_close(c);
+      return true;
+    }
+  }
+  return false;
+}
+
 /* ---- timers ---------------------------------------------------------- */
+
+static const char *conn_timeout_message(http_conn_t *c) {
+  if (!request_parser_head_done(&c->parser))
+    return "the request headers did not arrive within --client-timeout";
+  if (uv_now(c->srv->loop) >= c->body_due)
+    return "the request body did not arrive within --client-body-timeout";
+  return "the request body stopped flowing for longer than --client-timeout";
+}
 
 static void conn_timer_cb(deadline_t *d) {
   http_conn_t *c = d->data;
   switch (c->state) {
   case CONN_READING:
     conn_count_rejected(c);
-    http_conn_error(c, 408, "request_timeout", "the request did not arrive within --client-timeout");
+    c->refused = true;
+    http_conn_error(c, 408, "request_timeout", conn_timeout_message(c));
     return;
   case CONN_IDLE:
   case CONN_LINGER:
@@ -128,253 +165,75 @@ static void conn_timer_start(http_conn_t *c, uint64_t ms) {
   deadline_set(&c->timer, ms);
 }
 
-/* ---- parser callbacks ------------------------------------------------ */
-
-static http_conn_t *conn_of(llhttp_t *p) {
-  return p->data;
-}
-
-static int conn_reject(http_conn_t *c, int status, const char *code, const char *message) {
-  c->reject_status = status;
-  c->reject_code = code;
-  c->reject_message = message;
-  return HPE_USER;
-}
-
-static int conn_count_header_bytes(http_conn_t *c, size_t len) {
-  c->header_bytes += len;
-  if (c->header_bytes > c->cfg->max_header_bytes)
-    return conn_reject(c, 431, "headers_too_large",
-                       "the request line and headers exceed the 64KiB limit");
-  return 0;
-}
-
-static int on_message_begin(llhttp_t *p) {
-  http_conn_t *c = conn_of(p);
-  c->state = CONN_READING;
-  c->req.started_ns = uv_hrtime();
-  conn_timer_start(c, c->cfg->client_timeout_ms);
-  return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len) {
-  http_conn_t *c = conn_of(p);
-  if (conn_count_header_bytes(c, len) != 0)
-    return HPE_USER;
-  if (buf_append(&c->req.target, at, len) != 0)
-    return conn_reject(c, 431, "headers_too_large", "the request target is too long");
-  return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len) {
-  http_conn_t *c = conn_of(p);
-  if (conn_count_header_bytes(c, len) != 0)
-    return HPE_USER;
-  if (headers_name_piece(&c->req.headers, at, len) != 0)
-    return conn_reject(c, 431, "headers_too_large", "the request headers are too large");
-  return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len) {
-  http_conn_t *c = conn_of(p);
-  if (c->value_open && !(c->value_cut && at == c->feed_start))
-    return conn_reject(c, 400, "bad_request", "obs-fold (a header line continued) is not accepted");
-  c->value_open = true;
-  c->value_cut = at + len == c->feed_end;
-  if (conn_count_header_bytes(c, len) != 0)
-    return HPE_USER;
-  if (headers_value_piece(&c->req.headers, at, len) != 0)
-    return conn_reject(c, 431, "headers_too_large", "the request headers are too large");
-  return 0;
-}
-
-static int on_header_value_complete(llhttp_t *p) {
-  conn_of(p)->value_open = false;
-  return conn_count_header_bytes(conn_of(p), CONN_FIELD_OVERHEAD);
-}
-
-/* RFC 9110 5.6.2: a field name is a token. */
-static bool conn_is_tchar(unsigned char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-/* llhttp 8 accepts a space before the colon and obs-fold continuation
- * lines; both have been used to smuggle requests past proxies, so every
- * name must be a token and every value plain field content (RFC 9110
- * 5.5: visible bytes, SP and HTAB; no CR, LF or NUL). */
-static bool conn_fields_are_clean(const headers_t *h) {
-  for (size_t i = 0; i < h->count; i++) {
-    const unsigned char *n = (const unsigned char *)headers_name(h, i);
-    if (*n == '\0')
-      return false;
-    for (; *n; n++)
-      if (!conn_is_tchar(*n))
-        return false;
-    /* The value is NUL-terminated by us: a NUL inside ends it early. */
-    size_t stored = (i + 1 < h->count ? h->items[i + 1].name : h->data.len) - h->items[i].value;
-    const unsigned char *v = (const unsigned char *)headers_value(h, i);
-    size_t vlen = strlen((const char *)v);
-    if (vlen + 1 != stored)
-      return false;
-    for (; *v; v++)
-      if ((*v < 0x20 && *v != '\t') || *v == 0x7f)
-        return false;
-  }
-  return true;
-}
-
-/* Everything llhttp's strict mode leaves to the application: clean fields,
- * the target form, Host, and what retryd does not support. */
-static int conn_check_request(http_conn_t *c) {
-  request_t *r = &c->req;
-  const headers_t *h = &r->headers;
-  if (!conn_fields_are_clean(h))
-    return conn_reject(c, 400, "bad_request", "malformed header field");
-  if (r->method_id == HTTP_CONNECT)
-    return conn_reject(c, 400, "bad_request", "CONNECT is not supported");
-  if (r->target.len == 0 || r->target.data[0] != '/')
-    return conn_reject(c, 400, "bad_request",
-                       "only origin-form request targets (starting with '/') are accepted");
-  size_t hosts = headers_count_named(h, "host");
-  if (hosts > 1 || (hosts == 0 && r->http_minor >= 1))
-    return conn_reject(c, 400, "bad_request", "an HTTP/1.1 request needs exactly one Host header");
-  size_t cls = headers_count_named(h, "content-length");
-  const char *te = headers_get(h, "transfer-encoding");
-  if (cls > 1)
-    return conn_reject(c, 400, "bad_request", "more than one Content-Length header");
-  if (te != NULL && cls > 0)
-    return conn_reject(c, 400, "bad_request", "both Content-Length and Transfer-Encoding");
-  if (te != NULL &&
-      (headers_count_named(h, "transfer-encoding") > 1 || strcasecmp(te, "chunked") != 0))
-    return conn_reject(c, 400, "bad_request", "the only accepted Transfer-Encoding is chunked");
-  r->has_body = te != NULL || cls > 0;
-  if (cls > 0 && c->parser.content_length > c->cfg->max_body)
-    return conn_reject(c, 413, "body_too_large", "the request body exceeds --max-body");
-  const char *expect = headers_get(h, "expect");
-  if (expect != NULL) {
-    if (strcasecmp(expect, "100-continue") != 0)
-      return conn_reject(c, 417, "expectation_failed", "only Expect: 100-continue is supported");
-    if (r->http_minor >= 1 && r->has_body) {
-      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      uv_buf_t b = http_buf(cont, sizeof(cont) - 1);
-      if (http_conn_sendv(c, &b, 1) != 0)
-        return HPE_USER;
-      c->bytes_out -= b.len; /* not part of the answer */
-    }
-  }
-  return 0;
-}
-
-static int on_headers_complete(llhttp_t *p) {
-  http_conn_t *c = conn_of(p);
-  request_t *r = &c->req;
-  if (headers_end(&r->headers) != 0)
-    return conn_reject(c, 431, "headers_too_large", "the request headers are too large");
-  c->headers_done = true;
-  r->method_id = llhttp_get_method(p);
-  const char *method = llhttp_method_name((llhttp_method_t)r->method_id);
-  size_t mlen = strnlen(method, sizeof(r->method) - 1);
-  memcpy(r->method, method, mlen);
-  r->method[mlen] = '\0';
-  r->is_head = r->method_id == HTTP_HEAD;
-  r->http_major = llhttp_get_http_major(p);
-  r->http_minor = llhttp_get_http_minor(p);
-  if (r->http_major != 1)
-    return conn_reject(c, 400, "bad_request", "only HTTP/1.x is accepted");
-  return conn_check_request(c);
-}
-
-/* Checks that the bytes from pos on continue "\r\n" where crlf_left
- * bytes of it are still expected; returns false on a mismatch. */
-static bool conn_check_crlf(http_conn_t *c, const char *pos) {
-  while (c->crlf_left > 0 && pos < c->feed_end) {
-    char want = c->crlf_left == 2 ? '\r' : '\n';
-    if (*pos++ != want)
-      return false;
-    c->crlf_left--;
-  }
-  return true;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len) {
-  http_conn_t *c = conn_of(p);
-  if ((p->flags & F_CHUNKED) && p->content_length == 0) {
-    /* This piece ends a chunk: its CRLF must follow. */
-    c->crlf_left = 2;
-    if (!conn_check_crlf(c, at + len))
-      return conn_reject(c, 400, "bad_request", "chunk data not followed by CRLF");
-  }
-  if (buf_append(&c->req.body, at, len) != 0)
-    return conn_reject(c, 413, "body_too_large", "the request body exceeds --max-body");
-  /* A body must keep flowing, not arrive within a fixed time. */
-  conn_timer_start(c, c->cfg->client_timeout_ms);
-  return 0;
-}
-
-static int on_message_complete(llhttp_t *p) {
-  http_conn_t *c = conn_of(p);
-  c->req.keep_alive = llhttp_should_keep_alive(p) != 0;
-  c->state = CONN_READY;
-  deadline_clear(&c->timer);
-  return HPE_PAUSED;
-}
-
-static void conn_settings_init(void) {
-  if (conn_settings_ready)
-    return;
-  llhttp_settings_init(&conn_settings);
-  conn_settings.on_message_begin = on_message_begin;
-  conn_settings.on_url = on_url;
-  conn_settings.on_header_field = on_header_field;
-  conn_settings.on_header_value = on_header_value;
-  conn_settings.on_header_value_complete = on_header_value_complete;
-  conn_settings.on_headers_complete = on_headers_complete;
-  conn_settings.on_body = on_body;
-  conn_settings.on_message_complete = on_message_complete;
-  conn_settings_ready = true;
+/* A body must keep flowing (--client-timeout between pieces) and be
+ * complete by body_due (--client-body-timeout), so a client that sends a
+ * byte now and then cannot hold a connection forever. */
+static void conn_body_timer(http_conn_t *c) {
+  uint64_t now = uv_now(c->srv->loop);
+  uint64_t left = c->body_due > now ? c->body_due - now : 0;
+  conn_timer_start(c, left < c->cfg->client_timeout_ms ? left : c->cfg->client_timeout_ms);
 }
 
 /* ---- input ----------------------------------------------------------- */
 
-/* Feeds bytes to the parser; returns how many it consumed. On a request
- * error the connection is answered and closing on return. */
+/* The first byte of a request: it must now arrive within --client-timeout. */
+static void conn_request_begun(http_conn_t *c) {
+  conn_idle_remove(c);
+  c->state = CONN_READING;
+  c->req.started_ns = uv_hrtime();
+  conn_timer_start(c, c->cfg->client_timeout_ms);
+}
+
+/* The head is in and checked. 0, or -1 when the connection closed. */
+static int conn_head_done(http_conn_t *c) {
+  c->body_due = uv_now(c->srv->loop) + c->cfg->client_body_timeout_ms;
+  conn_body_timer(c);
+  if (request_parser_expects_continue(&c->parser)) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = http_buf(cont, sizeof(cont) - 1);
+    if (http_conn_sendv(c, &b, 1) != 0)
+      return -1;
+    c->bytes_out -= b.len; /* not part of the answer */
+  }
+  return 0;
+}
+
+/* Feeds bytes to the request parser; returns how many it consumed. A
+ * complete request leaves the connection CONN_READY; on a refused request
+ * the connection is answered and closing on return. */
 static size_t conn_feed(http_conn_t *c, const char *data, size_t len) {
-  c->feed_start = data;
-  c->feed_end = data + len;
-  llhttp_errno_t err;
-  if (!conn_check_crlf(c, data)) {
-    conn_reject(c, 400, "bad_request", "chunk data not followed by CRLF");
-    err = HPE_USER;
-  } else {
-    err = llhttp_execute(&c->parser, data, len);
-  }
-  if (err == HPE_OK) {
-    c->req.bytes_in += len;
-    return len;
-  }
-  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-    size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
-    c->req.bytes_in += used;
-    if (err == HPE_PAUSED_UPGRADE) {
-      /* retryd does not tunnel upgrades: answer this one, then close. */
-      c->upgrade = true;
-      c->req.keep_alive = false;
+  size_t off = 0;
+  for (;;) {
+    bool begun = request_parser_in_message(&c->parser);
+    size_t body = c->req.body.len;
+    size_t used = 0;
+    request_parser_result_t res = request_parser_feed(&c->parser, data + off, len - off, &used);
+    off += used;
+    if (!begun && request_parser_in_message(&c->parser))
+      conn_request_begun(c);
+    if (c->req.body.len != body && res == RP_MORE)
+      conn_body_timer(c);
+    switch (res) {
+    case RP_MORE:
+      return off;
+    case RP_HEAD:
+      /* Fed again even with nothing left: a request without a body is
+       * complete right after its head. */
+      if (conn_head_done(c) != 0)
+        return len;
+      continue;
+    case RP_COMPLETE:
+      c->state = CONN_READY;
+      deadline_clear(&c->timer);
+      return off;
+    case RP_ERROR:
+      conn_count_rejected(c);
+      c->refused = true;
+      http_conn_error(c, request_parser_status(&c->parser), request_parser_code(&c->parser),
+                      request_parser_message(&c->parser));
+      return len;
     }
-    return used;
   }
-  conn_count_rejected(c);
-  if (c->reject_status != 0) {
-    if (c->reject_code != NULL)
-      http_conn_error(c, c->reject_status, c->reject_code, c->reject_message);
-    else
-      http_conn_close(c);
-  } else {
-    char msg[160];
-    snprintf(msg, sizeof(msg), "malformed request: %s", llhttp_get_error_reason(&c->parser));
-    http_conn_error(c, 400, "bad_request", msg);
-  }
-  return len;
 }
 
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -405,7 +264,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->state == CONN_LINGER)
     return; /* discarded */
   size_t used = 0;
-  if (c->pending.len == 0 && (c->state == CONN_IDLE || c->state == CONN_READING) && !c->upgrade) {
+  if (c->pending.len == 0 && (c->state == CONN_IDLE || c->state == CONN_READING)) {
     used = conn_feed(c, buf->base, (size_t)nread);
     if (c->closing)
       return;
@@ -447,7 +306,7 @@ static void conn_process(http_conn_t *c) {
     }
     if (c->state != CONN_IDLE && c->state != CONN_READING)
       break;
-    if (c->pending.len == 0 || c->upgrade)
+    if (c->pending.len == 0)
       break;
     size_t used = conn_feed(c, c->pending.data, c->pending.len);
     if (c->closing)
@@ -559,7 +418,7 @@ bool http_conn_over_high_water(const http_conn_t *c) {
 }
 
 bool http_conn_may_keep_alive(const http_conn_t *c) {
-  return c->req.keep_alive && !c->peer_eof && !c->draining && !c->upgrade;
+  return c->req.keep_alive && !c->peer_eof && !c->draining && !c->refused;
 }
 
 void http_conn_note_status(http_conn_t *c, int status, int upstream_status) {
@@ -575,7 +434,7 @@ void http_conn_attach(http_conn_t *c, const http_handler_ops_t *ops, void *ctx) 
 /* One access-log line per request, once, whichever way it ended. Only the
  * path is logged: queries can carry tokens. */
 static void conn_log_request(http_conn_t *c, const char *outcome) {
-  if (c->logged || c->req.started_ns == 0 || !c->headers_done)
+  if (c->logged || c->req.started_ns == 0 || !request_parser_head_done(&c->parser))
     return;
   c->logged = true;
   const request_t *r = &c->req;
@@ -606,11 +465,9 @@ static void conn_next_request(http_conn_t *c) {
   c->upstream_status = 0;
   c->bytes_out = 0;
   c->logged = false;
-  c->header_bytes = 0;
-  c->headers_done = false;
-  c->crlf_left = 0;
+  c->refused = false;
   c->state = CONN_IDLE;
-  llhttp_resume(&c->parser);
+  request_parser_next(&c->parser);
   if (c->draining && c->pending.len == 0) {
     http_conn_close(c);
     return;
@@ -618,6 +475,8 @@ static void conn_next_request(http_conn_t *c) {
   if (c->queued == 0)
     conn_timer_start(c, c->cfg->keepalive_timeout_ms);
   conn_process(c);
+  if (!c->closing && c->state == CONN_IDLE)
+    conn_idle_add(c); /* no pipelined request began */
 }
 
 void http_conn_finish(http_conn_t *c, bool keep_alive) {
@@ -644,7 +503,7 @@ void http_conn_abort(http_conn_t *c) {
 
 void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
                        const char *content_type, const char *body, size_t len) {
-  bool keep = http_conn_may_keep_alive(c) && c->reject_status == 0 && c->headers_done;
+  bool keep = http_conn_may_keep_alive(c) && request_parser_head_done(&c->parser);
   buf_t head;
   buf_init(&head, c->cfg->max_response_header_bytes + CONN_OWN_HEAD_MAX);
   int rc = buf_append_str(&head, "HTTP/1.1 ");
@@ -758,6 +617,7 @@ void http_conn_close(http_conn_t *c) {
   if (c->closing)
     return;
   c->closing = true;
+  conn_idle_remove(c);
   if (c->ops != NULL)
     conn_log_request(c, "client_closed");
   uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
@@ -771,7 +631,6 @@ void http_conn_drain(http_conn_t *c) {
 }
 
 int http_conn_start(server_t *srv, uv_stream_t *listener) {
-  conn_settings_init();
   http_conn_t *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return UV_ENOMEM;
@@ -779,8 +638,7 @@ int http_conn_start(server_t *srv, uv_stream_t *listener) {
   c->cfg = srv->cfg;
   request_init(&c->req, srv->cfg);
   buf_init(&c->pending, CONN_PENDING_MAX);
-  llhttp_init(&c->parser, HTTP_REQUEST, &conn_settings);
-  c->parser.data = c;
+  request_parser_init(&c->parser, &c->req, srv->cfg);
   uv_tcp_init(srv->loop, &c->tcp);
   deadline_init(srv->loop, &c->timer, conn_timer_cb, c);
   c->tcp.data = c;

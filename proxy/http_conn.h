@@ -13,10 +13,17 @@
  * callback (never from inside a handler's own call), after which the handler
  * must not touch the connection.
  *
- * Timers: a new connection and a request being received get
- * --client-timeout (headers must arrive by then; a body must keep flowing);
- * an idle keep-alive connection gets --keepalive-timeout; an answer the
- * client stops reading gets --client-timeout of no progress.
+ * Parsing and every check on what a client sends live in request_parser,
+ * which has no socket (so the fuzzer drives the same code); this module
+ * turns its results into timers, 100 Continue, dispatch and error answers.
+ *
+ * Timers: a new connection and a request's headers get --client-timeout
+ * (from the request's first byte); a body must keep flowing (no gap over
+ * --client-timeout) and be complete within --client-body-timeout of the
+ * headers (408 and close otherwise); an idle keep-alive connection gets
+ * --keepalive-timeout; an answer the client stops reading gets
+ * --client-timeout of no progress. At --max-connections the keep-alive
+ * connection idle longest is closed to make room (http_conn_reclaim_idle).
  *
  * Lifecycle: server accepts → http_conn_start() → requests → close (by
  * either side, timeout, error or http_conn_drain()) → freed in the close
@@ -87,6 +94,11 @@ void http_conn_error_with(http_conn_t *c, int status, const char *extra_headers,
 void http_conn_drain(http_conn_t *c);
 /* Closes at once, whatever it is doing (shutdown deadline). */
 void http_conn_close(http_conn_t *c);
+/* At --max-connections: closes the idle keep-alive connection that has been
+ * idle longest, so a new client can take its place. False when every
+ * connection is busy (in the middle of a request or an answer) or has not
+ * sent a request yet. */
+bool http_conn_reclaim_idle(struct server_s *srv);
 /* The next connection in the server's list, for walking it. */
 http_conn_t *http_conn_next(const http_conn_t *c);
 

@@ -162,6 +162,16 @@ int main(int argc, char **argv) {
     uv_run(app.loop, UV_RUN_DEFAULT);
     goto out;
   }
+  if (cfg.admin_token[0] == '\0' && !server_addr_is_loopback(&cfg.listen_addr)) {
+    /* Without a token anyone who can reach this address can list, retry
+     * and cancel stored requests: allowed (a private network may be
+     * trusted), but never silently. */
+    log_line_t l;
+    log_begin(&l, LOG_WARN, "the control API is open to the network: set --admin-token");
+    log_str(&l, "listen", cfg.listen_text);
+    log_str(&l, "hint", "/_retryd/* other than health then needs X-Retryd-Token");
+    log_end(&l);
+  }
   uv_timer_init(app.loop, &app.shutdown_timer);
   app.shutdown_timer.data = &app;
   uv_signal_init(app.loop, &app.sigterm);

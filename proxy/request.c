@@ -10,12 +10,14 @@ void request_init(request_t *r, const config_t *cfg) {
   memset(r, 0, sizeof(*r));
   buf_init(&r->target, cfg->max_header_bytes);
   headers_init(&r->headers, cfg->max_header_bytes);
+  headers_init(&r->trailers, cfg->max_header_bytes);
   buf_init(&r->body, cfg->max_body);
 }
 
 void request_reset(request_t *r) {
   buf_reset(&r->target);
   headers_reset(&r->headers);
+  headers_reset(&r->trailers);
   /* A large body is not kept around for the next request on the connection. */
   if (r->body.cap > REQUEST_BODY_KEEP)
     buf_free(&r->body);
@@ -34,5 +36,6 @@ void request_reset(request_t *r) {
 void request_free(request_t *r) {
   buf_free(&r->target);
   headers_free(&r->headers);
+  headers_free(&r->trailers);
   buf_free(&r->body);
 }

@@ -20,6 +20,8 @@ typedef struct request_s {
   int method_id;  /* llhttp_method_t */
   buf_t target;   /* origin-form: path and query */
   headers_t headers;
+  headers_t trailers; /* a chunked body's trailer fields, until they are checked and
+                         merged into headers (request_parser) */
   buf_t body;
   bool has_body;  /* Content-Length or Transfer-Encoding was sent, even for 0 bytes */
   bool is_head;

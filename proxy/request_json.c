@@ -50,6 +50,32 @@ static int json_string_or_null(buf_t *out, const char *s) {
   return rc;
 }
 
+int request_json_target(buf_t *out, const char *target) {
+  if (target == NULL)
+    return buf_append_str(out, "null");
+  size_t plen = strcspn(target, "?");
+  int rc = buf_append(out, "\"", 1);
+  if (rc == 0)
+    rc = buf_append_json_escaped(out, target, plen);
+  const char *q = target + plen;
+  while (rc == 0 && *q != '\0') {
+    /* q is at '?' or '&': a separator, then a name=value pair. */
+    rc = buf_append(out, q, 1);
+    q++;
+    size_t pair = strcspn(q, "&");
+    const char *eq = memchr(q, '=', pair);
+    /* A bare element may be a token itself (?SECRET): shown like a value. */
+    if (rc == 0 && eq != NULL)
+      rc = buf_append_json_escaped(out, q, (size_t)(eq - q) + 1);
+    if (rc == 0 && pair > 0)
+      rc = buf_append_str(out, "[redacted]");
+    q += pair;
+  }
+  if (rc == 0)
+    rc = buf_append(out, "\"", 1);
+  return rc;
+}
+
 static int json_int_or_null(buf_t *out, int v) {
   return v > 0 ? buf_append_int(out, v) : buf_append_str(out, "null");
 }
@@ -102,7 +128,7 @@ int request_json_status(buf_t *out, const stored_request_t *r) {
   if (rc == 0)
     rc = buf_append_str(out, ",\"path\":");
   if (rc == 0)
-    rc = json_string_or_null(out, r->target);
+    rc = request_json_target(out, r->target);
   if (rc == 0)
     rc = buf_append_str(out, ",\"created_at\":");
   if (rc == 0)

@@ -1,7 +1,9 @@
 /* request_json: a stored request as the JSON a client or operator reads.
  *
  * Used by the 202 answer and the control API, so both say the same thing
- * the same way. Never includes headers or bodies (they may carry secrets).
+ * the same way. Never includes headers or bodies (they may carry secrets),
+ * nor query values (api_key=... is common): a target is shown with each
+ * query value as [redacted], names kept.
  * Times are ISO 8601 UTC with milliseconds. Any thread. */
 #ifndef RETRYD_REQUEST_JSON_H
 #define RETRYD_REQUEST_JSON_H
@@ -16,6 +18,10 @@
 int request_json_accepted(buf_t *out, const stored_request_t *r);
 /* The full status: also method, path, created_at, response_status. */
 int request_json_status(buf_t *out, const stored_request_t *r);
+/* target as a JSON string with its query values redacted:
+ * "/p?api_key=[redacted]&x=[redacted]"; an element without '=' is
+ * redacted whole. null (unquoted) for NULL. */
+int request_json_target(buf_t *out, const char *target);
 /* "2026-11-27T00:00:30.000Z", or null (unquoted) for 0. */
 int request_json_time(buf_t *out, int64_t unix_ms);
 

@@ -1,5 +1,6 @@
 #include "proxy/server.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,8 +33,11 @@ static void server_connection_cb(uv_stream_t *listener, int status) {
     return;
   if (srv->nconns >= srv->cfg->max_connections) {
     /* Not accepting makes libuv stop watching the socket until we do, so
-     * the connection waits in the backlog (see server_conn_closed). */
+     * the connection waits in the backlog (see server_conn_closed). Closing
+     * an idle keep-alive connection makes room for it as soon as that close
+     * completes; otherwise it waits for a busy one to finish. */
     srv->accept_waiting = true;
+    http_conn_reclaim_idle(srv);
     return;
   }
   server_accept_one(srv);
@@ -77,6 +81,20 @@ int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app
   log_str(&l, "addr", addr);
   log_end(&l);
   return 0;
+}
+
+bool server_addr_is_loopback(const struct sockaddr_storage *addr) {
+  if (addr->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (addr->ss_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+      return true;
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+  }
+  return false;
 }
 
 void server_conn_opened(server_t *srv, http_conn_t *c) {

@@ -1,10 +1,12 @@
 /* server: the listening socket, the connection cap and graceful shutdown.
  *
- * At --max-connections the server stops accepting: libuv leaves the next
- * connection in the kernel's backlog until one closes, so clients wait
- * instead of being refused. server_drain() stops listening, closes idle
- * connections and lets each busy one finish its answer; on_drained runs
- * when the last one is gone. Loop thread only. */
+ * At --max-connections a new connection first takes the place of the idle
+ * keep-alive connection that has been idle longest (closed for it, as
+ * nginx and HAProxy do); when every connection is busy the server stops
+ * accepting: libuv leaves the next connection in the kernel's backlog until
+ * one closes, so clients wait instead of being refused. server_drain()
+ * stops listening, closes idle connections and lets each busy one finish
+ * its answer; on_drained runs when the last one is gone. Loop thread only. */
 #ifndef RETRYD_SERVER_H
 #define RETRYD_SERVER_H
 
@@ -33,6 +35,9 @@ typedef struct server_s {
   bool draining;
   size_t nconns;
   http_conn_t *conns; /* every open connection, for draining */
+  /* Idle keep-alive connections, the one idle longest first (http_conn
+   * keeps the list). */
+  http_conn_t *idle_head, *idle_tail;
   server_dispatch_fn dispatch;
   uint64_t *rejected; /* counts requests refused by the parser (stats) */
   void (*on_drained)(struct server_s *srv);
@@ -43,6 +48,10 @@ int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app
                  server_dispatch_fn dispatch, uint64_t *rejected);
 void server_drain(server_t *srv, void (*on_drained)(server_t *srv));
 void server_close_all(server_t *srv);
+
+/* True when addr is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x),
+ * which only this machine can reach; false for 0.0.0.0, :: and the rest. */
+bool server_addr_is_loopback(const struct sockaddr_storage *addr);
 
 /* For http_conn: connection list membership. */
 void server_conn_opened(server_t *srv, http_conn_t *c);

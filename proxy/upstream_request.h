@@ -3,8 +3,9 @@
  * Computed once, by forward.c for the first attempt; a stored request
  * keeps those same lines (enqueue.c takes them over), so every retry goes
  * out byte for byte like the first attempt. The fields that go
- * upstream are the client's minus hop-by-hop ones, Host (the upstream's is
- * sent), Content-Length (set from the body) and Expect; kept as
+ * upstream are the client's minus hop-by-hop ones, retryd's own
+ * (X-Retryd-Token, Retryd-*), Host (the upstream's is sent), Content-Length
+ * (set from the body) and Expect; kept as
  * "Name: value\r\n" lines. Loop thread. */
 #ifndef RETRYD_UPSTREAM_REQUEST_H
 #define RETRYD_UPSTREAM_REQUEST_H

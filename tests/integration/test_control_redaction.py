@@ -19,7 +19,8 @@ import unittest
 
 from fake_upstream import Response
 from harness import RawConn, RetrydTestCase, build_request, send_request
-from control_helpers import QUEUE_STATES, chromium, ctl, ctl_json, fake_uuid7, wait_state
+from control_helpers import (QUEUE_STATES, chromium, ctl, ctl_json, fake_uuid7, wait_state,
+                             wait_until)
 
 
 def canary(tag):
@@ -158,6 +159,38 @@ class RedactionTest(RetrydTestCase):
                     self.assertNotIn(value.encode(), blob,
                                      "%s canary leaked in %s: %r" % (name, what, blob[:3000]))
         self.assertGreater(len(self.seen), 30)
+
+    def test_query_values_redacted_in_202_listings_and_status(self):
+        """Query values (api_key=..., tokens) are shown as [redacted] wherever
+        retryd shows a stored request; names stay, and the upstream still
+        gets the query exactly, on the first attempt and on retries."""
+        key, other, bare = canary("qkey"), canary("qother"), canary("qbare")
+        target = "/api/v1/bot/?api_key=%s&x=%s&%s&empty=" % (key, other, bare)
+        up = self.start_upstream()
+        up.push(Response(507), Response(507))
+        self.rd = rd = self.start_retryd(up, "--retry-interval", "1h", "--log-level", "debug")
+        r = self.post(target)
+        self.assertEqual(r.status, 202, r)
+        rid = r.json()["id"]
+        shown = "/api/v1/bot/?api_key=[redacted]&x=[redacted]&[redacted]&empty=[redacted]"
+        self.assertEqual(ctl_json(rd.port, "/_retryd/requests/%s" % rid)["path"], shown)
+        listing = ctl_json(rd.port, "/_retryd/requests")["requests"]
+        self.assertEqual([q["path"] for q in listing], [shown])
+        self.assertEqual(self.control("POST", "/_retryd/requests/%s/retry" % rid).status, 200)
+        wait_until(lambda: ctl_json(rd.port, "/_retryd/requests/%s" % rid)["attempts"] == 2,
+                   10, what="the second attempt")
+        for path in ("/_retryd/requests", "/_retryd/requests?state=queued",
+                     "/_retryd/requests/%s" % rid, "/_retryd/stats", "/_retryd/metrics"):
+            self.control("GET", path)
+        got = up.wait_for_requests(2)
+        self.assertEqual([q.target for q in got], [target, target])
+        self.assertEqual(rd.stop(), 0)
+        self.seen.append(("stderr log", rd.stderr_bytes()))
+        for what, blob in self.seen:
+            for name, value in (("api_key", key), ("x", other), ("bare", bare)):
+                with self.subTest(where=what, canary=name):
+                    self.assertNotIn(value.encode(), blob,
+                                     "%s canary leaked in %s: %r" % (name, what, blob[:3000]))
 
     def test_secrets_not_in_the_database_file_listing_views(self):
         """The stored request's own views name no header at all."""

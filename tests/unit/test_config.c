@@ -164,6 +164,22 @@ static void retry_on_lists_replace_or_extend_the_default(void **state) {
   assert_false(cfg.retry_on.network);
 }
 
+static void client_body_timeout_defaults_to_60s_and_is_read(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[256] = "";
+  char *plain[] = {"retryd", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 1, plain), CONFIG_OK);
+  assert_int_equal(cfg.client_body_timeout_ms, 60000);
+  assert_int_equal(cfg.client_timeout_ms, 10000);
+  char *argv[] = {"retryd", "--client-body-timeout", "90s", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 3, argv), CONFIG_OK);
+  assert_int_equal(cfg.client_body_timeout_ms, 90000);
+  char *zero[] = {"retryd", "--client-body-timeout", "0s", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 3, zero), CONFIG_ERROR);
+  assert_non_null(strstr(err, "client-body-timeout"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(defaults_match_the_design, clear_env),
@@ -174,6 +190,7 @@ int main(void) {
       cmocka_unit_test_setup(each_bad_value_is_refused_naming_its_option, clear_env),
       cmocka_unit_test_setup(unknown_and_valueless_flags_are_refused, clear_env),
       cmocka_unit_test_setup(retry_on_lists_replace_or_extend_the_default, clear_env),
+      cmocka_unit_test_setup(client_body_timeout_defaults_to_60s_and_is_read, clear_env),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,35 @@ static void credentials_are_secret(void **state) {
   assert_false(headers_is_secret("X-Api-Key-Id"));
 }
 
+static void retryd_own_fields_are_told_apart(void **state) {
+  (void)state;
+  assert_true(headers_is_retryd_own("X-Retryd-Token"));
+  assert_true(headers_is_retryd_own("x-retryd-token"));
+  assert_true(headers_is_retryd_own("Retryd-Callback"));
+  assert_true(headers_is_retryd_own("RETRYD-DEADLINE"));
+  assert_true(headers_is_retryd_own("retryd-anything"));
+  assert_false(headers_is_retryd_own("Retryd")); /* no dash: not ours */
+  assert_false(headers_is_retryd_own("X-Retryd-Tokens"));
+  assert_false(headers_is_retryd_own("Retry-After"));
+  assert_false(headers_is_retryd_own("X-Request-Id"));
+  assert_false(headers_is_retryd_own("Host"));
+}
+
+static void head_only_fields_cover_framing_routing_auth_and_own(void **state) {
+  (void)state;
+  static const char *const head_only[] = {
+      "Content-Length", "transfer-encoding", "Trailer", "Host", "Max-Forwards",
+      "Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "Expect", "Range",
+      "If-None-Match", "If-Modified-Since", "Cache-Control", "Content-Type",
+      "Content-Encoding", "Prefer", "Idempotency-Key", "X-Retryd-Token", "Retryd-Deadline",
+  };
+  for (size_t i = 0; i < sizeof(head_only) / sizeof(head_only[0]); i++)
+    assert_true(headers_is_head_only(head_only[i]));
+  assert_false(headers_is_head_only("X-Checksum"));
+  assert_false(headers_is_head_only("Server-Timing"));
+  assert_false(headers_is_head_only("Digest"));
+}
+
 static void json_escaping_keeps_lines_valid(void **state) {
   (void)state;
   buf_t b;
@@ -133,6 +162,8 @@ int main(void) {
       cmocka_unit_test(connection_names_only_when_beyond_keep_alive),
       cmocka_unit_test(list_tokens_ignore_case_and_space),
       cmocka_unit_test(credentials_are_secret),
+      cmocka_unit_test(retryd_own_fields_are_told_apart),
+      cmocka_unit_test(head_only_fields_cover_framing_routing_auth_and_own),
       cmocka_unit_test(json_escaping_keeps_lines_valid),
       cmocka_unit_test(buffers_refuse_to_grow_past_their_cap),
   };
