@@ -25,10 +25,11 @@ static int attempt_body_cb(void *ctx, const char *data, size_t len) {
   size_t room = a->body.max - a->body.len;
   if (len > room) {
     a->truncated = true;
-    buf_append(&a->body, data, room);
-    return UPSTREAM_TAKEN; /* read on, keep what fits */
+    len = room; /* read on, keep what fits */
   }
-  buf_append(&a->body, data, len);
+  /* Out of memory keeps what came so far, said as a truncation too. */
+  if (len > 0 && buf_append(&a->body, data, len) != 0)
+    a->truncated = true;
   return UPSTREAM_TAKEN;
 }
 
@@ -92,7 +93,12 @@ static void attempt_finish(attempt_t *a, upstream_result_t result) {
     o->kind = OUTCOME_COMPLETED;
     o->last_status = a->head.status;
     o->response_status = a->head.status;
-    response_head_serialize(&a->head, &a->resp_headers);
+    if (response_head_serialize(&a->head, &a->resp_headers) != 0) {
+      /* Kept without its fields rather than with some of them. */
+      buf_reset(&a->resp_headers);
+      snprintf(a->error, sizeof(a->error), "the answer's fields could not be kept");
+      o->last_error = a->error;
+    }
     o->response_headers = a->resp_headers.data ? a->resp_headers.data : "";
     o->response_headers_len = a->resp_headers.len;
     o->response_body = a->body.data ? a->body.data : "";
@@ -136,7 +142,9 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   memset(rq, 0, sizeof(*rq));
   a->done = done;
   buf_init(&a->body, app->cfg->max_body);
-  buf_init(&a->resp_headers, app->cfg->max_response_header_bytes + 1024);
+  /* Stored as "Name: value\r\n" lines: two more bytes a field than the
+   * head's own store, which holds at most max_response_header_bytes. */
+  buf_init(&a->resp_headers, 2 * app->cfg->max_response_header_bytes);
   response_head_init(&a->head, app->cfg->max_response_header_bytes);
   uv_timer_init(app->loop, &a->timer);
   a->timer.data = a;

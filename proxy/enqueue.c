@@ -44,21 +44,25 @@ static int64_t seconds_until(int64_t at_ms) {
 static void enqueue_reply_accepted(http_conn_t *c, const stored_request_t *rq,
                                    const char *applied) {
   buf_t body, extra;
-  buf_init(&body, 16 * 1024);
+  /* The 202 carries the last error (up to a head's worth, escaped). */
+  buf_init(&body, 16 * 1024 + 6 * (rq->last_error ? strlen(rq->last_error) : 0));
   buf_init(&extra, 1024);
-  request_json_accepted(&body, rq);
-  buf_append_str(&extra, "Location: /_retryd/requests/");
-  buf_append_str(&extra, rq->id);
-  buf_append(&extra, "\r\n", 2);
+  int rc = request_json_accepted(&body, rq);
+  rc = rc ? rc : buf_append_str(&extra, "Location: /_retryd/requests/");
+  rc = rc ? rc : buf_append_str(&extra, rq->id);
+  rc = rc ? rc : buf_append(&extra, "\r\n", 2);
   if (rq->state == RQ_QUEUED) {
-    buf_append_str(&extra, "Retry-After: ");
-    buf_append_int(&extra, seconds_until(rq->next_attempt_at));
-    buf_append(&extra, "\r\n", 2);
+    rc = rc ? rc : buf_append_str(&extra, "Retry-After: ");
+    rc = rc ? rc : buf_append_int(&extra, seconds_until(rq->next_attempt_at));
+    rc = rc ? rc : buf_append(&extra, "\r\n", 2);
   }
   if (applied != NULL)
-    buf_append_field(&extra, "Preference-Applied", applied);
+    rc = rc ? rc : buf_append_field(&extra, "Preference-Applied", applied);
   http_conn_note_status(c, 202, rq->last_status);
-  http_conn_respond(c, 202, extra.data, "application/json", body.data, body.len);
+  if (rc != 0) /* stored all the same: the id is what the client needs */
+    http_conn_error(c, 500, "internal", "the request was stored, but its 202 could not be built");
+  else
+    http_conn_respond(c, 202, extra.data, "application/json", body.data, body.len);
   buf_free(&body);
   buf_free(&extra);
 }
@@ -74,8 +78,10 @@ static void enqueue_reply_unavailable(app_t *app, http_conn_t *c, int err) {
                                      : "the request could not be stored";
   buf_t body;
   buf_init(&body, 1024);
-  buf_printf(&body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg);
-  http_conn_respond(c, 503, extra, "application/json", body.data, body.len);
+  if (buf_printf(&body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg) != 0)
+    http_conn_error(c, 503, code, msg); /* out of memory: its own small body */
+  else
+    http_conn_respond(c, 503, extra, "application/json", body.data, body.len);
   buf_free(&body);
 }
 
@@ -117,12 +123,15 @@ static void hold_outcome(scheduler_waiter_t *w, const attempt_t *a) {
     const attempt_outcome_t *o = &a->outcome;
     buf_t extra;
     buf_init(&extra, o->response_headers_len + sizeof(extra_tail));
-    response_head_copy_unframed(o->response_headers, o->response_headers_len, &extra);
+    int rc = response_head_copy_unframed(o->response_headers, o->response_headers_len, &extra);
     snprintf(extra_tail, sizeof(extra_tail), "Preference-Applied: %s\r\n", applied);
-    buf_append_str(&extra, extra_tail);
+    rc = rc ? rc : buf_append_str(&extra, extra_tail);
     http_conn_note_status(hd->conn, o->response_status, o->response_status);
-    http_conn_respond(hd->conn, o->response_status, extra.data ? extra.data : "", NULL,
-                      o->response_body, o->response_body_len);
+    if (rc != 0)
+      http_conn_error(hd->conn, 500, "internal", "the final answer's fields could not be copied");
+    else
+      http_conn_respond(hd->conn, o->response_status, extra.data ? extra.data : "", NULL,
+                        o->response_body, o->response_body_len);
     buf_free(&extra);
   } else {
     if (a != NULL) {

@@ -33,11 +33,11 @@ void headers_free(headers_t *h);
 void headers_reset(headers_t *h);
 
 /* Piecewise building, for parsers. Each returns 0 or -E2BIG past the cap. */
-int headers_name_piece(headers_t *h, const char *p, size_t len);
-int headers_value_piece(headers_t *h, const char *p, size_t len);
-int headers_end(headers_t *h);
+int headers_name_piece(headers_t *h, const char *p, size_t len) BUF_MUST_CHECK;
+int headers_value_piece(headers_t *h, const char *p, size_t len) BUF_MUST_CHECK;
+int headers_end(headers_t *h) BUF_MUST_CHECK;
 /* Whole field at once. */
-int headers_add(headers_t *h, const char *name, size_t nlen, const char *value, size_t vlen);
+int headers_add(headers_t *h, const char *name, size_t nlen, const char *value, size_t vlen) BUF_MUST_CHECK;
 
 static inline const char *headers_name(const headers_t *h, size_t i) {
   return h->data.data + h->items[i].name;

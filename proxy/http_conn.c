@@ -547,12 +547,20 @@ void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
 void http_conn_error_with(http_conn_t *c, int status, const char *extra_headers, const char *code,
                           const char *message) {
   buf_t body;
-  buf_init(&body, 4096);
-  buf_printf(&body, "{\"error\":\"%s\",\"message\":\"", code);
-  buf_append_json_escaped(&body, message, strlen(message));
-  buf_append_str(&body, "\"}\n");
-  http_conn_respond(c, status, extra_headers, "application/json", body.data ? body.data : "",
-                    body.len);
+  size_t mlen = strlen(message);
+  /* Room for the message escaped (six bytes a byte at worst). */
+  buf_init(&body, 64 + strlen(code) + 6 * mlen);
+  int rc = buf_printf(&body, "{\"error\":\"%s\",\"message\":\"", code);
+  rc = rc ? rc : buf_append_json_escaped(&body, message, mlen);
+  rc = rc ? rc : buf_append_str(&body, "\"}\n");
+  if (rc != 0) {
+    /* Out of memory: a fixed body rather than half a document. */
+    static const char fallback[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}\n";
+    http_conn_respond(c, status, extra_headers, "application/json", fallback,
+                      sizeof(fallback) - 1);
+  } else {
+    http_conn_respond(c, status, extra_headers, "application/json", body.data, body.len);
+  }
   buf_free(&body);
 }
 

@@ -100,8 +100,15 @@ bool log_enabled(log_level_t level) {
   return level >= L.level;
 }
 
+/* Notes a failed append: the line would no longer be one JSON object. */
+static void log_put(log_line_t *l, int rc) {
+  if (rc != 0)
+    l->broken = true;
+}
+
 void log_begin(log_line_t *l, log_level_t level, const char *msg) {
   l->active = log_enabled(level);
+  l->broken = false;
   buf_init(&l->buf, LOG_LINE_MAX);
   if (!l->active)
     return;
@@ -109,11 +116,12 @@ void log_begin(log_line_t *l, log_level_t level, const char *msg) {
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
-  buf_printf(&l->buf, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":\"",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             ts.tv_nsec / 1000000, level_names[level]);
-  buf_append_json_escaped(&l->buf, msg, strlen(msg));
-  buf_append(&l->buf, "\"", 1);
+  log_put(l, buf_printf(&l->buf,
+                        "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":\"",
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]));
+  log_put(l, buf_append_json_escaped(&l->buf, msg, strlen(msg)));
+  log_put(l, buf_append(&l->buf, "\"", 1));
 }
 
 void log_strn(log_line_t *l, const char *key, const char *value, size_t len) {
@@ -121,15 +129,15 @@ void log_strn(log_line_t *l, const char *key, const char *value, size_t len) {
     return;
   if (len > LOG_VALUE_MAX)
     len = LOG_VALUE_MAX;
-  buf_printf(&l->buf, ",\"%s\":\"", key);
-  buf_append_json_escaped(&l->buf, value, len);
-  buf_append(&l->buf, "\"", 1);
+  log_put(l, buf_printf(&l->buf, ",\"%s\":\"", key));
+  log_put(l, buf_append_json_escaped(&l->buf, value, len));
+  log_put(l, buf_append(&l->buf, "\"", 1));
 }
 
 void log_str(log_line_t *l, const char *key, const char *value) {
   if (value == NULL) {
     if (l->active)
-      buf_printf(&l->buf, ",\"%s\":null", key);
+      log_put(l, buf_printf(&l->buf, ",\"%s\":null", key));
     return;
   }
   log_strn(l, key, value, strlen(value));
@@ -137,12 +145,12 @@ void log_str(log_line_t *l, const char *key, const char *value) {
 
 void log_int(log_line_t *l, const char *key, int64_t value) {
   if (l->active)
-    buf_printf(&l->buf, ",\"%s\":%" PRId64, key, value);
+    log_put(l, buf_printf(&l->buf, ",\"%s\":%" PRId64, key, value));
 }
 
 void log_ms(log_line_t *l, const char *key, double ms) {
   if (l->active)
-    buf_printf(&l->buf, ",\"%s\":%.3f", key, ms);
+    log_put(l, buf_printf(&l->buf, ",\"%s\":%.3f", key, ms));
 }
 
 void log_end(log_line_t *l) {
@@ -153,8 +161,9 @@ void log_end(log_line_t *l) {
   if (!L.running) {
     /* Before start-up completes (or after shutdown) there is no loop to
      * protect: write directly. */
-    buf_append(&l->buf, "}\n", 2);
-    log_write_all(l->buf.data, l->buf.len);
+    log_put(l, buf_append(&l->buf, "}\n", 2));
+    if (!l->broken)
+      log_write_all(l->buf.data, l->buf.len);
     buf_free(&l->buf);
     return;
   }
@@ -162,9 +171,10 @@ void log_end(log_line_t *l) {
   uint64_t dropped = L.dropped;
   uv_mutex_unlock(&L.mu);
   if (dropped > 0)
-    buf_printf(&l->buf, ",\"log_lines_dropped\":%" PRIu64, dropped);
+    log_put(l, buf_printf(&l->buf, ",\"log_lines_dropped\":%" PRIu64, dropped));
   /* A line over its cap is dropped whole rather than cut into invalid JSON. */
-  bool fits = buf_append(&l->buf, "}\n", 2) == 0;
+  log_put(l, buf_append(&l->buf, "}\n", 2));
+  bool fits = !l->broken;
   log_entry_t *e = fits ? malloc(sizeof(*e) + l->buf.len) : NULL;
   if (e != NULL) {
     e->next = NULL;

@@ -22,6 +22,7 @@
 typedef struct {
   buf_t buf;
   bool active; /* false when the level is filtered out */
+  bool broken; /* an append failed: the line is dropped whole, never cut */
 } log_line_t;
 
 int log_init(log_level_t level);

@@ -15,14 +15,14 @@
 
 /* The 202 body: id, state, attempts, last_status, last_error,
  * next_attempt_at, status_url. */
-int request_json_accepted(buf_t *out, const stored_request_t *r);
+int request_json_accepted(buf_t *out, const stored_request_t *r) BUF_MUST_CHECK;
 /* The full status: also method, path, created_at, response_status. */
-int request_json_status(buf_t *out, const stored_request_t *r);
+int request_json_status(buf_t *out, const stored_request_t *r) BUF_MUST_CHECK;
 /* target as a JSON string with its query values redacted:
  * "/p?api_key=[redacted]&x=[redacted]"; an element without '=' is
  * redacted whole. null (unquoted) for NULL. */
-int request_json_target(buf_t *out, const char *target);
+int request_json_target(buf_t *out, const char *target) BUF_MUST_CHECK;
 /* "2026-11-27T00:00:30.000Z", or null (unquoted) for 0. */
-int request_json_time(buf_t *out, int64_t unix_ms);
+int request_json_time(buf_t *out, int64_t unix_ms) BUF_MUST_CHECK;
 
 #endif

@@ -26,10 +26,10 @@ void response_head_reset(response_head_t *h);
 
 /* The fields as "Name: value\r\n" lines, minus hop-by-hop ones, for
  * storing an answer. */
-int response_head_serialize(const response_head_t *h, buf_t *out);
+int response_head_serialize(const response_head_t *h, buf_t *out) BUF_MUST_CHECK;
 /* Copies stored "Name: value\r\n" lines to out without the fields that
  * frame a body (Content-Length, Transfer-Encoding): whoever sends the
  * stored body frames it anew. */
-int response_head_copy_unframed(const char *lines, size_t len, buf_t *out);
+int response_head_copy_unframed(const char *lines, size_t len, buf_t *out) BUF_MUST_CHECK;
 
 #endif

@@ -13,8 +13,8 @@
 #include "storage/queue_db.h"
 
 int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int64_t now_ms,
-                      uint64_t now_ns);
+                      uint64_t now_ns) BUF_MUST_CHECK;
 int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *q,
-                            int64_t now_ms, uint64_t now_ns);
+                            int64_t now_ms, uint64_t now_ns) BUF_MUST_CHECK;
 
 #endif

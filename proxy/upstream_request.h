@@ -14,6 +14,6 @@
 #include "proxy/headers.h"
 
 /* Appends the forwardable fields of a client request to out. */
-int upstream_request_headers(const headers_t *client, buf_t *out);
+int upstream_request_headers(const headers_t *client, buf_t *out) BUF_MUST_CHECK;
 
 #endif
