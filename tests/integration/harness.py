@@ -696,3 +696,91 @@ def dns_fault_env(stall_ms=2000):
     asan = (asan + ":" if asan else "") + "verify_asan_link_order=0"
     return {"LD_PRELOAD": shim, "RETRYD_TEST_DNS_STALL_MS": str(stall_ms),
             "ASAN_OPTIONS": asan}
+
+
+# --------------------------------------------------------------------------
+# Process resources and control API liveness (upstream fault tests)
+# --------------------------------------------------------------------------
+
+import threading  # noqa: E402
+
+def open_fds(pid):
+    """Number of open file descriptors of pid."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def fd_targets(pid):
+    """{fd number: what it points at} for pid ("socket:[123]", a path, ...)."""
+    out = {}
+    d = "/proc/%d/fd" % pid
+    for name in os.listdir(d):
+        try:
+            out[int(name)] = os.readlink(os.path.join(d, name))
+        except OSError:
+            pass
+    return out
+
+
+def wait_fds_at_most(pid, limit, timeout):
+    """Wait up to timeout for pid's open descriptors to number <= limit.
+    Returns the last count seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = open_fds(pid)
+        if n <= limit or time.monotonic() >= deadline:
+            return n
+        time.sleep(0.1)
+
+
+class HealthPoller:
+    """Asks GET /_retryd/health every `interval` s from a thread, each on a
+    new connection, and keeps what went wrong: an answer other than 200, an
+    error, or an answer slower than `slow` s.
+
+        with HealthPoller(rd.port) as hp:
+            ...
+        assert not hp.bad, hp.bad
+    """
+
+    def __init__(self, port, interval=0.1, slow=2.0, timeout=5.0):
+        self.port = port
+        self.interval = interval
+        self.slow = slow
+        self.timeout = timeout
+        self.asked = 0
+        self.bad = []   # (seconds since start, status or error, seconds taken)
+        self.worst = 0.0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _run(self):
+        t_start = time.monotonic()
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                st = send_request(self.port, "GET", "/_retryd/health",
+                                  timeout=self.timeout).status
+            except (OSError, AssertionError, ValueError, ConnectionClosed) as e:
+                st = repr(e)
+            took = time.monotonic() - t0
+            self.asked += 1
+            self.worst = max(self.worst, took)
+            if st != 200 or took > self.slow:
+                self.bad.append((round(t0 - t_start, 2), st, round(took, 3)))
+            self._stop.wait(self.interval)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.timeout + 5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()
