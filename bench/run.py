@@ -11,12 +11,22 @@ targets direct / nginx / haproxy / retryd, interleaved repetitions; medians
 with min-max of req/s, p50, p99, and the proxy's CPU microseconds per
 request (utime+stime from /proc/PID/stat over the run).
 
+https upstream cell (--only https): the same upstream serving TLS (a
+self-signed CA made with the openssl CLI in the temp directory), GET and
+POST at 64 connections through retryd (--upstream https://... --upstream-ca),
+nginx (proxy_pass https://, verified, keepalive pool) and HAProxy (ssl
+verify required, http-reuse always), all three keeping their upstream
+connections alive; the upstream's stub_status counts the connections opened
+during each measured run to show it.
+
 Queue benchmarks: durable acceptance (upstream answers 507), drain of
 100,000 stored requests, memory (idle, 10,000 idle connections, 1,000,000
 stored) and start-up time with 1,000,000 stored.
 
 Writes bench/RESULTS.md and bench/passthrough.png. Run it through
-bench/run.sh, which installs and builds what it needs.
+bench/run.sh, which installs and builds what it needs. A run with --only
+replaces only its own sections of an existing RESULTS.md. --retryd PATH
+measures another binary (run.sh then builds nothing).
 """
 import argparse
 import json
@@ -131,47 +141,109 @@ http {
     return path
 
 
-def start_upstream(tmp, port, name="upstream", flag=None):
+def start_upstream(tmp, port, name="upstream", flag=None, pki=None, status_port=None):
     """nginx answering 200 (GET) / 201 (POST, body read) with 200 bytes; with
-    flag, 507 while that file exists."""
+    flag, 507 while that file exists. With pki (make_pki), it serves TLS
+    (HTTP/1.1 only: no http2, so every proxy speaks the same protocol to it).
+    With status_port, stub_status answers there over plain http."""
     outage = ('if (-f %s) { return 507 \'{"code":"insufficient_bots"}\'; }' % flag) if flag else ""
+    tls = ""
+    if pki:
+        tls = """ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    ssl_session_cache shared:up:1m;""" % (pki["cert"], pki["key"])
+    status = ""
+    if status_port:
+        status = """
+  server {
+    listen 127.0.0.1:%d;
+    location = /status { stub_status; }
+  }""" % status_port
     block = """server {
-    listen 127.0.0.1:%d backlog=4096;
+    listen 127.0.0.1:%d backlog=4096 %s
     location / {
       default_type application/json;
       %s
       if ($request_method = POST) { return 201 '%s'; }
       return 200 '%s';
     }
-  }""" % (port, outage, BODY_200, BODY_200)
+  }%s""" % (port, tls or ";", outage, BODY_200, BODY_200, status)
     srv = Server(name, ["nginx", "-c", nginx_conf(tmp, name, block)], tmp)
     wait_port(port)
     return srv
 
 
-def start_nginx_proxy(tmp, port, up_port, conns):
+def openssl(tmp, *argv):
+    subprocess.run(["openssl"] + list(argv), cwd=tmp, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def make_pki(tmp):
+    """A throw-away test CA and a server certificate it signs (P-256, for
+    127.0.0.1 and localhost), made with the openssl CLI in tmp."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(tmp, "req", "-x509", *ec, "-keyout", "bench-ca.key", "-out", "bench-ca.pem",
+            "-days", "2", "-subj", "/CN=retryd bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    with open(os.path.join(tmp, "bench-srv.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    openssl(tmp, "req", *ec, "-keyout", "bench-srv.key", "-out", "bench-srv.csr",
+            "-subj", "/CN=localhost")
+    openssl(tmp, "x509", "-req", "-in", "bench-srv.csr", "-CA", "bench-ca.pem",
+            "-CAkey", "bench-ca.key", "-CAcreateserial", "-out", "bench-srv.pem",
+            "-days", "2", "-extfile", "bench-srv.ext")
+    return {k: os.path.join(tmp, v) for k, v in (("ca", "bench-ca.pem"),
+                                                 ("cert", "bench-srv.pem"),
+                                                 ("key", "bench-srv.key"))}
+
+
+def upstream_accepts(status_port):
+    """Connections the upstream has accepted so far (nginx stub_status)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/status" % status_port, timeout=10) as r:
+        lines = r.read().decode().splitlines()
+    return int(lines[2].split()[0])  # " accepts handled requests" figures
+
+
+def start_nginx_proxy(tmp, port, up_port, conns, pki=None, name="nginx-proxy"):
+    """nginx proxy_pass with a keepalive pool as large as the client
+    connections; with pki, to an https upstream whose certificate (chain and
+    name) it verifies, reusing TLS sessions."""
+    tls = ""
+    if pki:
+        tls = """proxy_ssl_trusted_certificate %s;
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_session_reuse on;""" % pki["ca"]
     block = """upstream up { server 127.0.0.1:%d; keepalive %d; keepalive_requests 100000000; }
   server {
     listen 127.0.0.1:%d backlog=4096;
     location / {
-      proxy_pass http://up;
+      proxy_pass %s://up;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering on;
+      %s
     }
-  }""" % (up_port, conns, port)
-    srv = Server("nginx-proxy", ["nginx", "-c", nginx_conf(tmp, "nginx-proxy", block)], tmp)
+  }""" % (up_port, conns, port, "https" if pki else "http", tls)
+    srv = Server(name, ["nginx", "-c", nginx_conf(tmp, name, block)], tmp)
     wait_port(port)
     return srv
 
 
-def start_haproxy(tmp, port, up_port):
-    path = os.path.join(tmp, "haproxy.cfg")
+def start_haproxy(tmp, port, up_port, pki=None, name="haproxy"):
+    """HAProxy 2.6, one thread, http-reuse always; with pki, to an https
+    upstream verified against the test CA (chain, and the name localhost),
+    TLS sessions reused (ssl-reuse is on by default)."""
+    tls = (" ssl verify required ca-file %s verifyhost localhost" % pki["ca"]) if pki else ""
+    path = os.path.join(tmp, name + ".cfg")
     with open(path, "w") as f:
         f.write("""global
   nbthread 1
   maxconn 8000
-  pidfile %s/haproxy.pid
+  pidfile %s/%s.pid
 defaults
   mode http
   timeout connect 5s
@@ -182,15 +254,15 @@ frontend fe
   bind 127.0.0.1:%d
   default_backend be
 backend be
-  server up 127.0.0.1:%d maxconn 10000
-""" % (tmp, port, up_port))
-    srv = Server("haproxy", ["haproxy", "-db", "-f", path], tmp)
+  server up 127.0.0.1:%d maxconn 10000%s
+""" % (tmp, name, port, up_port, tls))
+    srv = Server(name, ["haproxy", "-db", "-f", path], tmp)
     wait_port(port)
     return srv
 
 
-def start_retryd(args, tmp, port, up_port, db, extra=(), name="retryd"):
-    argv = [args.retryd, "--upstream", "http://127.0.0.1:%d" % up_port,
+def start_retryd(args, tmp, port, up_port, db, extra=(), name="retryd", scheme="http"):
+    argv = [args.retryd, "--upstream", "%s://127.0.0.1:%d" % (scheme, up_port),
             "--listen", "127.0.0.1:%d" % port, "--db", db, "--log-level", "warn"] + list(extra)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRYD_")}
     srv = Server(name, argv, tmp, env=env)
@@ -303,6 +375,63 @@ def passthrough(args, tmp, lua):
                 for s in servers.values():
                     s.stop()
     finally:
+        upstream.stop()
+    return results
+
+
+HTTPS_TARGETS = ("nginx", "haproxy", "retryd")
+HTTPS_CONNS = 64
+
+
+def https_passthrough(args, tmp, lua):
+    """The pass-through cell with an https upstream: GET and POST at 64
+    connections through the three proxies, interleaved like passthrough()."""
+    pki = make_pki(tmp)
+    up_port, status_port = free_port(), free_port()
+    upstream = start_upstream(tmp, up_port, "upstream-https", pki=pki, status_port=status_port)
+    ports, servers, results = {}, {}, {}
+    try:
+        ports["nginx"] = free_port()
+        servers["nginx"] = start_nginx_proxy(tmp, ports["nginx"], up_port, HTTPS_CONNS, pki,
+                                             "nginx-proxy-https")
+        ports["haproxy"] = free_port()
+        servers["haproxy"] = start_haproxy(tmp, ports["haproxy"], up_port, pki, "haproxy-https")
+        ports["retryd"] = free_port()
+        servers["retryd"] = start_retryd(args, tmp, ports["retryd"], up_port,
+                                         os.path.join(tmp, "https.db"),
+                                         ["--upstream-ca", pki["ca"]], "retryd-https", "https")
+        # A proxy that cannot verify the upstream answers 502 very fast:
+        # make sure each one relays the upstream's own answer first.
+        for t in HTTPS_TARGETS:
+            url = "http://127.0.0.1:%d/api/v1/bot/" % ports[t]
+            with urllib.request.urlopen(url, timeout=30) as r:
+                body = r.read().decode()
+            if r.status != 200 or body != BODY_200:
+                raise RuntimeError("https cell: %s answered %d %r" % (t, r.status, body[:200]))
+        for rep in range(args.reps):
+            k = rep % len(HTTPS_TARGETS)
+            order = HTTPS_TARGETS[k:] + HTTPS_TARGETS[:k]
+            for method in ("GET", "POST"):
+                for t in order:
+                    url = "http://127.0.0.1:%d/api/v1/bot/" % ports[t]
+                    l = lua if method == "POST" else None
+                    run_wrk(url, HTTPS_CONNS, args.https_warmup, l)
+                    accepts = upstream_accepts(status_port)
+                    up_ticks = cpu_ticks(upstream.pid)
+                    r = measure(url, HTTPS_CONNS, args.https_seconds, l, servers[t].pid)
+                    r["upstream_conns"] = upstream_accepts(status_port) - accepts - 1
+                    r["upstream_cpu_us_per_req"] = ((cpu_ticks(upstream.pid) - up_ticks) / TICKS
+                                                    * 1e6 / max(r["requests"], 1))
+                    results.setdefault((method, t), []).append(r)
+                    log("https %-4s c=%d %-7s rep %d: %8.0f req/s p50 %6.2f ms p99 %6.2f ms "
+                        "%5.1f us/req, upstream %5.1f us/req, %d new upstream conns%s" % (
+                            method, HTTPS_CONNS, t, rep, r["rps"], r["p50"], r["p99"],
+                            r["cpu_us_per_req"], r["upstream_cpu_us_per_req"],
+                            r["upstream_conns"],
+                            "  NON-2XX %d" % r["non2xx"] if r["non2xx"] else ""))
+    finally:
+        for srv in servers.values():
+            srv.stop()
         upstream.stop()
     return results
 
@@ -480,7 +609,91 @@ plot '%s' using 2:xtic(1) title 'direct (limit)', '' using 3 title 'nginx', '' u
     return True
 
 
-def report(args, pt, durable, dr, mem, path):
+def https_section(args, hs):
+    """The https cell's lines: the figures, then retryd against the best peer."""
+    L = []
+    w = L.append
+    w("## Pass-through to an https upstream\n")
+    w("Measured %s; command `bench/run.sh%s --only https` or a full run (%d repetitions of %d s "
+      "after a %d s warm-up each, interleaved); %s; %s." % (
+          time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), " --quick" if args.quick else "",
+          args.reps, args.https_seconds, args.https_warmup,
+          version([args.retryd, "--version"]), version(["openssl", "version"])))
+    w("")
+    w("The pass-through set-up above (same pinning, same upstream answers), but the upstream "
+      "nginx serves TLS (HTTP/1.1 only, a P-256 certificate from a CA made with `openssl` for "
+      "the run) and wrk talks plain http to the proxy. Every proxy verifies the certificate "
+      "against that CA and keeps its upstream connections alive: retryd `--upstream "
+      "https://127.0.0.1:PORT --upstream-ca ca.pem`; nginx `proxy_pass https://` to an "
+      "`upstream` block with `keepalive %d`, `proxy_ssl_verify on`, "
+      "`proxy_ssl_trusted_certificate`, `proxy_ssl_name localhost`, `proxy_ssl_session_reuse on`; "
+      "HAProxy `server ... ssl verify required ca-file ca.pem verifyhost localhost` with "
+      "`http-reuse always`. *New upstream conns* is the most the upstream accepted during one "
+      "measured run (nginx `stub_status`): 0 means every request rode a kept-alive TLS "
+      "connection. Upstream CPU µs/req is the upstream nginx's, which shares CPU 1 with the "
+      "proxy.\n" % HTTPS_CONNS)
+    w("| request | conns | target | req/s median (min–max) | p50 ms | p99 ms | CPU µs/req "
+      "| upstream CPU µs/req | new upstream conns | non-2xx |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    ratios = []
+    for method in ("GET", "POST"):
+        for t in HTTPS_TARGETS:
+            runs = hs[(method, t)]
+            m, lo, hi = med(runs, "rps")
+            w("| %s | %d | %s | %.0f (%.0f–%.0f) | %.2f | %.2f | %.1f | %.1f | %d | %d |" % (
+                method, HTTPS_CONNS, t, m, lo, hi, med(runs, "p50")[0], med(runs, "p99")[0],
+                med(runs, "cpu_us_per_req")[0], med(runs, "upstream_cpu_us_per_req")[0],
+                max(r["upstream_conns"] for r in runs), sum(r["non2xx"] for r in runs)))
+        best = max(("nginx", "haproxy"), key=lambda t: med(hs[(method, t)], "rps")[0])
+        ratios.append((method, best) + tuple(
+            med(hs[(method, "retryd")], k)[0] / med(hs[(method, best)], k)[0]
+            for k in ("rps", "p50", "p99")))
+    # p50 too: on a shared machine one scheduling stall moves a p99 far
+    # more than a proxy does; the p50 shows the steady cost.
+    w("\n| cell | best peer | retryd req/s ÷ peer (pass-through target ≥ 1.00) "
+      "| retryd p50 ÷ peer | retryd p99 ÷ peer (pass-through target ≤ 1.10) |")
+    w("|---|---|---|---|---|")
+    for method, best, rr, p50r, pr in ratios:
+        w("| https %s c%d | %s | %.2f %s | %.2f | %.2f %s |" % (
+            method, HTTPS_CONNS, best, rr, "met" if rr >= 1.0 else "**missed**", p50r, pr,
+            "met" if pr <= 1.1 else "**missed**"))
+    w("")
+    return L
+
+
+def split_sections(text):
+    """(preamble, [(heading, text)]) of a report, cut at its '## ' lines."""
+    parts = ("\n" + text).split("\n## ")
+    pre = parts[0][1:].rstrip("\n") + "\n\n"
+    return pre, [(p.split("\n", 1)[0], "## " + p.rstrip("\n") + "\n\n") for p in parts[1:]]
+
+
+# The sections of a full run, in order: where a partial run puts a section
+# that the last report did not have.
+SECTION_ORDER = ["Pass-through", "Pass-through to an https upstream",
+                 "Durable acceptance (upstream answers 507)", "Drain", "Memory and start-up"]
+
+
+def splice(old, new):
+    """The old report with the new report's sections in place of the same
+    sections; a section the old report lacks goes after the sections that
+    precede it in SECTION_ORDER. Everything else in the old report (its
+    preamble, the sections not run, sections of other authors) is kept."""
+    pre, sections = split_sections(old)
+    for heading, text in split_sections(new)[1]:
+        names = [h for h, _ in sections]
+        if heading in names:
+            sections[names.index(heading)] = (heading, text)
+            continue
+        k = SECTION_ORDER.index(heading) if heading in SECTION_ORDER else len(SECTION_ORDER)
+        before = [i for i, h in enumerate(names) if h in SECTION_ORDER[:k]]
+        after = [i for i, h in enumerate(names) if h in SECTION_ORDER[k + 1:]]
+        at = before[-1] + 1 if before else (after[0] if after else len(sections))
+        sections.insert(at, (heading, text))
+    return pre + "".join(t for _, t in sections)
+
+
+def report(args, pt, durable, dr, mem, path, hs=None):
     L = []
     w = L.append
     w("# retryd benchmarks\n")
@@ -524,6 +737,8 @@ def report(args, pt, durable, dr, mem, path):
                                                       "met" if rr >= 1.0 else "**missed**", pr,
                                                       "met" if pr <= 1.1 else "**missed**"))
         w("")
+    if hs:
+        L.extend(https_section(args, hs))
     if durable:
         w("## Durable acceptance (upstream answers 507)\n")
         w("64 connections POST 1 KiB through retryd; each answer is a 202 sent after its row "
@@ -564,39 +779,51 @@ def report(args, pt, durable, dr, mem, path):
         w("")
     # The analysis below the marker is written by hand from profiles; a new
     # run keeps it.
-    kept = ""
+    # A run of some sections (--only) replaces just those in the last
+    # report, so a re-run of one cell does not drop the others' figures.
+    kept, generated = "", "\n".join(L) + "\n"
     if os.path.exists(path):
         with open(path) as f:
             text = f.read()
         if ANALYSIS_MARKER in text:
             kept = text[text.index(ANALYSIS_MARKER):]
+            text = text[:text.index(ANALYSIS_MARKER)]
+        if args.only:
+            generated = splice(text, generated)
     with open(path, "w") as f:
-        f.write("\n".join(L) + "\n" + kept)
+        f.write(generated + kept)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--retryd", required=True)
+    ap.add_argument("--retryd", required=True, help="the retryd binary to measure")
     ap.add_argument("--quick", action="store_true", help="short runs, small queues (smoke test)")
-    ap.add_argument("--only", choices=["passthrough", "durable", "drain", "memory"], action="append")
+    ap.add_argument("--only", choices=["passthrough", "https", "durable", "drain", "memory"],
+                    action="append", help="run these only (repeatable); the report keeps the "
+                    "other sections of the last one")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = ap.parse_args()
     args.conns = [64, 256]
     if args.quick:
         args.reps, args.seconds, args.warmup = 1, 3, 1
+        args.https_seconds, args.https_warmup = 3, 1
         args.drain_rows, args.big_rows, args.idle_conns = 5000, 20000, 2000
     else:
         args.reps, args.seconds, args.warmup = 3, 10, 2
+        # 3 proxies x 2 methods x 3 repetitions x 9 s: the https cell stays
+        # under 3 minutes.
+        args.https_seconds, args.https_warmup = 8, 1
         args.drain_rows, args.big_rows, args.idle_conns = 100000, 1000000, 10000
     # Every server inherits this: 10,000 idle connections need the room.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(65536, args.idle_conns + 1000)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-    only = set(args.only or ["passthrough", "durable", "drain", "memory"])
+    only = set(args.only or ["passthrough", "https", "durable", "drain", "memory"])
     tmp = tempfile.mkdtemp(prefix="retryd-bench-", dir=os.environ.get("TMPDIR", "/var/tmp"))
     try:
         lua = write_post_lua(tmp)
         pt = passthrough(args, tmp, lua) if "passthrough" in only else None
+        hs = https_passthrough(args, tmp, lua) if "https" in only else None
         durable = durable_acceptance(args, tmp, lua) if "durable" in only else None
         if durable:
             log("durable: %.0f 202/s, fdatasync %.0f/s" % (durable["rps"], durable["fsync_per_s"]))
@@ -608,7 +835,7 @@ def main():
             log("memory: %r" % mem)
         if pt:
             chart(args, pt, os.path.join(os.path.dirname(args.out), "passthrough.png"))
-        report(args, pt, durable, dr, mem, args.out)
+        report(args, pt, durable, dr, mem, args.out, hs)
         log("wrote %s" % args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

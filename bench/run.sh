@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: installs what is missing, builds
 # retryd (Release), runs every benchmark and writes bench/RESULTS.md and
-# bench/passthrough.png. Usage: bench/run.sh [--quick]
+# bench/passthrough.png. Usage:
+#   bench/run.sh [--quick] [--only CELL]... [--retryd PATH] [--out FILE]
+# CELL: passthrough, https, durable, drain, memory; a run with --only
+# replaces only those sections of RESULTS.md. With --retryd PATH it measures
+# that binary and builds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -16,6 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # nginx-light's package starts a system nginx on port 80; the suite starts
 # its own servers and never touches that one.
+for a in "$@"; do
+  case "$a" in --retryd|--retryd=*) exec python3 bench/run.py "$@" ;; esac
+done
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 cmake --build build-bench -j "$(nproc)" >/dev/null
 exec python3 bench/run.py --retryd build-bench/retryd "$@"
