@@ -30,6 +30,7 @@
 
 #include "proxy/answer_parser.h"
 #include "proxy/buf.h"
+#include "proxy/resolver.h"
 #include "proxy/upstream_backend.h"
 #include "proxy/upstream_origin.h"
 #include "proxy/upstream_tls.h"
@@ -83,12 +84,11 @@ struct h1_conn_s {
   uv_tcp_t tcp;
   uv_connect_t connect_req;
   uv_write_t write_req;
-  uv_getaddrinfo_t lookup;
   answer_parser_t answer;
   h1_state_t state;
   h1_upstream_t *up;
   h1_xfer_t *xfer;
-  h1_conn_t *prev, *next; /* the idle list */
+  h1_conn_t *prev, *next; /* the idle list, or the list waiting for a lookup */
   char *rbuf;             /* the answer's bytes, as parsed */
   /* https://: the session, what the socket gave before decryption, and
    * what goes out to it (the buffer a uv_write in flight is sending). */
@@ -112,6 +112,10 @@ struct h1_upstream_s {
   char record[16384]; /* one TLS record's worth of request, put together */
   h1_conn_t *idle;    /* most recently used first */
   size_t nidle;
+  /* One lookup at a time: new connections wait for the one in flight. */
+  resolver_t resolver;
+  h1_conn_t *resolving;
+  bool resolver_closed;
   size_t nconns;      /* connections not yet closed */
   bool closing;       /* upstream_close() came: freed with the last one */
   /* Ended transfers kept for the next ones with their request buffer. */
@@ -122,6 +126,7 @@ struct h1_upstream_s {
 static void h1_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void h1_upstream_free(h1_upstream_t *u);
+static void h1_upstream_maybe_free(h1_upstream_t *u);
 
 static h1_upstream_t *h1_of(const h1_xfer_t *x) {
   return (h1_upstream_t *)x->super.owner;
@@ -201,20 +206,32 @@ static void h1_conn_closed(uv_handle_t *h) {
   free(conn->rbuf);
   h1_upstream_t *u = conn->up;
   free(conn);
-  if (--u->nconns == 0 && u->closing)
-    h1_upstream_free(u);
+  u->nconns--;
+  h1_upstream_maybe_free(u);
 }
 
-static void h1_idle_unlink(h1_conn_t *conn) {
-  h1_upstream_t *u = conn->up;
+/* Takes conn out of the doubly linked list whose head is *head. */
+static void h1_list_unlink(h1_conn_t **head, h1_conn_t *conn) {
   if (conn->prev != NULL)
     conn->prev->next = conn->next;
   else
-    u->idle = conn->next;
+    *head = conn->next;
   if (conn->next != NULL)
     conn->next->prev = conn->prev;
   conn->prev = conn->next = NULL;
-  u->nidle--;
+}
+
+static void h1_list_push(h1_conn_t **head, h1_conn_t *conn) {
+  conn->prev = NULL;
+  conn->next = *head;
+  if (*head != NULL)
+    (*head)->prev = conn;
+  *head = conn;
+}
+
+static void h1_idle_unlink(h1_conn_t *conn) {
+  h1_list_unlink(&conn->up->idle, conn);
+  conn->up->nidle--;
 }
 
 static void h1_conn_close(h1_conn_t *conn) {
@@ -224,9 +241,9 @@ static void h1_conn_close(h1_conn_t *conn) {
   conn->state = H1_CLOSED;
   if (was == H1_IDLE)
     h1_idle_unlink(conn);
-  /* A lookup in flight still uses conn: its callback closes it. */
-  if (was != H1_RESOLVING)
-    uv_close((uv_handle_t *)&conn->tcp, h1_conn_closed);
+  else if (was == H1_RESOLVING)
+    h1_list_unlink(&conn->up->resolving, conn);
+  uv_close((uv_handle_t *)&conn->tcp, h1_conn_closed);
 }
 
 static void h1_detach(h1_xfer_t *x) {
@@ -292,11 +309,7 @@ static void h1_complete(h1_conn_t *conn, bool reusable) {
     conn->reused = true;
     h1_read_on(conn); /* it may have ended right after a pause */
     conn->idle_since = uv_now(u->loop);
-    conn->prev = NULL;
-    conn->next = u->idle;
-    if (u->idle != NULL)
-      u->idle->prev = conn;
-    u->idle = conn;
+    h1_list_push(&u->idle, conn);
     u->nidle++;
   } else {
     h1_conn_close(conn);
@@ -606,7 +619,6 @@ static h1_conn_t *h1_conn_new(h1_xfer_t *x) {
   conn->tcp.data = conn;
   conn->connect_req.data = conn;
   conn->write_req.data = conn;
-  conn->lookup.data = conn;
   conn->xfer = x;
   x->conn = conn;
   return conn;
@@ -655,27 +667,29 @@ static void h1_connect_cb(uv_connect_t *req, int status) {
   h1_tls_flush(conn);
 }
 
-static void h1_lookup_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  h1_conn_t *conn = req->data;
-  h1_upstream_t *u = conn->up;
-  h1_xfer_t *x = conn->xfer;
+/* The lookup ended: every connection waiting for it goes on. */
+static void h1_resolved(resolver_t *r, int status, struct addrinfo *res) {
+  h1_upstream_t *u = r->data;
   if (status == 0)
     upstream_origin_learn(&u->origin, res, uv_now(u->loop));
-  uv_freeaddrinfo(res);
-  if (conn->state == H1_CLOSED) { /* cancelled while looking up */
-    uv_close((uv_handle_t *)&conn->tcp, h1_conn_closed);
-    return;
-  }
-  conn->state = H1_CONNECTING; /* no lookup pending: closing is plain now */
-  if (status < 0 || !upstream_origin_fresh(&u->origin, uv_now(u->loop))) {
-    h1_fail(x, "could not look up the upstream's host %s: %s", u->origin.host,
-            status < 0 ? uv_strerror(status) : "no address");
-    return;
-  }
-  int rc = h1_connect(conn, 0);
-  if (rc != 0) {
-    h1_connect_error(x, rc);
-    h1_fail(x, NULL);
+  if (res != NULL)
+    freeaddrinfo(res);
+  bool fresh = upstream_origin_fresh(&u->origin, uv_now(u->loop));
+  while (u->resolving != NULL) {
+    h1_conn_t *conn = u->resolving;
+    h1_list_unlink(&u->resolving, conn);
+    conn->state = H1_CONNECTING;
+    h1_xfer_t *x = conn->xfer;
+    if (!fresh) {
+      h1_fail(x, "could not look up the upstream's host %s: %s", u->origin.host,
+              status != 0 ? resolver_strerror(status) : "no address");
+      continue;
+    }
+    int rc = h1_connect(conn, 0);
+    if (rc != 0) {
+      h1_connect_error(x, rc);
+      h1_fail(x, NULL);
+    }
   }
 }
 
@@ -714,11 +728,12 @@ static int h1_attach(h1_xfer_t *x) {
   if (upstream_origin_fresh(&u->origin, uv_now(u->loop))) {
     rc = h1_connect(conn, 0);
   } else {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    conn->state = H1_RESOLVING;
-    rc = uv_getaddrinfo(u->loop, &conn->lookup, h1_lookup_cb, u->origin.host, u->origin.port, &hints);
-    if (rc != 0)
-      conn->state = H1_CONNECTING; /* nothing pending: closing is plain */
+    rc = resolver_busy(&u->resolver) ? 0
+                                      : resolver_start(&u->resolver, u->origin.host, u->origin.port);
+    if (rc == 0) {
+      conn->state = H1_RESOLVING;
+      h1_list_push(&u->resolving, conn);
+    }
   }
   if (rc != 0) {
     /* Reported from the close callback, after upstream_send() returned. */
@@ -828,6 +843,19 @@ static void h1_upstream_free(h1_upstream_t *u) {
   free(u);
 }
 
+/* The upstream's memory goes with the last of its handles: the resolver's
+ * and every connection's. */
+static void h1_upstream_maybe_free(h1_upstream_t *u) {
+  if (u->closing && u->nconns == 0 && u->resolver_closed)
+    h1_upstream_free(u);
+}
+
+static void h1_resolver_closed(uv_handle_t *h) {
+  h1_upstream_t *u = ((resolver_t *)h->data)->data;
+  u->resolver_closed = true;
+  h1_upstream_maybe_free(u);
+}
+
 static upstream_t *h1_create(uv_loop_t *loop, const config_t *cfg, const char *url, char *err,
                              size_t errlen) {
   h1_upstream_t *u = calloc(1, sizeof(*u));
@@ -836,6 +864,12 @@ static upstream_t *h1_create(uv_loop_t *loop, const config_t *cfg, const char *u
     return NULL;
   }
   u->loop = loop;
+  if (resolver_init(&u->resolver, loop, h1_resolved) != 0) {
+    snprintf(err, errlen, "out of memory");
+    free(u);
+    return NULL;
+  }
+  u->resolver.data = u;
   if (upstream_origin_parse(&u->origin, url) != 0) {
     snprintf(err, errlen, "not an http:// or https:// URL: %s", url);
     goto fail;
@@ -850,7 +884,8 @@ static upstream_t *h1_create(uv_loop_t *loop, const config_t *cfg, const char *u
   }
   return &u->super;
 fail:
-  h1_upstream_free(u);
+  u->closing = true;
+  resolver_close(&u->resolver, h1_resolver_closed);
   return NULL;
 }
 
@@ -859,8 +894,9 @@ static void h1_close(upstream_t *up) {
   u->closing = true;
   while (u->idle != NULL)
     h1_conn_close(u->idle);
-  if (u->nconns == 0)
-    h1_upstream_free(u);
+  /* A lookup still running is abandoned, not waited for. */
+  resolver_close(&u->resolver, h1_resolver_closed);
+  h1_upstream_maybe_free(u);
 }
 
 const upstream_backend_t upstream_h1_backend = {
