@@ -136,8 +136,15 @@ static void upstream_poll_cb(uv_poll_t *p, int status, int events) {
     return;
   }
   int flags = 0;
-  if (status < 0)
-    flags = CURL_CSELECT_ERR;
+  if (status < 0) {
+    /* libuv stopped the handle on the error. Not CURL_CSELECT_ERR: curl
+     * would fail the transfer without reading what had already arrived (a
+     * head and part of a body before a reset), and an answer the upstream
+     * gave would look like none and be sent again. Let curl read: it finds
+     * the data, then the error. */
+    s->events = 0;
+    flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
+  }
   if (events & UV_READABLE)
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)

@@ -1,5 +1,5 @@
-"""The upstream fault matrix over https://, the libcurl client (with a test
-CA as --upstream-ca): every fault of upstream_fault_matrix.FAULTS (the
+"""The upstream fault matrix over https://, retryd's own HTTP/1.1 client over
+TLS, the default (with a test CA as --upstream-ca): every fault of upstream_fault_matrix.FAULTS (the
 table, with the expected answer for a POST and for a GET) is one test,
 test_<fault>_over_https, plus one run with retries running. The TLS faults
 (wrong name, unknown CA, a handshake that stalls) are https-only; every

@@ -1,9 +1,10 @@
 """The upstream fault matrix (issue 10, item 3): one table of upstream faults,
-run against both of retryd's upstream clients by two small test files,
-test_upstream_faults_http.py (retryd's own HTTP/1.1 client, http://) and
-test_upstream_faults_https.py (libcurl, https://), so ctest runs them in
-parallel and a failure names the fault and the client:
-test_<fault>_over_<http|https>.
+run against every upstream client by three small test files,
+test_upstream_faults_http.py (retryd's own HTTP/1.1 client, http://),
+test_upstream_faults_https.py (the same client over TLS, https://, the
+default) and test_upstream_faults_https_curl.py (libcurl, https:// with
+--upstream-http2 on), so ctest runs them in parallel and a failure names
+the fault and the client: test_<fault>_over_<http|https|https_curl>.
 
 Each cell starts a fresh retryd (--upstream-timeout 1s where the fault is a
 stall, 2s elsewhere; --retry-interval 1h so no retry runs during the cell) in front of a fault_server.FaultServer
@@ -131,6 +132,12 @@ CHUNK_OVERRUN = CHUNKED_HEAD + b"2\r\nhello\r\n0\r\n\r\n"
 Fault = collections.namedtuple("Fault", "name clients setup arg tls post get rule")
 BOTH = ("http", "https")
 HTTPS = ("https",)
+# The clients a matrix runs against, by name: the scheme of the upstream URL
+# and the options that choose the client. "https" is retryd's own HTTP/1.1
+# client over TLS (the default), "https-curl" is libcurl (--upstream-http2
+# on, which speaks HTTP/1.1 to an upstream that offers nothing else).
+CLIENT_SCHEME = {"http": "http", "https": "https", "https-curl": "https"}
+CLIENT_ARGS = {"http": [], "https": [], "https-curl": ["--upstream-http2", "on"]}
 
 
 def _script(*steps):
@@ -212,7 +219,7 @@ NEVER_STORED = (BAD_GATEWAY, TIMEOUT, CUT, RELAYED)
 
 
 def faults_for(client):
-    return [f for f in FAULTS if client in f.clients]
+    return [f for f in FAULTS if CLIENT_SCHEME[client] in f.clients]
 
 
 # ---------------------------------------------------------------------------
@@ -356,7 +363,7 @@ def summarize(results):
 # ---------------------------------------------------------------------------
 
 class FaultMatrixCase(RetrydTestCase):
-    """Base of the two generated matrix classes; CLIENT is http or https."""
+    """Base of the generated matrix classes; CLIENT is http, https or https-curl."""
 
     CLIENT = None
     maxDiff = None
@@ -365,7 +372,7 @@ class FaultMatrixCase(RetrydTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.pki = None
-        if cls.CLIENT == "https":
+        if CLIENT_SCHEME[cls.CLIENT] == "https":
             from test_tls_upstream import make_pki
             cls.pki = tempfile.mkdtemp(prefix="retryd-matrix-pki-")
             cls.addClassCleanup(shutil.rmtree, cls.pki, True)
@@ -377,9 +384,9 @@ class FaultMatrixCase(RetrydTestCase):
     # ---- a fault's upstream ----
     def upstream_for(self, fault):
         """(url, retryd args, env, FaultServer or None) for fault."""
-        scheme = self.CLIENT
+        scheme = CLIENT_SCHEME[self.CLIENT]
         https = scheme == "https"
-        ca = ["--upstream-ca", self.p("ca.pem")] if https else []
+        ca = (["--upstream-ca", self.p("ca.pem")] if https else []) + CLIENT_ARGS[self.CLIENT]
         if fault.setup == "dns":
             return ("%s://%s:%d" % (scheme, fault.arg, closed_port()), ca,
                     dns_fault_env(DNS_STALL_MS), None)
@@ -396,7 +403,7 @@ class FaultMatrixCase(RetrydTestCase):
             name = "wrong" if fault.tls == "wrong_name" else "srv"
             cert = {"certfile": self.p(name + ".pem"), "keyfile": self.p(name + ".key")}
             if fault.tls == "unknown_ca":
-                ca = []
+                ca = CLIENT_ARGS[self.CLIENT]
         srv = FaultServer(fault.arg, **cert).start()
         self.addCleanup(srv.stop)
         return srv.url, ca, None, srv
@@ -484,11 +491,11 @@ class FaultMatrixCase(RetrydTestCase):
         with --retry-interval 1s so the stored requests are retried (and
         fail again) while health is polled; then the upstream heals, every
         stored request completes, and the descriptors are back."""
-        https = self.CLIENT == "https"
+        https = CLIENT_SCHEME[self.CLIENT] == "https"
         cert = {"certfile": self.p("srv.pem"), "keyfile": self.p("srv.key")} if https else {}
         srv = FaultServer(_script(("read_request",), ("reset",)), **cert).start()
         self.addCleanup(srv.stop)
-        args = ["--upstream-ca", self.p("ca.pem")] if https else []
+        args = (["--upstream-ca", self.p("ca.pem")] if https else []) + CLIENT_ARGS[self.CLIENT]
         rd = self.start_retryd(srv.url, "--upstream-timeout", ANSWER_TIMEOUT,
                                "--retry-interval", "1s", *args)
         base = open_fds(rd.pid)
@@ -545,19 +552,19 @@ def matrix_class(client, module):
     """A TestCase class with one test per cell of client's column:
     test_<fault>_over_<client>, plus the retries-running check. module: the
     test file's __name__, so test ids name that file."""
-    name = "UpstreamFaults%sTest" % client.capitalize()
+    name = "UpstreamFaults%sTest" % client.title().replace("-", "")
     attrs = {"CLIENT": client, "__module__": module,
              "__doc__": "The upstream fault matrix over %s://." % client}
     for fault in faults_for(client):
         def test(self, fault=fault):
             self.run_cell(fault)
-        test.__name__ = "test_%s_over_%s" % (fault.name, client)
+        test.__name__ = "test_%s_over_%s" % (fault.name, client.replace("-", "_"))
         test.__doc__ = "%s -> POST %s, GET %s (%s)" % (fault.name, fault.post, fault.get,
                                                        fault.rule)
         attrs[test.__name__] = test
 
     def test_retries(self):
         self.run_retries_running_then_healed()
-    test_retries.__name__ = "test_retries_running_then_healed_over_%s" % client
+    test_retries.__name__ = "test_retries_running_then_healed_over_%s" % client.replace("-", "_")
     attrs[test_retries.__name__] = test_retries
     return type(name, (FaultMatrixCase,), attrs)
