@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +60,19 @@ upstream_tls_ctx_t *upstream_tls_ctx_new(const char *host, const char *ca_file, 
   SSL_CTX_set_app_data(c, ctx);
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-  int loaded = ca_file[0] != '\0' ? SSL_CTX_load_verify_locations(c, ca_file, NULL)
-                                  : SSL_CTX_set_default_verify_paths(c);
+  /* The system CAs as one bundle file, loaded here once: OpenSSL's default
+   * paths also search a hashed directory at each verification, which is
+   * file I/O on the loop for every handshake with an unknown issuer. */
+  const char *bundle = ca_file;
+  if (bundle[0] == '\0') {
+    bundle = getenv(X509_get_default_cert_file_env());
+    if (bundle == NULL || bundle[0] == '\0')
+      bundle = X509_get_default_cert_file();
+  }
+  int loaded = SSL_CTX_load_verify_locations(c, bundle, NULL);
   if (loaded != 1) {
-    tls_ctx_error(err, errlen, ca_file[0] ? "--upstream-ca could not be loaded" : "no system CAs");
+    tls_ctx_error(err, errlen,
+                  ca_file[0] ? "--upstream-ca could not be loaded" : "the system CA bundle could not be loaded");
     goto fail;
   }
   static const unsigned char alpn[] = "\x08http/1.1";
