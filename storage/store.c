@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,15 +24,20 @@ struct store_s {
   bool opened; /* open finished (ok or not) */
   int open_result;
   char open_err[512];
-  const store_options_t *opts;
+  store_options_t opts; /* a copy: the caller's may not outlive store_open() */
 
   /* Loop side. */
   void (*close_cb)(void *arg);
   void *close_arg;
+  /* Written by the storage thread before it signals that open finished,
+   * read by the loop after store_open() saw that under mu. */
   int64_t recovered;
-  /* Written by the storage thread, read by the loop: a plain flag is enough
-   * for a health answer. */
-  volatile bool writable;
+
+  /* Written by the storage thread, read by the loop (health). An atomic, not
+   * a volatile: a plain or volatile flag shared by two threads is a data
+   * race. Release/acquire, so a reader that sees the new value also sees
+   * the writes the storage thread made before it. */
+  atomic_bool writable;
 };
 
 int64_t store_now_ms(void) {
@@ -157,9 +163,9 @@ static void store_run_batch(store_t *s, store_job_t *list) {
       store_undo_outputs(j);
       j->result = rc;
     }
-    s->writable = false;
+    atomic_store_explicit(&s->writable, false, memory_order_release);
   } else {
-    s->writable = true;
+    atomic_store_explicit(&s->writable, true, memory_order_release);
     if (purged)
       queue_db_checkpoint(s->db); /* purged secrets leave the WAL too */
   }
@@ -176,7 +182,7 @@ static void store_thread_main(void *arg) {
   /* A name of its own, so top -H, perf and /proc/PID/task tell the storage
    * thread's CPU and I/O from the loop's (bench/purge.py reads it). */
   pthread_setname_np(pthread_self(), "retryd-store");
-  int rc = queue_db_open(&s->db, s->opts->path, s->opts->max_queue, s->open_err,
+  int rc = queue_db_open(&s->db, s->opts.path, s->opts.max_queue, s->open_err,
                          sizeof(s->open_err));
   uv_mutex_lock(&s->mu);
   s->open_result = rc;
@@ -260,8 +266,8 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
   if (s == NULL)
     return -ENOMEM;
   s->loop = loop;
-  s->opts = opts;
-  s->writable = true;
+  s->opts = *opts;
+  atomic_init(&s->writable, true);
   uv_mutex_init(&s->mu);
   uv_cond_init(&s->cond);
   int rc = uv_thread_create(&s->thread, store_thread_main, s);
@@ -313,7 +319,7 @@ int64_t store_recovered(const store_t *s) {
 }
 
 bool store_writable(const store_t *s) {
-  return s->writable;
+  return atomic_load_explicit(&s->writable, memory_order_acquire);
 }
 
 void store_close(store_t *s, void (*cb)(void *arg), void *arg) {

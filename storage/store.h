@@ -77,6 +77,7 @@ struct store_job_s {
   int64_t unfinished;
 };
 
+/* Copied by store_open(); path must stay valid until the store closed. */
 typedef struct {
   const char *path;
   int64_t max_queue;
