@@ -38,6 +38,7 @@ enum {
   ST_OLDEST_QUEUED,
   ST_LIST_STATE,
   ST_LIST_ALL,
+  ST_PROBE,
   ST_COUNT
 };
 
@@ -80,6 +81,9 @@ static const char *const statement_sql[ST_COUNT] = {
                       "ORDER BY seq LIMIT ?",
     [ST_LIST_ALL] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ? ORDER BY seq "
                     "LIMIT ?",
+    /* A different value every time: SQLite skips writing a row rewritten
+     * with the same bytes, and the probe must write. */
+    [ST_PROBE] = "UPDATE store_probe SET n = n + 1 WHERE id = 1",
 };
 
 struct queue_db_s {
@@ -245,6 +249,29 @@ int queue_db_commit(queue_db_t *q) {
 void queue_db_rollback(queue_db_t *q) {
   if (!sqlite3_get_autocommit(q->db))
     sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int64_t queue_db_pages_written(queue_db_t *q) {
+  int cur = 0, high = 0;
+  sqlite3_db_status(q->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &high, 0);
+  return cur;
+}
+
+int queue_db_probe(queue_db_t *q) {
+  int rc = queue_db_set_durable(q, true);
+  if (rc == 0)
+    rc = queue_db_begin(q);
+  if (rc == 0) {
+    sqlite3_stmt *st = stmt(q, ST_PROBE);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    rc = step == SQLITE_DONE ? 0 : queue_db_error(step);
+  }
+  if (rc == 0)
+    rc = queue_db_commit(q);
+  if (rc != 0)
+    queue_db_rollback(q);
+  return rc;
 }
 
 /* One walk of the state index: at open, and after a rolled-back batch. */

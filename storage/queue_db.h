@@ -109,6 +109,14 @@ int queue_db_set_durable(queue_db_t *q, bool durable);
 int queue_db_begin(queue_db_t *q);
 int queue_db_commit(queue_db_t *q);
 void queue_db_rollback(queue_db_t *q);
+/* Pages written to the WAL by commits so far: a commit that moved it wrote,
+ * and with durable on it also synced what it wrote. */
+int64_t queue_db_pages_written(queue_db_t *q);
+/* A small durable write in a transaction of its own (a counter in a row of
+ * its own): 0 when it reached the disk. Outside a transaction. Its pages go
+ * where the next commit's go, so it also overwrites what a failed commit
+ * left in the WAL after the last good one. */
+int queue_db_probe(queue_db_t *q);
 
 /* Inserts r (id, state, method, target, headers, body, key, attempts,
  * times, last status/error). On -EEXIST, existing is filled with the row

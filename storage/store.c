@@ -8,6 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+/* While the store cannot write, how long it waits after the last durable
+ * write it tried (a client's or its own) before it probes again. */
+#define STORE_PROBE_INTERVAL_MS_DEFAULT 1000
+
 struct store_s {
   uv_loop_t *loop;
   uv_thread_t thread;
@@ -33,7 +37,12 @@ struct store_s {
    * read by the loop after store_open() saw that under mu. */
   int64_t recovered;
 
-  /* Written by the storage thread, read by the loop (health). An atomic, not
+  /* Storage thread only: while unwritable, when the next probe may run
+   * (uv_hrtime() ns). */
+  uint64_t probe_at;
+
+  /* Whether a durable write reached the disk the last time one was tried.
+   * Written by the storage thread, read by the loop (health). An atomic, not
    * a volatile: a plain or volatile flag shared by two threads is a data
    * race. Release/acquire, so a reader that sees the new value also sees
    * the writes the storage thread made before it. */
@@ -138,12 +147,43 @@ static bool store_job_needs_disk(const store_job_t *j) {
   return true;
 }
 
+/* The outcome of a durable write: what health says until the next one. A
+ * probe may follow only a full interval after this one. */
+static void store_note_durable_write(store_t *s, bool reached_disk) {
+  atomic_store_explicit(&s->writable, reached_disk, memory_order_release);
+  s->probe_at = uv_hrtime() + (uint64_t)s->opts.probe_interval_ms * 1000000u;
+}
+
+static bool store_probe_due(const store_t *s) {
+  return !atomic_load_explicit(&s->writable, memory_order_relaxed) && uv_hrtime() >= s->probe_at;
+}
+
+/* Health must say whether a durable write can succeed now, and nothing but
+ * durable writes can tell: reads commit without a sync. When no client
+ * write has been tried for an interval, the store tries a small one of its
+ * own, so health comes back once the disk does even without traffic. */
+static void store_probe(store_t *s) {
+  store_note_durable_write(s, queue_db_probe(s->db) == 0);
+}
+
+/* Under mu: sleeps until a job or a stop comes, or a probe is due. */
+static void store_wait(store_t *s) {
+  if (atomic_load_explicit(&s->writable, memory_order_relaxed)) {
+    uv_cond_wait(&s->cond, &s->mu);
+    return;
+  }
+  uint64_t now = uv_hrtime();
+  if (now < s->probe_at)
+    uv_cond_timedwait(&s->cond, &s->mu, s->probe_at - now);
+}
+
 static void store_run_batch(store_t *s, store_job_t *list) {
   bool durable = false;
   for (store_job_t *j = list; j != NULL && !durable; j = j->next)
     durable = store_job_needs_disk(j);
   /* A batch of claims and reads skips the fsync; the next durable commit
    * carries its frames to disk. */
+  int64_t written = queue_db_pages_written(s->db);
   int rc = queue_db_set_durable(s->db, durable);
   if (rc == 0)
     rc = queue_db_begin(s->db);
@@ -163,9 +203,14 @@ static void store_run_batch(store_t *s, store_job_t *list) {
       store_undo_outputs(j);
       j->result = rc;
     }
-    atomic_store_explicit(&s->writable, false, memory_order_release);
+    store_note_durable_write(s, false);
   } else {
-    atomic_store_explicit(&s->writable, true, memory_order_release);
+    /* Only a durable commit that wrote pages synced them: that one says the
+     * disk takes durable writes. A batch of reads and claims commits
+     * without a sync, and a durable batch that changed nothing (a purge
+     * with nothing to delete) wrote nothing: neither says anything. */
+    if (durable && queue_db_pages_written(s->db) != written)
+      store_note_durable_write(s, true);
     if (purged)
       queue_db_checkpoint(s->db); /* purged secrets leave the WAL too */
   }
@@ -195,13 +240,18 @@ static void store_thread_main(void *arg) {
     return;
   }
   for (;;) {
-    while (s->todo_head == NULL && !s->stopping)
-      uv_cond_wait(&s->cond, &s->mu);
+    while (s->todo_head == NULL && !s->stopping && !store_probe_due(s))
+      store_wait(s);
     store_job_t *list = s->todo_head;
     s->todo_head = s->todo_tail = NULL;
     if (list == NULL && s->stopping)
       break;
     uv_mutex_unlock(&s->mu);
+    if (list == NULL) {
+      store_probe(s);
+      uv_mutex_lock(&s->mu);
+      continue;
+    }
 
     store_run_batch(s, list);
 
@@ -267,6 +317,8 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
     return -ENOMEM;
   s->loop = loop;
   s->opts = *opts;
+  if (s->opts.probe_interval_ms <= 0)
+    s->opts.probe_interval_ms = STORE_PROBE_INTERVAL_MS_DEFAULT;
   atomic_init(&s->writable, true);
   uv_mutex_init(&s->mu);
   uv_cond_init(&s->cond);

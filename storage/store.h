@@ -81,6 +81,9 @@ struct store_job_s {
 typedef struct {
   const char *path;
   int64_t max_queue;
+  /* While the store cannot write: the wait after the last durable write
+   * tried before the store probes with one of its own (0: 1 s). */
+  int64_t probe_interval_ms;
 } store_options_t;
 
 /* err gets one line on failure. */
@@ -88,7 +91,10 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
                size_t errlen);
 void store_submit(store_t *s, store_job_t *job);
 int64_t store_recovered(const store_t *s);
-/* False once a commit failed and until one succeeds: health reports it. */
+/* Whether the last durable write tried reached the disk: false after any
+ * failed commit, true again only after a commit that synced what it wrote
+ * (a client's, or the store's own probe, tried once per probe interval
+ * while false). Reads never change it. Health reports it. */
 bool store_writable(const store_t *s);
 void store_close(store_t *s, void (*cb)(void *arg), void *arg);
 

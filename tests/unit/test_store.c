@@ -231,6 +231,26 @@ static int run_job(fx_t *fx, store_job_t *j) {
   return j->result;
 }
 
+static int insert(fx_t *fx, const char *id, const char *body) {
+  store_job_t j;
+  memset(&j, 0, sizeof(j));
+  j.op = STORE_INSERT;
+  snprintf(j.rq.id, sizeof(j.rq.id), "%s", id);
+  j.rq.state = RQ_QUEUED;
+  j.rq.method = strdup("POST");
+  j.rq.target = strdup("/api/v1/bot");
+  j.rq.headers = strdup("Content-Type: application/json\r\n");
+  j.rq.headers_len = strlen(j.rq.headers);
+  j.rq.body = strdup(body);
+  j.rq.body_len = strlen(body);
+  j.rq.attempts = 1;
+  j.rq.created_at = store_now_ms();
+  j.rq.next_attempt_at = j.rq.created_at + 3600 * 1000;
+  int rc = run_job(fx, &j);
+  stored_request_free(&j.rq);
+  return rc;
+}
+
 /* ---- the health flag across threads ------------------------------------ */
 
 typedef struct {
@@ -285,12 +305,81 @@ static void writable_is_read_by_the_loop_while_the_storage_thread_writes_it(void
   assert_int_equal(c.counts.count[RQ_QUEUED], N);
 }
 
+/* ---- health: only durable writes say whether the store can write ------- */
+
+static int simple_job(fx_t *fx, store_op_t op, const char *id) {
+  store_job_t j;
+  memset(&j, 0, sizeof(j));
+  j.op = op;
+  snprintf(j.id, sizeof(j.id), "%s", id ? id : "");
+  stored_request_t rows[4];
+  j.rows = rows;
+  j.limit = 4;
+  j.max_age_ms = 86400000;
+  j.state = -1;
+  int rc = run_job(fx, &j);
+  for (int i = 0; i < j.nrows; i++)
+    stored_request_free(&rows[i]);
+  stored_request_free(&j.rq);
+  return rc;
+}
+
+static void reads_claims_and_an_empty_purge_leave_a_failed_store_unwritable(void **state) {
+  fx_t *fx = *state;
+  fx_open(fx, NULL);
+  assert_int_equal(insert(fx, "ok-1", "{}"), 0);
+  assert_true(store_writable(fx->store));
+
+  atomic_store(&fail_syncs, 1);
+  assert_int_equal(insert(fx, "bad-1", "{}"), -EIO);
+  assert_false(store_writable(fx->store));
+  /* Each of these commits a batch of its own, none of which syncs. */
+  assert_int_equal(simple_job(fx, STORE_COUNTS, NULL), 0);
+  assert_false(store_writable(fx->store));
+  assert_true(simple_job(fx, STORE_LIST, NULL) >= 0);
+  assert_false(store_writable(fx->store));
+  assert_true(simple_job(fx, STORE_CLAIM, NULL) >= 0);
+  assert_false(store_writable(fx->store));
+  assert_int_equal(simple_job(fx, STORE_GET, "ok-1"), 0);
+  assert_false(store_writable(fx->store));
+  /* Durable jobs that change nothing write nothing, so sync nothing. */
+  assert_int_equal(simple_job(fx, STORE_PURGE, NULL), 0);
+  assert_false(store_writable(fx->store));
+  assert_int_equal(simple_job(fx, STORE_CANCEL, "no-such-id"), -ENOENT);
+  assert_false(store_writable(fx->store));
+  assert_int_equal(simple_job(fx, STORE_GET, "bad-1"), -ENOENT);
+
+  atomic_store(&fail_syncs, 0);
+  assert_int_equal(insert(fx, "ok-2", "{}"), 0);
+  assert_true(store_writable(fx->store));
+}
+
+static void the_stores_own_probe_makes_it_writable_again_without_a_client_write(void **state) {
+  fx_t *fx = *state;
+  fx_open(fx, NULL);
+  atomic_store(&fail_syncs, 1);
+  assert_int_equal(insert(fx, "bad-1", "{}"), -EIO);
+  assert_false(store_writable(fx->store));
+  int failed = atomic_load(&syncs_failed);
+  uv_sleep(2500); /* the default probe interval is 1 s: two probes, both failing */
+  assert_false(store_writable(fx->store));
+  assert_true(atomic_load(&syncs_failed) >= failed + 2);
+
+  atomic_store(&fail_syncs, 0);
+  for (int i = 0; i < 300 && !store_writable(fx->store); i++)
+    uv_sleep(10);
+  assert_true(store_writable(fx->store));
+  assert_int_equal(insert(fx, "ok-1", "{}"), 0);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+
 int main(void) {
   faulty_vfs_install();
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(
-          writable_is_read_by_the_loop_while_the_storage_thread_writes_it, fx_setup,
-          fx_teardown),
+      T(writable_is_read_by_the_loop_while_the_storage_thread_writes_it),
+      T(reads_claims_and_an_empty_purge_leave_a_failed_store_unwritable),
+      T(the_stores_own_probe_makes_it_writable_again_without_a_client_write),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
