@@ -166,6 +166,21 @@ static void store_probe(store_t *s) {
   store_note_durable_write(s, queue_db_probe(s->db) == 0);
 }
 
+/* A commit whose sync failed has written its pages to the WAL, whole,
+ * after the last good commit; SQLite does not count them, and its next
+ * commit writes over them. But if the process dies first, recovery at the
+ * next start finds them valid and brings back rows whose clients were told
+ * 503 — and delivers them, though the clients were told to send again. So
+ * before any job of the failed batch is answered, a commit of our own
+ * writes over them: its pages go where the failed commit's first went, and
+ * what follows them no longer checksums, so recovery stops there. Its write
+ * lands in the page cache even when its own sync fails, which is what a
+ * crashed process leaves behind. Its outcome is not health's: right after a
+ * failure, a one-page write may fit where the failed batch did not. */
+static void store_overwrite_failed_commit(store_t *s) {
+  (void)queue_db_probe(s->db);
+}
+
 /* Under mu: sleeps until a job or a stop comes, or a probe is due. */
 static void store_wait(store_t *s) {
   if (atomic_load_explicit(&s->writable, memory_order_relaxed)) {
@@ -204,6 +219,7 @@ static void store_run_batch(store_t *s, store_job_t *list) {
       j->result = rc;
     }
     store_note_durable_write(s, false);
+    store_overwrite_failed_commit(s);
   } else {
     /* Only a durable commit that wrote pages synced them: that one says the
      * disk takes durable writes. A batch of reads and claims commits

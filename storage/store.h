@@ -10,7 +10,9 @@
  * thread, from one uv_async_t whose callback drains the whole completion
  * list, and only after the commit returned: a 202 sent from it is durable
  * (invariant 2). If the commit fails, every job of the batch fails with the
- * commit's error and nothing of the batch is kept.
+ * commit's error and nothing of the batch is kept, not even after a crash:
+ * before the jobs go back, the store writes over what the failed commit
+ * left in the WAL, so a 503 always means "not stored".
  *
  * Lifecycle: store_open() (before the loop runs: it waits for the thread to
  * open, lock, migrate and recover the file) → store_submit()... →

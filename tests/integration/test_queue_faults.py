@@ -9,7 +9,9 @@ never a 202, and retryd keeps serving:
 
 Health while syncs fail (EIO injected): reads (stats, listings) never make
 it 200 again, only a durable write that reached the disk does, and the
-store's own probe finds out by itself once syncs work again."""
+store's own probe finds out by itself once syncs work again. A request
+refused 503 after a failed sync never comes back after a crash (SIGKILL):
+its row is not in the restarted queue and is never delivered."""
 
 import os
 import shutil
@@ -283,6 +285,50 @@ class FaultTest(RetrydTestCase):
         r = send_request(rd.port, "POST", "/eio/heal/2", [], b'{"n":2}', timeout=15)
         self.assertEqual(r.status, 202, r)
         stop()
+
+    def test_a_request_refused_after_a_failed_sync_never_comes_back_after_sigkill(self):
+        why = strace_usable()
+        if why:
+            self.skipTest(why)
+        up = self.start_upstream()
+        up.default = Response(507)
+        startup = self._startup_syncs(up)
+        # Killed at once after the 503s, and after the store's probes ran.
+        for trial, linger in enumerate((0.0, 1.5)):
+            tmp = tempfile.mkdtemp(prefix="retryd-eio-crash-")
+            self.addCleanup(shutil.rmtree, tmp, True)
+            up.default = Response(507)
+            rd, trace, stop = self._strace_retryd(up, tmp, startup + 1)
+            markers = ["t%d-m%d" % (trial, i) for i in range(3)]
+            for m in markers:
+                r = send_request(rd.port, "POST", "/eio/crash/" + m, [("X-Marker", m)],
+                                 b'{"n":1}', timeout=15)
+                self.assertQueueRefused(r)
+            g = control_get(rd.port, "/_retryd/stats")  # a read-only batch in between
+            self.assertEqual(g.status, 200, g)
+            time.sleep(linger)
+            stop()  # SIGKILL, retryd first
+
+            n_before = up.count()
+            up.default = Response(200, body=b"delivered")
+            rd2 = Retryd(up.url, args=("--retry-interval", "200ms"), tmpdir=tmp,
+                         db=os.path.join(tmp, "q.db"))
+            self.addCleanup(retire, rd2)
+            rd2.start(timeout=15)
+            time.sleep(1.5)  # several retry intervals: anything queued goes out
+            listing = control_get(rd2.port, "/_retryd/requests").json()
+            self.assertEqual(listing.get("requests"), [],
+                             "trial %d: a request answered 503 came back after the crash: %r"
+                             % (trial, listing))
+            stats = control_get(rd2.port, "/_retryd/stats").json()
+            self.assertEqual(sum(stats["queue"][k] for k in
+                                 ("queued", "inflight", "completed", "dead", "cancelled")), 0,
+                             stats)
+            sent = [q.header("x-marker") for q in up.requests[n_before:]]
+            self.assertEqual([m for m in sent if m in markers], [],
+                             "trial %d: delivered after the crash although answered 503"
+                             % trial)
+            retire(rd2)
 
     # ---------------------------------------------------------------- (c)
     def test_max_queue_gives_503_queue_full(self):

@@ -374,12 +374,77 @@ static void the_stores_own_probe_makes_it_writable_again_without_a_client_write(
 
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
+/* ---- a failed commit leaves nothing behind ------------------------------ */
+
+static void child_insert_fails_then_dies(const char *path, const char *id, size_t body_len) {
+  fx_t child;
+  memset(&child, 0, sizeof(child));
+  snprintf(child.path, sizeof(child.path), "%s", path);
+  uv_loop_init(&child.loop); /* the parent's loop is not the child's to use */
+  store_options_t o = {.path = child.path, .max_queue = BIG_QUEUE};
+  char err[256];
+  if (store_open(&child.store, &child.loop, &o, err, sizeof(err)) != 0)
+    _exit(10);
+  if (insert(&child, "kept-1", "{}") != 0)
+    _exit(11);
+  char *body = malloc(body_len + 1);
+  if (body == NULL)
+    _exit(12);
+  memset(body, 'b', body_len);
+  body[body_len] = '\0';
+  atomic_store(&fail_syncs, 1);
+  if (insert(&child, id, body) != -EIO)
+    _exit(13);
+  /* A read-only batch commits in between: it writes no page. */
+  store_job_t c;
+  memset(&c, 0, sizeof(c));
+  c.op = STORE_COUNTS;
+  if (run_job(&child, &c) != 0)
+    _exit(14);
+  _exit(0); /* a crash: no close, no checkpoint; the WAL stays as it is */
+}
+
+static void a_row_whose_commit_failed_never_comes_back_after_a_crash(void **state) {
+  fx_t *fx = *state;
+  /* One page and many: whatever the failed commit wrote must be gone. */
+  static const size_t sizes[] = {16, 200 * 1024};
+  for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+    char id[32];
+    snprintf(id, sizeof(id), "lost-%zu", sizes[k]);
+    unlink(fx->path);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", fx->path);
+    unlink(wal);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+      child_insert_fails_then_dies(fx->path, id, sizes[k]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    queue_db_t *q = NULL;
+    char err[256];
+    assert_int_equal(queue_db_open(&q, fx->path, BIG_QUEUE, err, sizeof(err)), 0);
+    stored_request_t r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(queue_db_get(q, "kept-1", false, &r), 0);
+    stored_request_free(&r);
+    if (queue_db_get(q, id, false, &r) != -ENOENT)
+      fail_msg("%s, whose commit failed, came back after the crash", id);
+    assert_int_equal(queue_db_unfinished(q), 1);
+    queue_db_close(q);
+  }
+}
+
 int main(void) {
   faulty_vfs_install();
   const struct CMUnitTest tests[] = {
       T(writable_is_read_by_the_loop_while_the_storage_thread_writes_it),
       T(reads_claims_and_an_empty_purge_leave_a_failed_store_unwritable),
       T(the_stores_own_probe_makes_it_writable_again_without_a_client_write),
+      T(a_row_whose_commit_failed_never_comes_back_after_a_crash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
