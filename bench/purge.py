@@ -19,8 +19,10 @@ every 200 ms. Measured:
   - what the storage thread read (read syscalls and bytes, from
     /proc/PID/task/TID/io of the thread named retryd-store, when retryd
     names it) in each purge window;
-  - the database file (+ WAL) size over the run, and after retryd stopped:
-    pages, free pages, and the live data (bytes of the rows left).
+  - the database file (+ WAL) size over the run, at the end of the load,
+    and once every row expired and was purged after it (--drain); after
+    retryd stopped: pages, free pages, and the live data (bytes of the rows
+    left).
 
 Usage:
   bench/purge.py [--retryd build/retryd] [--seconds 150] [--json out.json]
@@ -156,6 +158,29 @@ def file_size(path):
         return 0
 
 
+def file_stats(db):
+    """The file as retryd left it (closed, so checkpointed): its size, its
+    free pages, and the live data (bytes of every row and answer in it)."""
+    con = sqlite3.connect(db)
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    free = con.execute("PRAGMA freelist_count").fetchone()[0]
+    live, rows = con.execute(
+        "SELECT coalesce(sum(length(headers) + coalesce(length(body),0) + "
+        "coalesce(length(response_headers),0)),0), count(*) FROM requests").fetchone()
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    if "answers" in tables:  # final answers' bodies in a table of their own
+        live += con.execute("SELECT coalesce(sum(length(body)),0) FROM answers").fetchone()[0]
+    else:
+        live += con.execute("SELECT coalesce(sum(length(response_body)),0) FROM "
+                            "requests").fetchone()[0]
+    av = con.execute("PRAGMA auto_vacuum").fetchone()[0]
+    con.close()
+    return {"file_mib": round(pages * page_size / 2**20, 1),
+            "free_pages_pct": round(100.0 * free / pages, 1) if pages else 0,
+            "live_data_mib": round(live / 2**20, 1), "rows": rows, "auto_vacuum": av}
+
+
 # ---- load ------------------------------------------------------------------
 
 def post(port, path, body, timeout=30.0):
@@ -179,11 +204,11 @@ def run(args):
     port = free_port()
     stderr_path = os.path.join(tmp, "retryd.log")
     errf = open(stderr_path, "wb")
-    proc = subprocess.Popen(
-        [args.retryd, "--upstream", "http://127.0.0.1:%d" % up.server_address[1],
-         "--listen", "127.0.0.1:%d" % port, "--db", db, "--retry-interval", "1s",
-         "--keep-completed", "%ds" % args.keep, "--log-level", "info"],
-        stdout=subprocess.DEVNULL, stderr=errf)
+    argv = [args.retryd, "--upstream", "http://127.0.0.1:%d" % up.server_address[1],
+            "--listen", "127.0.0.1:%d" % port, "--db", db, "--retry-interval", "1s",
+            "--keep-completed", "%ds" % args.keep, "--log-level", "info"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errf)
+    drain_stats = None
     try:
         wait_port(port)
         t0 = time.monotonic()  # the retention timer starts as retryd listens
@@ -271,6 +296,19 @@ def run(args):
         size_at_end = file_size(db) + file_size(db + "-wal")
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+        end_stats = file_stats(db)  # retryd checkpointed on close: the file alone
+        # No more load: once keep-completed and a purge period have passed,
+        # every row is expired and purged; does the file give the space back?
+        drain_s = args.keep + period + 5 if args.drain is None else args.drain
+        if drain_s > 0:
+            log("load stopped; %d s for every row to expire and be purged" % drain_s)
+            with open(os.path.join(tmp, "retryd-drain.log"), "wb") as derr:
+                proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=derr)
+                wait_port(port)
+                time.sleep(drain_s)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+            drain_stats = file_stats(db)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -333,22 +371,11 @@ def run(args):
                             "read_mb": round((inw[-1][2] - inw[0][2]) / 1e6, 1)})
         out["storage_thread_reads_per_purge_window"] = per
     sizes = [s for _, s in size_samples]
-    out["file_mib"] = {"max": round(max(sizes) / 2**20, 1) if sizes else None,
-                       "at_end": round(size_at_end / 2**20, 1)}
-    # the file after retryd stopped (it checkpoints on close)
-    con = sqlite3.connect(db)
-    page_size = con.execute("PRAGMA page_size").fetchone()[0]
-    pages = con.execute("PRAGMA page_count").fetchone()[0]
-    free = con.execute("PRAGMA freelist_count").fetchone()[0]
-    live = con.execute("SELECT coalesce(sum(length(headers) + coalesce(length(body),0) + "
-                       "coalesce(length(response_headers),0) + "
-                       "coalesce(length(response_body),0)),0), count(*) FROM requests").fetchone()
-    av = con.execute("PRAGMA auto_vacuum").fetchone()[0]
-    con.close()
-    out["file_after_stop"] = {"mib": round(pages * page_size / 2**20, 1),
-                              "free_pages_pct": round(100.0 * free / pages, 1) if pages else 0,
-                              "live_data_mib": round(live[0] / 2**20, 1), "rows": live[1],
-                              "auto_vacuum": av}
+    out["file_mib"] = {"max_during_load": round(max(sizes) / 2**20, 1) if sizes else None,
+                       "at_end_of_load": round(size_at_end / 2**20, 1)}
+    out["file_at_end_of_load"] = end_stats
+    if drain_stats is not None:
+        out["file_after_drain"] = drain_stats
     if not args.keep_files:
         shutil.rmtree(tmp, True)
     else:
@@ -366,6 +393,8 @@ def main():
     ap.add_argument("--answer-kib", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=64)
     ap.add_argument("--dir", default=None, help="where the database goes (a real disk)")
+    ap.add_argument("--drain", type=int, default=None,
+                    help="seconds to wait after the load (default: keep + purge period + 5)")
     ap.add_argument("--keep-files", action="store_true")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()

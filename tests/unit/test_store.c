@@ -342,7 +342,8 @@ static void reads_claims_and_an_empty_purge_leave_a_failed_store_unwritable(void
   assert_false(store_writable(fx->store));
   assert_int_equal(simple_job(fx, STORE_GET, "ok-1"), 0);
   assert_false(store_writable(fx->store));
-  /* Durable jobs that change nothing write nothing, so sync nothing. */
+  /* A purge slice commits without a sync; a durable job that changes
+   * nothing writes nothing, so syncs nothing. */
   assert_int_equal(simple_job(fx, STORE_PURGE, NULL), 0);
   assert_false(store_writable(fx->store));
   assert_int_equal(simple_job(fx, STORE_CANCEL, "no-such-id"), -ENOENT);
@@ -438,6 +439,114 @@ static void a_row_whose_commit_failed_never_comes_back_after_a_crash(void **stat
   }
 }
 
+/* ---- purge in slices --------------------------------------------------- */
+
+/* Fills the file (before the store opens it) with n completed rows, each
+ * with an answer of answer_len bytes, finished at done_at. */
+static void fill_completed(const char *path, int n, size_t answer_len, int64_t done_at) {
+  queue_db_t *q = NULL;
+  char err[256];
+  assert_int_equal(queue_db_open(&q, path, BIG_QUEUE, err, sizeof(err)), 0);
+  char *answer = malloc(answer_len);
+  assert_non_null(answer);
+  for (size_t i = 0; i < answer_len; i++)
+    answer[i] = (char)(i * 31 + 7);
+  assert_int_equal(queue_db_begin(q), 0);
+  for (int i = 0; i < n; i++) {
+    stored_request_t r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.id, sizeof(r.id), "done-%d", i);
+    r.method = "POST";
+    r.target = "/t";
+    r.headers = "Authorization: Token x\r\n";
+    r.headers_len = strlen(r.headers);
+    r.created_at = done_at - 1000;
+    r.next_attempt_at = done_at - 1000;
+    assert_int_equal(queue_db_insert(q, &r, NULL), 0);
+    stored_request_t rows[1];
+    int64_t dead = 0;
+    assert_int_equal(queue_db_claim(q, done_at - 1000, 86400000, 1, rows, &dead), 1);
+    stored_request_free(&rows[0]);
+    attempt_outcome_t o;
+    memset(&o, 0, sizeof(o));
+    o.kind = OUTCOME_COMPLETED;
+    o.response_status = 200;
+    o.response_body = answer;
+    o.response_body_len = answer_len;
+    assert_int_equal(queue_db_finish(q, r.id, done_at + i, &o), 0);
+  }
+  assert_int_equal(queue_db_commit(q), 0);
+  free(answer);
+  queue_db_close(q);
+}
+
+static int64_t file_pragma(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  int64_t v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+static void a_purge_goes_in_slices_with_commits_between_and_gives_free_pages_back(
+    void **state) {
+  fx_t *fx = *state;
+  int64_t now = store_now_ms();
+  fill_completed(fx->path, 50, 64 * 1024, now - 60000); /* 50 x 64 KiB, expired */
+  struct stat st;
+  assert_int_equal(stat(fx->path, &st), 0);
+  assert_true(st.st_size > 50 * 64 * 1024);
+
+  store_options_t o = {.slice_rows = 10, .slice_pages = 64, .slice_ms = 60000};
+  fx_open(fx, &o);
+  store_job_t purge;
+  memset(&purge, 0, sizeof(purge));
+  purge.op = STORE_PURGE;
+  purge.cutoff = now - 1000;
+  int slices = 0, row_slices = 0, client_commits = 0;
+  int64_t last_purged = 0, last_reclaimed = 0;
+  do {
+    assert_int_equal(run_job(fx, &purge), 0);
+    slices++;
+    int64_t rows = purge.purged - last_purged;
+    int64_t pages = purge.reclaimed - last_reclaimed;
+    assert_true(rows <= 10);    /* a slice deletes no more than its cap */
+    assert_true(pages <= 64);   /* nor gives back more pages */
+    row_slices += rows > 0;
+    last_purged = purge.purged;
+    last_reclaimed = purge.reclaimed;
+    /* Between two slices, a client's commit goes through. */
+    char id[32];
+    snprintf(id, sizeof(id), "between-%d", slices);
+    assert_int_equal(insert(fx, id, "{}"), 0);
+    client_commits++;
+    assert_true(slices < 10000);
+  } while (purge.more);
+  assert_int_equal(purge.purged, 50);
+  assert_int_equal(row_slices, 5);
+  assert_true(purge.reclaimed >= 50 * 16); /* 64 KiB answers, 4 KiB pages */
+  assert_true(slices >= 5 + purge.reclaimed / 64);
+
+  store_job_t c;
+  memset(&c, 0, sizeof(c));
+  c.op = STORE_COUNTS;
+  assert_int_equal(run_job(fx, &c), 0);
+  assert_int_equal(c.counts.count[RQ_COMPLETED], 0);
+  assert_int_equal(c.counts.count[RQ_QUEUED], client_commits);
+  fx_close_store(fx);
+
+  /* At most a quarter of the file is left free, and it holds little more
+   * than its rows. */
+  assert_true(file_pragma(fx->path, "PRAGMA freelist_count") * 4 <=
+              file_pragma(fx->path, "PRAGMA page_count"));
+  assert_int_equal(stat(fx->path, &st), 0);
+  assert_true(st.st_size < 256 * 1024);
+}
+
 int main(void) {
   faulty_vfs_install();
   const struct CMUnitTest tests[] = {
@@ -445,6 +554,7 @@ int main(void) {
       T(reads_claims_and_an_empty_purge_leave_a_failed_store_unwritable),
       T(the_stores_own_probe_makes_it_writable_again_without_a_client_write),
       T(a_row_whose_commit_failed_never_comes_back_after_a_crash),
+      T(a_purge_goes_in_slices_with_commits_between_and_gives_free_pages_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
