@@ -254,7 +254,6 @@ static int insert(fx_t *fx, const char *id, const char *body) {
 /* ---- the health flag across threads ------------------------------------ */
 
 typedef struct {
-  fx_t *fx;
   int done;
   int64_t reads;
 } reader_t;
@@ -272,7 +271,7 @@ static void writable_is_read_by_the_loop_while_the_storage_thread_writes_it(void
    * volatile flag is reported here as a data race. */
   enum { N = 50 };
   store_job_t jobs[N];
-  reader_t r = {.fx = fx};
+  reader_t r = {0, 0};
   memset(jobs, 0, sizeof(jobs));
   for (int i = 0; i < N; i++) {
     store_job_t *j = &jobs[i];
