@@ -73,9 +73,13 @@ static void enqueue_reply_unavailable(app_t *app, http_conn_t *c, int err) {
   snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
            (unsigned long long)((app->cfg->retry_interval_ms + 999) / 1000));
   const char *code = err == -EDQUOT ? "queue_full" : "queue_unavailable";
-  const char *msg = err == -EDQUOT  ? "the queue holds --max-queue requests; try again later"
-                    : err == -ENOSPC ? "the request could not be stored: the disk is full"
-                                     : "the request could not be stored";
+  /* Not stored means never stored: a row whose commit failed cannot come
+   * back after a crash (store.c overwrites what it left in the WAL), so the
+   * client may send the request again without risking a second delivery. */
+  const char *msg = err == -EDQUOT ? "the queue holds --max-queue requests; try again later"
+                    : err == -ENOSPC
+                        ? "the request was not stored (the disk is full); send it again later"
+                        : "the request was not stored; send it again later";
   buf_t body;
   buf_init(&body, 1024);
   if (buf_printf(&body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg) != 0)

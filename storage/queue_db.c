@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/schema.h"
@@ -15,7 +16,7 @@
 #define ROW_COLUMNS                                                                              \
   "seq, id, state, method, target, headers, body, idempotency_key, attempts, created_at, "       \
   "next_attempt_at, updated_at, last_status, last_error, response_status, response_headers, "    \
-  "response_body"
+  "(SELECT body FROM answers WHERE answers.seq = requests.seq)"
 /* The same without the payloads, for status answers and listings. */
 #define ROW_COLUMNS_BRIEF                                                                        \
   "seq, id, state, method, target, NULL, NULL, idempotency_key, attempts, created_at, "          \
@@ -32,12 +33,18 @@ enum {
   ST_DUE,
   ST_CLAIM_ONE,
   ST_FINISH,
+  ST_ANSWER_PUT,
   ST_RELEASE,
   ST_NEXT_DUE,
-  ST_PURGE,
+  ST_PURGE_PICK,
+  ST_PURGE_ANSWER,
+  ST_PURGE_ROW,
   ST_OLDEST_QUEUED,
   ST_LIST_STATE,
   ST_LIST_ALL,
+  ST_PROBE,
+  ST_FREE_PAGES,
+  ST_PAGE_COUNT,
   ST_COUNT
 };
 
@@ -64,15 +71,22 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_CLAIM_ONE] = "UPDATE requests SET state = 1, attempts = attempts + 1, "
                      "next_attempt_at = NULL, updated_at = ? WHERE seq = ? AND state = 0",
     [ST_FINISH] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ?, "
-                  "last_status = ?, last_error = ?, response_status = ?, response_headers = ?, "
-                  "response_body = ? WHERE id = ? AND state = 1",
+                  "last_status = ?, last_error = ?, response_status = ?, response_headers = ? "
+                  "WHERE id = ? AND state = 1 RETURNING seq",
+    /* The answer's body, in its own table (schema step 2 says why). */
+    [ST_ANSWER_PUT] = "INSERT OR REPLACE INTO answers (seq, body) VALUES (?, ?)",
     /* Not attempted after all: the attempt is not counted, the last real
      * one's status and error stay. */
     [ST_RELEASE] = "UPDATE requests SET state = 0, next_attempt_at = ?1, updated_at = ?1, "
                    "attempts = attempts - 1 WHERE id = ?2 AND state = 1",
     [ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM requests INDEXED BY requests_due "
                     "WHERE state = 0",
-    [ST_PURGE] = "DELETE FROM requests WHERE state >= 2 AND updated_at < ? RETURNING state",
+    /* Oldest finish first, a bounded number at a time (the caller slices a
+     * purge so other commits get through between the slices). */
+    [ST_PURGE_PICK] = "SELECT seq, state FROM requests INDEXED BY requests_finished "
+                      "WHERE state >= 2 AND updated_at < ?1 ORDER BY updated_at LIMIT ?2",
+    [ST_PURGE_ANSWER] = "DELETE FROM answers WHERE seq = ?",
+    [ST_PURGE_ROW] = "DELETE FROM requests WHERE seq = ?",
     /* Rows are inserted in creation order, so the first queued seq is the
      * oldest: one index probe instead of a walk. */
     [ST_OLDEST_QUEUED] = "SELECT created_at FROM requests WHERE state = 0 ORDER BY seq LIMIT 1",
@@ -80,6 +94,11 @@ static const char *const statement_sql[ST_COUNT] = {
                       "ORDER BY seq LIMIT ?",
     [ST_LIST_ALL] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ? ORDER BY seq "
                     "LIMIT ?",
+    /* A different value every time: SQLite skips writing a row rewritten
+     * with the same bytes, and the probe must write. */
+    [ST_PROBE] = "UPDATE store_probe SET n = n + 1 WHERE id = 1",
+    [ST_FREE_PAGES] = "PRAGMA freelist_count",
+    [ST_PAGE_COUNT] = "PRAGMA page_count",
 };
 
 struct queue_db_s {
@@ -91,6 +110,8 @@ struct queue_db_s {
   int64_t count[RQ_NSTATES];
   int64_t recovered;
   bool durable; /* synchronous=FULL in force */
+  bool reclaims; /* auto_vacuum = INCREMENTAL: free pages can be given back */
+  int64_t converted_ms; /* -1, or how long the conversion to it took at open */
 };
 
 static const char *const state_names[RQ_NSTATES] = {"queued", "inflight", "completed", "dead",
@@ -247,6 +268,29 @@ void queue_db_rollback(queue_db_t *q) {
     sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int64_t queue_db_pages_written(queue_db_t *q) {
+  int cur = 0, high = 0;
+  sqlite3_db_status(q->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &high, 0);
+  return cur;
+}
+
+int queue_db_probe(queue_db_t *q) {
+  int rc = queue_db_set_durable(q, true);
+  if (rc == 0)
+    rc = queue_db_begin(q);
+  if (rc == 0) {
+    sqlite3_stmt *st = stmt(q, ST_PROBE);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    rc = step == SQLITE_DONE ? 0 : queue_db_error(step);
+  }
+  if (rc == 0)
+    rc = queue_db_commit(q);
+  if (rc != 0)
+    queue_db_rollback(q);
+  return rc;
+}
+
 /* One walk of the state index: at open, and after a rolled-back batch. */
 static void count_states(queue_db_t *q) {
   sqlite3_stmt *st;
@@ -279,6 +323,44 @@ static int open_error(queue_db_t *q, int rc, const char *path, char *err, size_t
            : result == -EINVAL ? "not a database, or corrupt (left untouched)"
                                : sqlite3_errmsg(q->db));
   return result;
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *st;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+static int64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A file written by a retryd before incremental auto-vacuum (schema 1) is
+ * rewritten once with it, by a VACUUM: that takes as long as writing the
+ * file's live data, and for a while as much free disk again (a temporary
+ * copy, then the WAL). Without it the file never shrinks and freeing a big
+ * answer reads its whole overflow chain, so it is worth one slow start; if
+ * it fails (a full disk), retryd runs on without, and tries again at the
+ * next start. Outside a transaction, before statements are prepared. */
+static void convert_to_incremental_vacuum(queue_db_t *q) {
+  q->converted_ms = -1;
+  q->reclaims = pragma_int(q->db, "PRAGMA auto_vacuum") == 2;
+  if (q->reclaims)
+    return;
+  int64_t t0 = monotonic_ms();
+  if (sqlite3_exec(q->db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", NULL, NULL, NULL) !=
+      SQLITE_OK)
+    return;
+  q->reclaims = pragma_int(q->db, "PRAGMA auto_vacuum") == 2;
+  if (q->reclaims)
+    q->converted_ms = monotonic_ms() - t0;
 }
 
 int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *err,
@@ -330,7 +412,13 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
     snprintf(err, errlen, "%s: %s", path, why);
     goto fail;
   }
-  rc = sqlite3_exec(q->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+  /* Before WAL mode writes the first page: a new file is created with
+   * incremental auto-vacuum (a pointer map, and free pages that can be
+   * given back). On a file that has tables it only says what the VACUUM
+   * below converts it to. */
+  rc = sqlite3_exec(q->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(q->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
@@ -357,6 +445,7 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
     sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
     goto fail;
   }
+  convert_to_incremental_vacuum(q);
   for (int i = 0; i < ST_COUNT; i++) {
     rc = sqlite3_prepare_v3(q->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
                             NULL);
@@ -584,17 +673,28 @@ int queue_db_finish(queue_db_t *q, const char *id, int64_t now, const attempt_ou
       sqlite3_bind_int(st, 6, o->response_status);
       sqlite3_bind_blob64(st, 7, o->response_headers ? o->response_headers : "",
                           o->response_headers_len, SQLITE_STATIC);
-      sqlite3_bind_blob64(st, 8, o->response_body ? o->response_body : "",
-                          o->response_body_len, SQLITE_STATIC);
     }
-    sqlite3_bind_text(st, 9, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, id, -1, SQLITE_STATIC);
   }
   int rc = sqlite3_step(st);
+  int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  if (rc == SQLITE_ROW)
+    rc = sqlite3_step(st); /* RETURNING: the change is done once stepped to the end */
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return queue_db_error(rc);
   if (sqlite3_changes64(q->db) == 0)
     return -ENOENT;
+  if (o->kind != OUTCOME_RELEASE && o->response_status) {
+    st = stmt(q, ST_ANSWER_PUT);
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_blob64(st, 2, o->response_body ? o->response_body : "", o->response_body_len,
+                        SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+      return queue_db_error(rc);
+  }
   move_count(q, RQ_INFLIGHT, state, 1);
   return 0;
 }
@@ -608,21 +708,116 @@ int64_t queue_db_next_due(queue_db_t *q) {
   return t;
 }
 
-int64_t queue_db_purge(queue_db_t *q, int64_t cutoff) {
-  sqlite3_stmt *st = stmt(q, ST_PURGE);
-  sqlite3_bind_int64(st, 1, cutoff);
+/* Runs st to its end (a pragma that sets a value returns it as a row). */
+static int step_done(sqlite3_stmt *st) {
   int rc;
-  int64_t n = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int state = sqlite3_column_int(st, 0);
-    if (state >= 0 && state < RQ_NSTATES)
-      q->count[state]--;
-    n++;
   }
   sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return queue_db_error(rc);
-  return n;
+  return rc == SQLITE_DONE ? 0 : queue_db_error(rc);
+}
+
+/* Deletes the rows in seqs: each answer without zeroing it (a big answer is
+ * an overflow chain, and zeroing it means reading and rewriting every page
+ * of it; with the pointer map, freeing it reads almost none), then the rows
+ * themselves zeroed (secure_delete, as for every other change of a row): they
+ * hold the credentials. */
+static int purge_rows(queue_db_t *q, const int64_t *seqs, int n) {
+  /* Not prepared statements: this pragma acts when it is compiled. */
+  int rc = exec_simple(q->db, "PRAGMA secure_delete = FAST");
+  for (int i = 0; i < n && rc == 0; i++) {
+    sqlite3_stmt *st = stmt(q, ST_PURGE_ANSWER);
+    sqlite3_bind_int64(st, 1, seqs[i]);
+    rc = step_done(st);
+  }
+  int on = exec_simple(q->db, "PRAGMA secure_delete = ON");
+  if (rc == 0)
+    rc = on;
+  for (int i = 0; i < n && rc == 0; i++) {
+    sqlite3_stmt *st = stmt(q, ST_PURGE_ROW);
+    sqlite3_bind_int64(st, 1, seqs[i]);
+    rc = step_done(st);
+  }
+  return rc;
+}
+
+#define PURGE_BATCH 64
+
+int64_t queue_db_purge(queue_db_t *q, int64_t cutoff, int64_t limit) {
+  int64_t total = 0;
+  while (total < limit) {
+    int64_t want = limit - total < PURGE_BATCH ? limit - total : PURGE_BATCH;
+    int64_t seqs[PURGE_BATCH];
+    int states[PURGE_BATCH];
+    int n = 0, rc;
+    sqlite3_stmt *st = stmt(q, ST_PURGE_PICK);
+    sqlite3_bind_int64(st, 1, cutoff);
+    sqlite3_bind_int64(st, 2, want);
+    while (n < want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      seqs[n] = sqlite3_column_int64(st, 0);
+      states[n] = sqlite3_column_int(st, 1);
+      n++;
+    }
+    sqlite3_reset(st);
+    if (n < want && rc != SQLITE_DONE)
+      return queue_db_error(rc);
+    if (n == 0)
+      break;
+    rc = purge_rows(q, seqs, n);
+    if (rc != 0)
+      return rc;
+    for (int i = 0; i < n; i++)
+      if (states[i] >= 0 && states[i] < RQ_NSTATES)
+        q->count[states[i]]--;
+    total += n;
+    if (n < want)
+      break;
+  }
+  return total;
+}
+
+static int64_t stmt_int(queue_db_t *q, int which) {
+  sqlite3_stmt *st = stmt(q, which);
+  int rc = sqlite3_step(st);
+  int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : queue_db_error(rc);
+  sqlite3_reset(st);
+  return v;
+}
+
+int64_t queue_db_free_pages(queue_db_t *q) {
+  return stmt_int(q, ST_FREE_PAGES);
+}
+
+int64_t queue_db_pages(queue_db_t *q) {
+  return stmt_int(q, ST_PAGE_COUNT);
+}
+
+int64_t queue_db_vacuum(queue_db_t *q, int64_t pages) {
+  if (!q->reclaims || pages <= 0)
+    return 0;
+  /* Counted on the free list: the file shrinks by a little more when a
+   * pointer-map page goes with the pages it mapped. */
+  int64_t before = queue_db_free_pages(q);
+  if (before <= 0)
+    return before;
+  /* A pragma takes no bound parameter: the count is ours, an integer. */
+  char sql[64];
+  snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)", (long long)pages);
+  int rc = exec_simple(q->db, sql);
+  if (rc != 0)
+    return rc;
+  int64_t after = queue_db_free_pages(q);
+  if (after < 0)
+    return after;
+  return before - after;
+}
+
+bool queue_db_reclaims_space(const queue_db_t *q) {
+  return q->reclaims;
+}
+
+int64_t queue_db_converted_ms(const queue_db_t *q) {
+  return q->converted_ms;
 }
 
 int queue_db_checkpoint(queue_db_t *q) {

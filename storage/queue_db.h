@@ -10,7 +10,8 @@
  * queued again | dead; queued → cancelled. Times are Unix milliseconds.
  * Headers are stored as "Name: value\r\n" lines, exactly as they go
  * upstream (credentials included: this file is the only place they live,
- * created 0600, with secure_delete on). */
+ * created 0600, with secure_delete on for every table but the one of final
+ * answers' bodies, which may be big and carry no request's credentials). */
 #ifndef RETRYD_QUEUE_DB_H
 #define RETRYD_QUEUE_DB_H
 
@@ -109,6 +110,14 @@ int queue_db_set_durable(queue_db_t *q, bool durable);
 int queue_db_begin(queue_db_t *q);
 int queue_db_commit(queue_db_t *q);
 void queue_db_rollback(queue_db_t *q);
+/* Pages written to the WAL by commits so far: a commit that moved it wrote,
+ * and with durable on it also synced what it wrote. */
+int64_t queue_db_pages_written(queue_db_t *q);
+/* A small durable write in a transaction of its own (a counter in a row of
+ * its own): 0 when it reached the disk. Outside a transaction. Its pages go
+ * where the next commit's go, so it also overwrites what a failed commit
+ * left in the WAL after the last good one. */
+int queue_db_probe(queue_db_t *q);
 
 /* Inserts r (id, state, method, target, headers, body, key, attempts,
  * times, last status/error). On -EEXIST, existing is filled with the row
@@ -133,9 +142,28 @@ int queue_db_claim(queue_db_t *q, int64_t now, int64_t max_age_ms, size_t limit,
 int queue_db_finish(queue_db_t *q, const char *id, int64_t now, const attempt_outcome_t *o);
 /* Earliest next_attempt_at among queued rows, 0 when none. */
 int64_t queue_db_next_due(queue_db_t *q);
-/* Deletes finished rows (completed, dead, cancelled) last changed before
- * cutoff. Returns how many, or an error. */
-int64_t queue_db_purge(queue_db_t *q, int64_t cutoff);
+/* Deletes up to limit finished rows (completed, dead, cancelled) last
+ * changed before cutoff, the oldest first. Returns how many, or an error.
+ * A row is zeroed where it lay (secure_delete: its credentials); its final
+ * answer, in a table of its own, is freed without being read, and its
+ * pages keep their bytes until reused or given back (queue_db_vacuum()). */
+int64_t queue_db_purge(queue_db_t *q, int64_t cutoff, int64_t limit);
+/* Pages on the free list, and in the file (free ones included). */
+int64_t queue_db_free_pages(queue_db_t *q);
+int64_t queue_db_pages(queue_db_t *q);
+/* Gives up to pages free pages back to the file system (incremental
+ * vacuum: live pages at the end of the file move into free ones, the end
+ * is cut off at the next checkpoint). Returns how many left the free list
+ * (fewer than asked: it is empty now), 0 when none are free or the file
+ * cannot (see queue_db_reclaims_space()), or an error. In the caller's
+ * transaction or its own. */
+int64_t queue_db_vacuum(queue_db_t *q, int64_t pages);
+/* Whether the file has incremental auto-vacuum (every file retryd creates;
+ * an older file is converted at open, which may fail on a full disk). */
+bool queue_db_reclaims_space(const queue_db_t *q);
+/* How long converting an older file to incremental auto-vacuum took at
+ * open, or -1 when there was nothing to convert. */
+int64_t queue_db_converted_ms(const queue_db_t *q);
 /* Moves the WAL into the database and truncates it, so purged secrets do
  * not linger in the log. Outside a transaction. */
 int queue_db_checkpoint(queue_db_t *q);

@@ -13,7 +13,7 @@
 typedef struct sqlite3 sqlite3;
 
 #define SCHEMA_APPLICATION_ID 0x72747279 /* "rtry" */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* Reads only: 0 when the file is new or a retryd database this version
  * can use; -EINVAL (not ours, too new, not a database) or -EIO with err. */

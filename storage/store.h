@@ -10,7 +10,15 @@
  * thread, from one uv_async_t whose callback drains the whole completion
  * list, and only after the commit returned: a 202 sent from it is durable
  * (invariant 2). If the commit fails, every job of the batch fails with the
- * commit's error and nothing of the batch is kept.
+ * commit's error and nothing of the batch is kept, not even after a crash:
+ * before the jobs go back, the store writes over what the failed commit
+ * left in the WAL, so a 503 always means "not stored".
+ *
+ * Purges are the exception to one batch, one commit: a STORE_PURGE job is
+ * one slice of a purge (a few milliseconds of deleting expired rows, then
+ * of giving free pages back), run in a transaction of its own after the
+ * batch it arrived with was answered. The caller submits it again while it
+ * says there is more, so client commits go between the slices.
  *
  * Lifecycle: store_open() (before the loop runs: it waits for the thread to
  * open, lock, migrate and recover the file) → store_submit()... →
@@ -37,7 +45,7 @@ typedef enum {
   STORE_RETRY_NOW,       /* id in; rq out */
   STORE_CLAIM,           /* limit, max_age_ms in; rows, nrows, expired out */
   STORE_FINISH,          /* id, outcome in */
-  STORE_PURGE,           /* cutoff in; purged out */
+  STORE_PURGE,           /* one slice: cutoff in; purged, reclaimed added to; more out */
   STORE_COUNTS,          /* counts out */
   STORE_LIST,            /* state, after_seq, limit in; rows, nrows, last_seq out */
 } store_op_t;
@@ -62,8 +70,13 @@ struct store_job_s {
 
   attempt_outcome_t outcome; /* its pointers must stay valid until cb */
 
+  /* A purge goes in slices: the caller submits the same job again while
+   * more is set after it came back; purged and reclaimed (pages given back)
+   * add up over the slices, so they start at 0. */
   int64_t cutoff;
   int64_t purged;
+  int64_t reclaimed;
+  bool more;
 
   queue_counts_t counts;
 
@@ -77,9 +90,18 @@ struct store_job_s {
   int64_t unfinished;
 };
 
+/* Copied by store_open(); path must stay valid until the store closed. */
 typedef struct {
   const char *path;
   int64_t max_queue;
+  /* While the store cannot write: the wait after the last durable write
+   * tried before the store probes with one of its own (0: 1 s). */
+  int64_t probe_interval_ms;
+  /* One purge slice's budget, and its caps in rows deleted and pages given
+   * back (0: 10 ms, 1000 rows, 8192 pages). */
+  int64_t slice_ms;
+  int64_t slice_rows;
+  int64_t slice_pages;
 } store_options_t;
 
 /* err gets one line on failure. */
@@ -87,7 +109,15 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
                size_t errlen);
 void store_submit(store_t *s, store_job_t *job);
 int64_t store_recovered(const store_t *s);
-/* False once a commit failed and until one succeeds: health reports it. */
+/* Whether the file gives free pages back (incremental auto-vacuum), and
+ * how long converting an older file to it took at open (-1: nothing to
+ * convert). */
+bool store_reclaims_space(const store_t *s);
+int64_t store_converted_ms(const store_t *s);
+/* Whether the last durable write tried reached the disk: false after any
+ * failed commit, true again only after a commit that synced what it wrote
+ * (a client's, or the store's own probe, tried once per probe interval
+ * while false). Reads never change it. Health reports it. */
 bool store_writable(const store_t *s);
 void store_close(store_t *s, void (*cb)(void *arg), void *arg);
 

@@ -5,7 +5,13 @@ never a 202, and retryd keeps serving:
       202s resume once space is freed;
   (b) I/O error: fsync/fdatasync fail with EIO (strace fault injection;
       skipped without strace or ptrace);
-  (c) --max-queue reached: 503 queue_full until the queue drains."""
+  (c) --max-queue reached: 503 queue_full until the queue drains.
+
+Health while syncs fail (EIO injected): reads (stats, listings) never make
+it 200 again, only a durable write that reached the disk does, and the
+store's own probe finds out by itself once syncs work again. A request
+refused 503 after a failed sync never comes back after a crash (SIGKILL):
+its row is not in the restarted queue and is never delivered."""
 
 import os
 import shutil
@@ -136,12 +142,16 @@ class FaultTest(RetrydTestCase):
             time.sleep(0.1)
 
     # ---------------------------------------------------------------- (b)
-    def _strace_retryd(self, up, tmp, inject_from):
+    def _strace_retryd(self, up, tmp, inject_from, inject_to=None):
+        """retryd under strace; from its inject_from-th sync on (to inject_to
+        included, when given; counted per thread), every fdatasync and fsync
+        fails with EIO."""
         trace = os.path.join(tmp, "strace.out")
         prefix = ["strace", "-f", "-qq", "-o", trace, "-e", "trace=fdatasync,fsync"]
         if inject_from:
-            prefix += ["-e", "inject=fdatasync:error=EIO:when=%d+" % inject_from,
-                       "-e", "inject=fsync:error=EIO:when=%d+" % inject_from]
+            when = ("%d..%d" % (inject_from, inject_to) if inject_to else "%d+" % inject_from)
+            prefix += ["-e", "inject=fdatasync:error=EIO:when=%s" % when,
+                       "-e", "inject=fsync:error=EIO:when=%s" % when]
         rd = Retryd(up.url, args=("--retry-interval", "60s"), tmpdir=tmp,
                     db=os.path.join(tmp, "q.db"), prefix=prefix)
 
@@ -167,14 +177,8 @@ class FaultTest(RetrydTestCase):
                     per[(parts[0], name)] = per.get((parts[0], name), 0) + 1
         return max(per.values()) if per else 0
 
-    def test_fsync_eio_gives_503_never_202(self):
-        why = strace_usable()
-        if why:
-            self.skipTest(why)
-        up = self.start_upstream()
-        up.default = Response(507)
-
-        # 1. how many syncs does start-up make (per thread, per syscall)?
+    def _startup_syncs(self, up):
+        """How many syncs start-up makes (per thread, per syscall)."""
         tmp = tempfile.mkdtemp(prefix="retryd-eio-probe-")
         self.addCleanup(shutil.rmtree, tmp, True)
         rd, trace, stop = self._strace_retryd(up, tmp, 0)
@@ -183,6 +187,17 @@ class FaultTest(RetrydTestCase):
         r = send_request(rd.port, "POST", "/probe", [], b"{}")
         self.assertEqual(r.status, 202, r)
         stop()
+        return startup
+
+    def test_fsync_eio_gives_503_never_202(self):
+        why = strace_usable()
+        if why:
+            self.skipTest(why)
+        up = self.start_upstream()
+        up.default = Response(507)
+
+        # 1. how many syncs does start-up make (per thread, per syscall)?
+        startup = self._startup_syncs(up)
 
         # 2. every sync after start-up fails
         tmp = tempfile.mkdtemp(prefix="retryd-eio-")
@@ -206,6 +221,114 @@ class FaultTest(RetrydTestCase):
         r = send_request(rd.port, "GET", "/passthrough")
         self.assertEqual((r.status, r.body), (200, b"pass"))
         stop()
+
+    def test_stats_and_listings_do_not_make_health_200_while_every_sync_fails(self):
+        why = strace_usable()
+        if why:
+            self.skipTest(why)
+        up = self.start_upstream()
+        up.default = Response(507)
+        startup = self._startup_syncs(up)
+        tmp = tempfile.mkdtemp(prefix="retryd-eio-health-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        rd, trace, stop = self._strace_retryd(up, tmp, startup + 1)
+        r = send_request(rd.port, "POST", "/eio/health", [], b'{"n":1}', timeout=15)
+        self.assertQueueRefused(r)
+        self.assertEqual(control_get(rd.port, "/_retryd/health").status, 503)
+        # Reads commit batches of their own (without a sync): none of them
+        # says that a durable write can succeed. Long enough for the store's
+        # own probes (one a second while unwritable) to have failed too.
+        deadline = time.monotonic() + 3.5
+        rounds = 0
+        while time.monotonic() < deadline:
+            for path in ("/_retryd/stats", "/_retryd/requests",
+                         "/_retryd/requests?state=queued", "/_retryd/metrics"):
+                g = control_get(rd.port, path)
+                self.assertEqual(g.status, 200, (path, g))
+                h = control_get(rd.port, "/_retryd/health")
+                self.assertEqual(h.status, 503,
+                                 "health 200 after GET %s while every sync fails (round %d)"
+                                 % (path, rounds))
+            rounds += 1
+            time.sleep(0.05)
+        r = send_request(rd.port, "POST", "/eio/health/2", [], b'{"n":2}', timeout=15)
+        self.assertQueueRefused(r)
+        self.assertEqual(control_get(rd.port, "/_retryd/health").status, 503)
+        self.assertTrue(rd.alive())
+        stop()
+
+    def test_health_comes_back_by_its_own_probe_once_syncs_succeed_again(self):
+        why = strace_usable()
+        if why:
+            self.skipTest(why)
+        up = self.start_upstream()
+        up.default = Response(507)
+        startup = self._startup_syncs(up)
+        tmp = tempfile.mkdtemp(prefix="retryd-eio-heal-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        # the first 4 syncs after start-up fail, later ones succeed
+        rd, trace, stop = self._strace_retryd(up, tmp, startup + 1, startup + 4)
+        n_before = up.count()
+        r = send_request(rd.port, "POST", "/eio/heal", [], b'{"n":1}', timeout=15)
+        self.assertQueueRefused(r)
+        self.assertEqual(control_get(rd.port, "/_retryd/health").status, 503)
+        # No client writes from here on: only the store's probe can tell.
+        deadline = time.monotonic() + 15
+        while control_get(rd.port, "/_retryd/health").status != 200:
+            self.assertLess(time.monotonic(), deadline,
+                            "health still 503 15 s after syncs work again")
+            time.sleep(0.1)
+        with open(trace) as f:
+            injected = sum(1 for ln in f if "EIO" in ln and "INJECTED" in ln)
+        self.assertGreater(injected, 0, "no sync failed: the injection did not apply")
+        self.assertEqual(up.count(), n_before + 1, up.requests)  # no other write was tried
+        r = send_request(rd.port, "POST", "/eio/heal/2", [], b'{"n":2}', timeout=15)
+        self.assertEqual(r.status, 202, r)
+        stop()
+
+    def test_a_request_refused_after_a_failed_sync_never_comes_back_after_sigkill(self):
+        why = strace_usable()
+        if why:
+            self.skipTest(why)
+        up = self.start_upstream()
+        up.default = Response(507)
+        startup = self._startup_syncs(up)
+        # Killed at once after the 503s, and after the store's probes ran.
+        for trial, linger in enumerate((0.0, 1.5)):
+            tmp = tempfile.mkdtemp(prefix="retryd-eio-crash-")
+            self.addCleanup(shutil.rmtree, tmp, True)
+            up.default = Response(507)
+            rd, trace, stop = self._strace_retryd(up, tmp, startup + 1)
+            markers = ["t%d-m%d" % (trial, i) for i in range(3)]
+            for m in markers:
+                r = send_request(rd.port, "POST", "/eio/crash/" + m, [("X-Marker", m)],
+                                 b'{"n":1}', timeout=15)
+                self.assertQueueRefused(r)
+            g = control_get(rd.port, "/_retryd/stats")  # a read-only batch in between
+            self.assertEqual(g.status, 200, g)
+            time.sleep(linger)
+            stop()  # SIGKILL, retryd first
+
+            n_before = up.count()
+            up.default = Response(200, body=b"delivered")
+            rd2 = Retryd(up.url, args=("--retry-interval", "200ms"), tmpdir=tmp,
+                         db=os.path.join(tmp, "q.db"))
+            self.addCleanup(retire, rd2)
+            rd2.start(timeout=15)
+            time.sleep(1.5)  # several retry intervals: anything queued goes out
+            listing = control_get(rd2.port, "/_retryd/requests").json()
+            self.assertEqual(listing.get("requests"), [],
+                             "trial %d: a request answered 503 came back after the crash: %r"
+                             % (trial, listing))
+            stats = control_get(rd2.port, "/_retryd/stats").json()
+            self.assertEqual(sum(stats["queue"][k] for k in
+                                 ("queued", "inflight", "completed", "dead", "cancelled")), 0,
+                             stats)
+            sent = [q.header("x-marker") for q in up.requests[n_before:]]
+            self.assertEqual([m for m in sent if m in markers], [],
+                             "trial %d: delivered after the crash although answered 503"
+                             % trial)
+            retire(rd2)
 
     # ---------------------------------------------------------------- (c)
     def test_max_queue_gives_503_queue_full(self):

@@ -460,6 +460,73 @@ static void an_empty_foreign_file_with_application_id_0_and_no_tables_is_adopted
   assert_int_equal(sql_int(queue_db_handle(q), "PRAGMA user_version"), SCHEMA_VERSION);
 }
 
+static void a_fresh_database_can_give_free_pages_back_and_keeps_answers_apart(void **state) {
+  fx_t *fx = *state;
+  queue_db_t *q = open_ok(fx, BIG_QUEUE);
+  sqlite3 *db = queue_db_handle(q);
+  /* Incremental auto-vacuum: free pages can be given back in slices, and
+   * the pointer map frees an overflow chain without reading it. */
+  assert_int_equal(sql_int(db, "PRAGMA auto_vacuum"), 2);
+  assert_true(queue_db_reclaims_space(q));
+  assert_int_equal(queue_db_converted_ms(q), -1);
+  /* Final answers have a table of their own (deleted without zeroing). */
+  assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'answers'"), 1);
+}
+
+/* The schema of version 1, as it shipped: a file written by an older
+ * retryd, without auto-vacuum. */
+static const char SCHEMA_V1[] =
+    "PRAGMA journal_mode = WAL;"
+    "CREATE TABLE requests (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, state INTEGER NOT "
+    "NULL, method TEXT NOT NULL, target TEXT NOT NULL, headers BLOB NOT NULL, body BLOB, "
+    "idempotency_key TEXT, attempts INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, "
+    "next_attempt_at INTEGER, updated_at INTEGER NOT NULL, last_status INTEGER, last_error "
+    "TEXT, response_status INTEGER, response_headers BLOB, response_body BLOB);"
+    "CREATE INDEX requests_due ON requests(next_attempt_at, seq) WHERE state = 0;"
+    "CREATE INDEX requests_by_state ON requests(state, seq);"
+    "CREATE UNIQUE INDEX requests_idempotency ON requests(idempotency_key, method, target) "
+    "WHERE idempotency_key IS NOT NULL AND state IN (0, 1);"
+    "CREATE INDEX requests_finished ON requests(updated_at) WHERE state >= 2;"
+    "INSERT INTO requests (id, state, method, target, headers, body, attempts, created_at, "
+    "next_attempt_at, updated_at) VALUES ('old-1', 0, 'POST', '/v1', 'A: b\r\n', "
+    "zeroblob(300000), 1, 1700000000000, 1700000000000, 1700000000000);"
+    "INSERT INTO requests (id, state, method, target, headers, attempts, created_at, "
+    "updated_at, response_status, response_body) VALUES ('old-2', 2, 'GET', '/v2', '', 1, "
+    "1700000000000, 1700000000000, 200, zeroblob(200000));"
+    "PRAGMA application_id = 1920234105; PRAGMA user_version = 1;";
+
+static void a_version_1_file_without_auto_vacuum_is_converted_keeping_its_rows(void **state) {
+  fx_t *fx = *state;
+  _Static_assert(SCHEMA_APPLICATION_ID == 1920234105, "SCHEMA_V1 spells the application id");
+  sqlite_exec_file(fx->path, SCHEMA_V1);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sql_int(db, "PRAGMA auto_vacuum"), 0);
+  sqlite3_close(db);
+
+  queue_db_t *q = open_ok(fx, BIG_QUEUE);
+  db = queue_db_handle(q);
+  assert_int_equal(sql_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+  assert_int_equal(sql_int(db, "PRAGMA auto_vacuum"), 2);
+  assert_true(queue_db_reclaims_space(q));
+  assert_true(queue_db_converted_ms(q) >= 0);
+  stored_request_t r;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(queue_db_get(q, "old-1", true, &r), 0);
+  assert_int_equal(r.state, RQ_QUEUED);
+  assert_int_equal(r.body_len, 300000);
+  stored_request_free(&r);
+  assert_int_equal(queue_db_get(q, "old-2", true, &r), 0);
+  assert_int_equal(r.response_body_len, 200000);
+  stored_request_free(&r);
+  assert_int_equal(queue_db_unfinished(q), 1);
+
+  /* Converted once: the next open has nothing to do. */
+  reopen(fx, BIG_QUEUE);
+  assert_int_equal(queue_db_converted_ms(fx->q), -1);
+  assert_true(queue_db_reclaims_space(fx->q));
+}
+
 /* ---- insert and get -------------------------------------------------- */
 
 static void insert_then_get_round_trips_every_field_and_payload_bytes_exactly(void **state) {
@@ -1243,7 +1310,7 @@ static void purge_deletes_finished_rows_older_than_the_cutoff_and_keeps_the_rest
   claim_one(q, T0 + 2, "completed-new");
   finish_ok(q, "completed-new", T0 + 5000, OUTCOME_COMPLETED);
 
-  assert_int_equal(queue_db_purge(q, T0 + 1000), 3);
+  assert_int_equal(queue_db_purge(q, T0 + 1000, 100), 3);
   const char *gone[] = {"completed-old", "dead-old", "cancelled-old"};
   for (int i = 0; i < 3; i++) {
     memset(&r, 0, sizeof(r));
@@ -1255,8 +1322,8 @@ static void purge_deletes_finished_rows_older_than_the_cutoff_and_keeps_the_rest
   assert_int_equal(queue_db_unfinished(q), 2);
 
   /* The cutoff is exclusive: updated_at == cutoff stays. */
-  assert_int_equal(queue_db_purge(q, T0 + 5000), 0);
-  assert_int_equal(queue_db_purge(q, T0 + 5001), 1);
+  assert_int_equal(queue_db_purge(q, T0 + 5000, 100), 0);
+  assert_int_equal(queue_db_purge(q, T0 + 5001, 100), 1);
   assert_int_equal(queue_db_checkpoint(q), 0);
 }
 
@@ -1276,7 +1343,7 @@ static void purged_secrets_do_not_linger_in_the_database_or_wal_after_checkpoint
   finish_ok(q, "r1", T0 + 1, OUTCOME_COMPLETED);
   assert_int_equal(queue_db_checkpoint(q), 0);
 
-  assert_int_equal(queue_db_purge(q, T0 + 2), 1);
+  assert_int_equal(queue_db_purge(q, T0 + 2, 100), 1);
   assert_int_equal(queue_db_checkpoint(q), 0);
 
   char wal[160];
@@ -1289,6 +1356,226 @@ static void purged_secrets_do_not_linger_in_the_database_or_wal_after_checkpoint
   assert_false(contains(bytes, len, "SECRET-7f3a9c"));
   assert_false(contains(bytes, len, "BODY-SECRET-42e1"));
   assert_int_equal(state_of(q, "r2"), RQ_QUEUED);
+}
+
+/* A completed row with big payloads: headers, body and answer each carry
+ * marker (so a test can look for their bytes in the file). */
+static void insert_completed_big(queue_db_t *q, const char *id, int64_t done_at,
+                                 const char *marker, size_t headers_len, size_t body_len,
+                                 size_t answer_len) {
+  size_t ml = strlen(marker);
+  char *h = malloc(headers_len), *b = malloc(body_len), *a = malloc(answer_len);
+  assert_non_null(h);
+  assert_non_null(b);
+  assert_non_null(a);
+  /* Varied bytes, with the marker every 4 KiB: a marker in every page. */
+  for (size_t i = 0; i < headers_len; i++)
+    h[i] = (char)('a' + (i * 7) % 26);
+  for (size_t i = 0; i < body_len; i++)
+    b[i] = (char)('A' + (i * 11) % 26);
+  for (size_t i = 0; i < answer_len; i++)
+    a[i] = (char)('0' + (i * 13) % 10);
+  for (size_t i = 0; i + ml <= headers_len; i += 4096)
+    memcpy(h + i, marker, ml);
+  for (size_t i = 0; i + ml <= body_len; i += 4096)
+    memcpy(b + i, marker, ml);
+  for (size_t i = 0; i + ml <= answer_len; i += 4096)
+    memcpy(a + i, marker, ml);
+  stored_request_t r = new_row(id, T0, T0, NULL);
+  r.headers = h;
+  r.headers_len = headers_len;
+  r.body = b;
+  r.body_len = body_len;
+  assert_int_equal(queue_db_insert(q, &r, NULL), 0);
+  claim_one(q, T0, id);
+  attempt_outcome_t o;
+  memset(&o, 0, sizeof(o));
+  o.kind = OUTCOME_COMPLETED;
+  o.response_status = 200;
+  o.response_headers = "Content-Type: application/octet-stream\r\n";
+  o.response_headers_len = strlen(o.response_headers);
+  o.response_body = a;
+  o.response_body_len = answer_len;
+  assert_int_equal(queue_db_finish(q, id, done_at, &o), 0);
+  free(h);
+  free(b);
+  free(a);
+}
+
+static void purge_deletes_at_most_limit_rows_oldest_finished_first(void **state) {
+  fx_t *fx = *state;
+  queue_db_t *q = open_ok(fx, BIG_QUEUE);
+  /* Finished at T0+10, +9, ... +1: the oldest finish goes first. */
+  for (int i = 0; i < 10; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "r%d", i);
+    insert_ok(q, id, T0, T0, NULL);
+    claim_one(q, T0, id);
+    finish_ok(q, id, T0 + 10 - i, OUTCOME_COMPLETED);
+  }
+  assert_int_equal(queue_db_purge(q, T0 + 100, 3), 3);
+  stored_request_t r;
+  for (int i = 0; i < 10; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "r%d", i);
+    memset(&r, 0, sizeof(r));
+    int rc = queue_db_get(q, id, false, &r);
+    assert_int_equal(rc, i >= 7 ? -ENOENT : 0); /* r9, r8, r7 finished first */
+    stored_request_free(&r);
+  }
+  assert_int_equal(queue_db_purge(q, T0 + 100, 4), 4);
+  assert_int_equal(queue_db_purge(q, T0 + 100, 4), 3);
+  assert_int_equal(queue_db_purge(q, T0 + 100, 4), 0);
+  queue_counts_t c;
+  assert_int_equal(queue_db_counts(q, &c), 0);
+  assert_int_equal(c.count[RQ_COMPLETED], 0);
+}
+
+static void vacuum_gives_the_pages_of_purged_answers_back_in_slices(void **state) {
+  fx_t *fx = *state;
+  queue_db_t *q = open_ok(fx, BIG_QUEUE);
+  sqlite3 *db = queue_db_handle(q);
+  for (int i = 0; i < 40; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "big%d", i);
+    /* 4 rows finish late and stay; 36 are purged */
+    insert_completed_big(q, id, i < 36 ? T0 + 1 : T0 + 1000, "m", 100, 100, 128 * 1024);
+  }
+  int64_t pages_full = sql_int(db, "PRAGMA page_count");
+  assert_int_equal(queue_db_purge(q, T0 + 10, 1000), 36);
+  int64_t free_after_purge = queue_db_free_pages(q);
+  assert_true(free_after_purge >= 36 * 32); /* 128 KiB of 4 KiB pages each */
+  assert_int_equal(sql_int(db, "PRAGMA page_count"), pages_full); /* nothing given back yet */
+
+  int slices = 0;
+  int64_t freed_total = 0;
+  for (;;) {
+    int64_t freed = queue_db_vacuum(q, 64);
+    assert_true(freed >= 0);
+    assert_true(freed <= 64);
+    if (freed == 0)
+      break;
+    freed_total += freed;
+    slices++;
+    assert_true(slices < 10000);
+  }
+  assert_int_equal(queue_db_free_pages(q), 0);
+  assert_int_equal(freed_total, free_after_purge);
+  assert_true(slices >= free_after_purge / 64);
+  /* The file lost those pages, and the pointer-map pages that mapped them. */
+  int64_t pages_now = sql_int(db, "PRAGMA page_count");
+  assert_true(pages_now <= pages_full - free_after_purge);
+  assert_true(pages_now >= pages_full - free_after_purge - 2);
+  assert_int_equal(queue_db_checkpoint(q), 0);
+
+  /* The file tracks its live data: 4 answers of 128 KiB, and little else. */
+  struct stat st;
+  assert_int_equal(stat(fx->path, &st), 0);
+  int64_t live = 4 * 128 * 1024;
+  assert_true(st.st_size <= live + 64 * 1024);
+  for (int i = 36; i < 40; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "big%d", i);
+    stored_request_t r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(queue_db_get(q, id, true, &r), 0);
+    assert_int_equal(r.response_body_len, 128 * 1024);
+    stored_request_free(&r);
+  }
+}
+
+/* A completed row whose request carries big headers and body, and whose
+ * answer is big: each spans overflow pages. */
+static void insert_completed_with_secrets(queue_db_t *q, const char *id, int64_t done_at,
+                                          const char *cred, const char *answer_marker) {
+  size_t hl = 20 * 1024, bl = 100 * 1024, al = 300 * 1024;
+  char *h = malloc(hl), *b = malloc(bl), *a = malloc(al);
+  assert_non_null(h);
+  assert_non_null(b);
+  assert_non_null(a);
+  for (size_t i = 0; i < hl; i++)
+    h[i] = (char)('a' + (i * 7) % 26);
+  for (size_t i = 0; i < bl; i++)
+    b[i] = (char)('A' + (i * 11) % 26);
+  for (size_t i = 0; i < al; i++)
+    a[i] = (char)('0' + (i * 13) % 10);
+  /* In every page's worth of the request, and of the answer. */
+  for (size_t i = 0; i + strlen(cred) <= hl; i += 1000)
+    memcpy(h + i, cred, strlen(cred));
+  for (size_t i = 0; i + strlen(cred) <= bl; i += 1000)
+    memcpy(b + i, cred, strlen(cred));
+  for (size_t i = 0; i + strlen(answer_marker) <= al; i += 1000)
+    memcpy(a + i, answer_marker, strlen(answer_marker));
+  stored_request_t r = new_row(id, T0, T0, NULL);
+  r.headers = h;
+  r.headers_len = hl;
+  r.body = b;
+  r.body_len = bl;
+  assert_int_equal(queue_db_insert(q, &r, NULL), 0);
+  claim_one(q, T0, id);
+  attempt_outcome_t o;
+  memset(&o, 0, sizeof(o));
+  o.kind = OUTCOME_COMPLETED;
+  o.response_status = 200;
+  char cookie[96];
+  snprintf(cookie, sizeof(cookie), "Set-Cookie: session=COOKIE-%s\r\n", cred);
+  o.response_headers = cookie;
+  o.response_headers_len = strlen(cookie);
+  o.response_body = a;
+  o.response_body_len = al;
+  assert_int_equal(queue_db_finish(q, id, done_at, &o), 0);
+  free(h);
+  free(b);
+  free(a);
+}
+
+static void purged_credentials_leave_the_file_at_once_and_answers_once_given_back(
+    void **state) {
+  fx_t *fx = *state;
+  queue_db_t *q = open_ok(fx, BIG_QUEUE);
+  insert_completed_with_secrets(q, "gone", T0 + 1, "TOKEN-SECRET-7f3a9c", "ANSWER-BYTES-81b0");
+  insert_completed_with_secrets(q, "stays", T0 + 1000, "TOKEN-KEPT-42e1", "ANSWER-KEPT-3c9d");
+  assert_int_equal(queue_db_checkpoint(q), 0);
+  size_t len;
+  char *bytes = fx->buf[0] = read_all(fx->path, &len);
+  assert_true(contains(bytes, len, "TOKEN-SECRET-7f3a9c")); /* the test can see them */
+  assert_true(contains(bytes, len, "COOKIE-TOKEN-SECRET-7f3a9c"));
+  assert_true(contains(bytes, len, "ANSWER-BYTES-81b0"));
+  free(bytes);
+  fx->buf[0] = NULL;
+
+  /* The purge zeroes the request's row, overflow pages included: its
+   * credentials leave the file with the checkpoint. */
+  assert_int_equal(queue_db_purge(q, T0 + 2, 100), 1);
+  assert_int_equal(queue_db_checkpoint(q), 0);
+  char wal[160];
+  snprintf(wal, sizeof(wal), "%s-wal", fx->path);
+  struct stat st;
+  if (stat(wal, &st) == 0)
+    assert_int_equal(st.st_size, 0); /* TRUNCATE */
+  bytes = fx->buf[0] = read_all(fx->path, &len);
+  assert_false(contains(bytes, len, "TOKEN-SECRET-7f3a9c"));
+  assert_false(contains(bytes, len, "COOKIE-TOKEN-SECRET"));
+  assert_true(contains(bytes, len, "TOKEN-KEPT-42e1"));
+  free(bytes);
+  fx->buf[0] = NULL;
+
+  /* The answer's pages were freed unread: its bytes go once they are
+   * given back (or reused). */
+  assert_true(queue_db_free_pages(q) >= 300 * 1024 / 4096);
+  while (queue_db_vacuum(q, 64) > 0) {
+  }
+  assert_int_equal(queue_db_free_pages(q), 0);
+  assert_int_equal(queue_db_checkpoint(q), 0);
+  bytes = fx->buf[0] = read_all(fx->path, &len);
+  assert_false(contains(bytes, len, "ANSWER-BYTES-81b0"));
+  assert_true(contains(bytes, len, "ANSWER-KEPT-3c9d"));
+  stored_request_t r;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(queue_db_get(q, "stays", true, &r), 0);
+  assert_int_equal(r.response_body_len, 300 * 1024);
+  assert_int_equal(r.body_len, 100 * 1024);
+  stored_request_free(&r);
 }
 
 /* ---- counts and list ------------------------------------------------- */
@@ -1434,6 +1721,8 @@ int main(void) {
       T(a_refused_second_open_does_not_drop_the_first_connections_lock),
       T(a_fresh_database_gets_the_schema_version_application_id_and_wal),
       T(an_empty_foreign_file_with_application_id_0_and_no_tables_is_adopted),
+      T(a_fresh_database_can_give_free_pages_back_and_keeps_answers_apart),
+      T(a_version_1_file_without_auto_vacuum_is_converted_keeping_its_rows),
       T(insert_then_get_round_trips_every_field_and_payload_bytes_exactly),
       T(a_request_without_body_or_key_reads_back_as_none),
       T(get_of_an_unknown_id_is_enoent),
@@ -1460,6 +1749,9 @@ int main(void) {
       T(rows_inflight_when_the_process_dies_are_queued_again_on_reopen),
       T(purge_deletes_finished_rows_older_than_the_cutoff_and_keeps_the_rest),
       T(purged_secrets_do_not_linger_in_the_database_or_wal_after_checkpoint),
+      T(purge_deletes_at_most_limit_rows_oldest_finished_first),
+      T(vacuum_gives_the_pages_of_purged_answers_back_in_slices),
+      T(purged_credentials_leave_the_file_at_once_and_answers_once_given_back),
       T(counts_report_each_state_the_oldest_queued_and_the_next_due),
       T(list_by_state_and_all_pages_every_row_exactly_once_in_insertion_order),
       T(state_names_and_parse_round_trip),
