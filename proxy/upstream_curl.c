@@ -15,6 +15,8 @@
  * handle keeps the connection cache, so connections (HTTP/1.1 keep-alive or
  * one HTTP/2 connection) are reused across requests. Loop thread only. */
 #include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 
 #include "proxy/answer_parser.h"
 #include "proxy/buf.h"
+#include "proxy/upstream_tls.h"
 #include "proxy/upstream_backend.h"
 
 /* Reset easy handles kept for reuse; more are freed. */
@@ -80,6 +83,7 @@ struct curl_upstream_s {
   size_t npool;
   upstream_socket_t **socks; /* by fd */
   size_t nsocks;
+  X509_STORE *ca_store; /* read once; every connection's context shares it */
 };
 
 static upstream_socket_t *upstream_socket_get(curl_upstream_t *u, curl_socket_t fd) {
@@ -289,8 +293,15 @@ static upstream_t *curl_create(uv_loop_t *loop, const config_t *cfg, const char 
   u->loop = loop;
   u->cfg = cfg;
   memcpy(u->url, url, strlen(url) + 1);
+  u->ca_store = upstream_tls_ca_store(cfg->upstream_ca, err, errlen);
+  if (u->ca_store == NULL) {
+    curl_global_cleanup();
+    free(u);
+    return NULL;
+  }
   u->multi = curl_multi_init();
   if (u->multi == NULL) {
+    X509_STORE_free(u->ca_store);
     curl_global_cleanup();
     free(u);
     snprintf(err, errlen, "libcurl could not start");
@@ -321,9 +332,21 @@ static void curl_close(upstream_t *up) {
   free(u->socks);
   u->socks = NULL;
   u->nsocks = 0;
+  X509_STORE_free(u->ca_store); /* contexts still alive hold their own reference */
+  u->ca_store = NULL;
   curl_global_cleanup();
   /* The object goes with its timer, the last handle. */
   uv_close((uv_handle_t *)&u->timer, curl_upstream_closed);
+}
+
+/* Each new TLS connection's context gets the CA store read at start-up:
+ * libcurl would otherwise read and parse the CA file for every connection,
+ * on the loop (CAINFO and CAPATH are unset below so it reads nothing). */
+static CURLcode upstream_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userp) {
+  (void)easy;
+  curl_upstream_t *u = userp;
+  SSL_CTX_set1_cert_store(ssl_ctx, u->ca_store);
+  return CURLE_OK;
 }
 
 static void upstream_set_fixed_options(curl_upstream_t *u, CURL *easy) {
@@ -336,8 +359,10 @@ static void upstream_set_fixed_options(curl_upstream_t *u, CURL *easy) {
   curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (cfg->upstream_ca[0] != '\0')
-    curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->upstream_ca);
+  curl_easy_setopt(easy, CURLOPT_CAINFO, NULL);
+  curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
+  curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, upstream_ssl_ctx_cb);
+  curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, u);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->upstream_timeout_ms);
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   /* Only ever the configured upstream, never through a proxy named in the

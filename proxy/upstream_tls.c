@@ -41,6 +41,27 @@ static void tls_ctx_error(char *err, size_t errlen, const char *what) {
   snprintf(err, errlen, "%s: %s", what, reason);
 }
 
+X509_STORE *upstream_tls_ca_store(const char *ca_file, char *err, size_t errlen) {
+  /* One bundle file, not OpenSSL's default paths: those also search a
+   * hashed directory at each verification, file I/O on the loop for every
+   * handshake with an unknown issuer. */
+  const char *bundle = ca_file;
+  if (bundle[0] == '\0') {
+    bundle = getenv(X509_get_default_cert_file_env());
+    if (bundle == NULL || bundle[0] == '\0')
+      bundle = X509_get_default_cert_file();
+  }
+  X509_STORE *store = X509_STORE_new();
+  if (store == NULL || X509_STORE_load_file(store, bundle) != 1) {
+    tls_ctx_error(err, errlen,
+                  ca_file[0] ? "--upstream-ca could not be loaded"
+                             : "the system CA bundle could not be loaded");
+    X509_STORE_free(store);
+    return NULL;
+  }
+  return store;
+}
+
 upstream_tls_ctx_t *upstream_tls_ctx_new(const char *host, const char *ca_file, char *err,
                                          size_t errlen) {
   upstream_tls_ctx_t *ctx = calloc(1, sizeof(*ctx));
@@ -60,21 +81,10 @@ upstream_tls_ctx_t *upstream_tls_ctx_new(const char *host, const char *ca_file, 
   SSL_CTX_set_app_data(c, ctx);
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-  /* The system CAs as one bundle file, loaded here once: OpenSSL's default
-   * paths also search a hashed directory at each verification, which is
-   * file I/O on the loop for every handshake with an unknown issuer. */
-  const char *bundle = ca_file;
-  if (bundle[0] == '\0') {
-    bundle = getenv(X509_get_default_cert_file_env());
-    if (bundle == NULL || bundle[0] == '\0')
-      bundle = X509_get_default_cert_file();
-  }
-  int loaded = SSL_CTX_load_verify_locations(c, bundle, NULL);
-  if (loaded != 1) {
-    tls_ctx_error(err, errlen,
-                  ca_file[0] ? "--upstream-ca could not be loaded" : "the system CA bundle could not be loaded");
+  X509_STORE *store = upstream_tls_ca_store(ca_file, err, errlen);
+  if (store == NULL)
     goto fail;
-  }
+  SSL_CTX_set_cert_store(c, store); /* the context owns it now */
   static const unsigned char alpn[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(c, alpn, sizeof(alpn) - 1);
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

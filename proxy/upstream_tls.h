@@ -27,6 +27,13 @@
 typedef struct upstream_tls_ctx_s upstream_tls_ctx_t;
 typedef struct upstream_tls_s upstream_tls_t;
 
+/* The CAs that verify an upstream: ca_file (--upstream-ca), or "" for the
+ * system's bundle (SSL_CERT_FILE, else OpenSSL's default file), read once
+ * here. Both https clients use it, so neither reads CA files per
+ * connection on the loop. NULL on failure, with err set; free with
+ * X509_STORE_free(). */
+struct x509_store_st *upstream_tls_ca_store(const char *ca_file, char *err, size_t errlen);
+
 /* host: the name or IP address the certificate must match. ca_file: ""
  * for the system CAs. NULL on failure, with err set. */
 upstream_tls_ctx_t *upstream_tls_ctx_new(const char *host, const char *ca_file, char *err,
