@@ -16,7 +16,7 @@
 
 enum { CONFIG_OK = 0, CONFIG_ERROR = 2, CONFIG_EXIT = 1 /* --help / --version printed */ };
 
-typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
+#include "proxy/log_level.h"
 
 typedef struct {
   /* --retry-on: a status code c is retryable when status[c] is set. */

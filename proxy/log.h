@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "proxy/buf.h"
-#include "proxy/config.h"
+#include "proxy/log_level.h"
 
 typedef struct {
   buf_t buf;

@@ -4,7 +4,7 @@
 
 #include "proxy/app.h"
 #include "proxy/control.h"
-#include "proxy/enqueue.h"
+#include "proxy/idempotency.h"
 #include "proxy/forward.h"
 
 /* The control prefix, followed by '/', '?' or nothing. */
@@ -23,7 +23,7 @@ void router_dispatch(struct app_s *app, http_conn_t *c, request_t *req) {
   }
   app->stats.requests++;
   if (headers_get(&req->headers, "idempotency-key") != NULL)
-    enqueue_dedupe(app, c, req, forward_start);
+    idempotency_dedupe(app, c, req, forward_start);
   else
     forward_start(app, c, req);
 }
