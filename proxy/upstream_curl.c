@@ -352,6 +352,11 @@ static CURLcode upstream_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userp) {
 static void upstream_set_fixed_options(curl_upstream_t *u, CURL *easy) {
   const config_t *cfg = u->cfg;
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  /* A transfer removed while its name lookup runs (a timeout, a client
+   * gone) would otherwise wait on the loop for libcurl's resolver thread to
+   * return: seconds, under a DNS outage. Quick exit leaves the thread to
+   * finish and free itself. */
+  curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);

@@ -104,6 +104,25 @@ class DnsOutageTest(RetrydTestCase):
         self.assertEqual(st, 200)
         self.assertLess(time.monotonic() - t0, 1.0)
 
+    def test_lookup_outlasting_the_upstream_timeout_blocks_nothing(self):
+        """--upstream-timeout ends an attempt whose lookup still runs: the
+        transfer is dropped without waiting for the lookup (libcurl joined
+        its resolver thread on the loop, for seconds), for every client."""
+        for client_args in ((), ("--upstream-http2", "on")):
+            with self.subTest(client=client_args):
+                rd = self.start_retryd("https://api.dns-stall.test", "--upstream-timeout", "1s",
+                                       "--retry-interval", "1h", *client_args,
+                                       env=dns_fault_env(4000))
+                for i in range(3):
+                    t0 = time.monotonic()
+                    st, _, _ = rd.request("POST", "/v1/bot", body=b"{}", timeout=10)
+                    self.assertEqual(st, 202)
+                    self.assertLess(time.monotonic() - t0, 2.5, "POST %d" % i)
+                    t0 = time.monotonic()
+                    st, _, _ = rd.request("GET", "/_retryd/health", timeout=10)
+                    self.assertEqual(st, 200)
+                    self.assertLess(time.monotonic() - t0, 0.5, "health after POST %d" % i)
+
     def test_https_curl_dns_stall_no_descriptor_leak(self):
         rd = self.outage("https", "api.dns-stall.test", "--upstream-http2", "on")
         base = open_fds(rd.pid)
