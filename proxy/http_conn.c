@@ -10,7 +10,6 @@
 #include "proxy/http_status.h"
 #include "proxy/log.h"
 #include "proxy/request_parser.h"
-#include "proxy/server.h"
 
 /* Bytes read from a socket at once. The read buffer is shared by every
  * connection of the loop (bytes are parsed or copied before the next read),
@@ -37,10 +36,10 @@ struct http_conn_s {
   uv_tcp_t tcp;
   deadline_t timer;
   int open_handles;
-  server_t *srv;
+  http_conn_owner_t *srv; /* the owner: its lists and count are kept here */
   const config_t *cfg;
-  http_conn_t *prev, *next;           /* server's list */
-  http_conn_t *idle_prev, *idle_next; /* server's idle keep-alive list, oldest first */
+  http_conn_t *prev, *next;           /* the owner's list */
+  http_conn_t *idle_prev, *idle_next; /* the owner's idle keep-alive list, oldest first */
   bool in_idle_list;
 
   request_parser_t parser;
@@ -86,11 +85,11 @@ static void conn_begin_close_after_flush(http_conn_t *c);
 
 /* ---- idle keep-alive connections ------------------------------------ */
 
-/* The server keeps idle keep-alive connections in the order they went
- * idle, so that at --max-connections the one idle longest can make room
- * for a new client (server_connection_cb). */
+/* Idle keep-alive connections are kept in the order they went idle, so
+ * that at --max-connections the one idle longest can make room for a new
+ * client (the server asks, http_conn_reclaim_idle). */
 static void conn_idle_add(http_conn_t *c) {
-  server_t *srv = c->srv;
+  http_conn_owner_t *srv = c->srv;
   if (c->in_idle_list)
     return;
   c->in_idle_list = true;
@@ -104,7 +103,7 @@ static void conn_idle_add(http_conn_t *c) {
 }
 
 static void conn_idle_remove(http_conn_t *c) {
-  server_t *srv = c->srv;
+  http_conn_owner_t *srv = c->srv;
   if (!c->in_idle_list)
     return;
   c->in_idle_list = false;
@@ -119,7 +118,7 @@ static void conn_idle_remove(http_conn_t *c) {
   c->idle_prev = c->idle_next = NULL;
 }
 
-bool http_conn_reclaim_idle(server_t *srv) {
+bool http_conn_reclaim_idle(http_conn_owner_t *srv) {
   for (http_conn_t *c = srv->idle_head; c != NULL; c = c->idle_next) {
     /* Idle means nothing is owed either way: no request begun, no answer
      * bytes still queued. */
@@ -610,7 +609,7 @@ static void conn_closed_cb(uv_handle_t *h) {
   }
   request_free(&c->req);
   buf_free(&c->pending);
-  server_t *srv = c->srv;
+  http_conn_owner_t *srv = c->srv;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -618,7 +617,8 @@ static void conn_closed_cb(uv_handle_t *h) {
   if (c->next)
     c->next->prev = c->prev;
   free(c);
-  server_conn_closed(srv, NULL);
+  srv->nconns--;
+  srv->closed(srv);
 }
 
 void http_conn_close(http_conn_t *c) {
@@ -638,7 +638,7 @@ void http_conn_drain(http_conn_t *c) {
     http_conn_close(c);
 }
 
-int http_conn_start(server_t *srv, uv_stream_t *listener) {
+int http_conn_start(http_conn_owner_t *srv, uv_stream_t *listener) {
   http_conn_t *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return UV_ENOMEM;
@@ -655,7 +655,7 @@ int http_conn_start(server_t *srv, uv_stream_t *listener) {
   if (srv->conns)
     srv->conns->prev = c;
   srv->conns = c;
-  server_conn_opened(srv, c);
+  srv->nconns++;
   int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
   if (rc != 0) {
     http_conn_close(c);

@@ -45,7 +45,28 @@ static inline uv_buf_t http_buf(const void *p, size_t len) {
 }
 
 typedef struct http_conn_s http_conn_t;
-struct server_s;
+struct app_s;
+
+/* Who answers a complete request (the router); handed in from main through
+ * the server, so that the connection code knows nothing above it. */
+typedef void (*http_dispatch_fn)(struct app_s *app, http_conn_t *c, request_t *req);
+
+/* Whoever accepts the connections (the server). This module links every
+ * connection it starts into conns, keeps the idle keep-alive ones in
+ * idle_head..idle_tail (oldest first) and counts them; the owner walks
+ * them (http_conn_next) and hears of every close through closed(). */
+typedef struct http_conn_owner_s http_conn_owner_t;
+struct http_conn_owner_s {
+  uv_loop_t *loop;
+  const config_t *cfg;
+  struct app_s *app;
+  http_dispatch_fn dispatch;
+  uint64_t *rejected; /* counts requests refused by the parser (stats) */
+  size_t nconns;
+  http_conn_t *conns;
+  http_conn_t *idle_head, *idle_tail;
+  void (*closed)(http_conn_owner_t *owner); /* one connection fewer */
+};
 
 typedef struct {
   /* The connection closed before the handler finished. */
@@ -55,7 +76,7 @@ typedef struct {
 } http_handler_ops_t;
 
 /* Accepts one pending connection from listener. 0 or a UV_E* code. */
-int http_conn_start(struct server_s *srv, uv_stream_t *listener);
+int http_conn_start(http_conn_owner_t *owner, uv_stream_t *listener);
 
 /* A handler takes the dispatched request; ops may be NULL for answers that
  * complete at once. */
@@ -98,8 +119,8 @@ void http_conn_close(http_conn_t *c);
  * idle longest, so a new client can take its place. False when every
  * connection is busy (in the middle of a request or an answer) or has not
  * sent a request yet. */
-bool http_conn_reclaim_idle(struct server_s *srv);
-/* The next connection in the server's list, for walking it. */
+bool http_conn_reclaim_idle(http_conn_owner_t *owner);
+/* The next connection in the owner's list, for walking it. */
 http_conn_t *http_conn_next(const http_conn_t *c);
 
 #endif

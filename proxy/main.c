@@ -32,7 +32,7 @@ static void app_store_closed(void *arg) {
 }
 
 static void app_maybe_close_store(app_t *app) {
-  if (app->server.nconns > 0 || !app->server.draining || app->scheduler_running)
+  if (app->server.owner.nconns > 0 || !app->server.draining || app->scheduler_running)
     return;
   if (app->store == NULL)
     return;
@@ -45,7 +45,7 @@ static void app_maybe_close_store(app_t *app) {
 }
 
 static void app_server_drained(server_t *srv) {
-  app_maybe_close_store(srv->app);
+  app_maybe_close_store(srv->owner.app);
 }
 
 static void app_scheduler_stopped(app_t *app) {

@@ -11,7 +11,7 @@
 #define SERVER_BACKLOG 4096
 
 static void server_accept_one(server_t *srv) {
-  int rc = http_conn_start(srv, (uv_stream_t *)&srv->listener);
+  int rc = http_conn_start(&srv->owner, (uv_stream_t *)&srv->listener);
   if (rc != 0 && rc != UV_EAGAIN) {
     log_line_t l;
     log_begin(&l, LOG_WARN, "accept failed");
@@ -31,26 +31,29 @@ static void server_connection_cb(uv_stream_t *listener, int status) {
   }
   if (srv->draining)
     return;
-  if (srv->nconns >= srv->cfg->max_connections) {
+  if (srv->owner.nconns >= srv->owner.cfg->max_connections) {
     /* Not accepting makes libuv stop watching the socket until we do, so
      * the connection waits in the backlog (see server_conn_closed). Closing
      * an idle keep-alive connection makes room for it as soon as that close
      * completes; otherwise it waits for a busy one to finish. */
     srv->accept_waiting = true;
-    http_conn_reclaim_idle(srv);
+    http_conn_reclaim_idle(&srv->owner);
     return;
   }
   server_accept_one(srv);
 }
 
+static void server_conn_closed(http_conn_owner_t *owner);
+
 int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app,
-                 server_dispatch_fn dispatch, uint64_t *rejected) {
+                 http_dispatch_fn dispatch, uint64_t *rejected) {
   memset(srv, 0, sizeof(*srv));
-  srv->loop = loop;
-  srv->cfg = cfg;
-  srv->app = app;
-  srv->dispatch = dispatch;
-  srv->rejected = rejected;
+  srv->owner.loop = loop;
+  srv->owner.cfg = cfg;
+  srv->owner.app = app;
+  srv->owner.dispatch = dispatch;
+  srv->owner.rejected = rejected;
+  srv->owner.closed = server_conn_closed;
   int rc = uv_tcp_init(loop, &srv->listener);
   if (rc != 0)
     return rc;
@@ -97,27 +100,22 @@ bool server_addr_is_loopback(const struct sockaddr_storage *addr) {
   return false;
 }
 
-void server_conn_opened(server_t *srv, http_conn_t *c) {
-  (void)c;
-  srv->nconns++;
-}
-
 static void server_listener_closed(uv_handle_t *h) {
   (void)h;
 }
 
 static void server_check_drained(server_t *srv) {
-  if (srv->draining && srv->nconns == 0 && srv->on_drained != NULL) {
+  if (srv->draining && srv->owner.nconns == 0 && srv->on_drained != NULL) {
     void (*cb)(server_t *) = srv->on_drained;
     srv->on_drained = NULL;
     cb(srv);
   }
 }
 
-void server_conn_closed(server_t *srv, http_conn_t *c) {
-  (void)c;
-  srv->nconns--;
-  if (srv->accept_waiting && !srv->draining && srv->nconns < srv->cfg->max_connections) {
+/* One connection fewer: a client waiting in the backlog may come in. */
+static void server_conn_closed(http_conn_owner_t *owner) {
+  server_t *srv = (server_t *)owner; /* owner is its first member */
+  if (srv->accept_waiting && !srv->draining && owner->nconns < owner->cfg->max_connections) {
     srv->accept_waiting = false;
     server_accept_one(srv);
   }
@@ -131,7 +129,7 @@ void server_drain(server_t *srv, void (*on_drained)(server_t *srv)) {
     srv->listening = false;
     uv_close((uv_handle_t *)&srv->listener, server_listener_closed);
   }
-  for (http_conn_t *c = srv->conns; c != NULL;) {
+  for (http_conn_t *c = srv->owner.conns; c != NULL;) {
     http_conn_t *next = http_conn_next(c);
     http_conn_drain(c);
     c = next;
@@ -140,6 +138,6 @@ void server_drain(server_t *srv, void (*on_drained)(server_t *srv)) {
 }
 
 void server_close_all(server_t *srv) {
-  for (http_conn_t *c = srv->conns; c != NULL; c = http_conn_next(c))
+  for (http_conn_t *c = srv->owner.conns; c != NULL; c = http_conn_next(c))
     http_conn_close(c);
 }

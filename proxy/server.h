@@ -16,45 +16,28 @@
 #include <uv.h>
 
 #include "proxy/config.h"
-
-typedef struct http_conn_s http_conn_t;
-struct app_s;
-struct request_s;
-
-/* Who answers a complete request (the router); set by main. Handing it in
- * keeps the connection code free of what lies above it. */
-typedef void (*server_dispatch_fn)(struct app_s *app, http_conn_t *c, struct request_s *req);
+#include "proxy/http_conn.h"
 
 typedef struct server_s {
-  uv_loop_t *loop;
-  const config_t *cfg;
-  struct app_s *app;
+  /* Its connections: http_conn links, counts and lists them here, and
+   * reports each close (owner.closed). The first member, so that a
+   * callback handed the owner finds its server. */
+  http_conn_owner_t owner;
   uv_tcp_t listener;
   bool listening;
   bool accept_waiting; /* a connection waits in the backlog for a free slot */
   bool draining;
-  size_t nconns;
-  http_conn_t *conns; /* every open connection, for draining */
-  /* Idle keep-alive connections, the one idle longest first (http_conn
-   * keeps the list). */
-  http_conn_t *idle_head, *idle_tail;
-  server_dispatch_fn dispatch;
-  uint64_t *rejected; /* counts requests refused by the parser (stats) */
   void (*on_drained)(struct server_s *srv);
 } server_t;
 
 /* Binds and listens; the bound address is logged ("listening"). */
 int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app,
-                 server_dispatch_fn dispatch, uint64_t *rejected);
+                 http_dispatch_fn dispatch, uint64_t *rejected);
 void server_drain(server_t *srv, void (*on_drained)(server_t *srv));
 void server_close_all(server_t *srv);
 
 /* True when addr is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x),
  * which only this machine can reach; false for 0.0.0.0, :: and the rest. */
 bool server_addr_is_loopback(const struct sockaddr_storage *addr);
-
-/* For http_conn: connection list membership. */
-void server_conn_opened(server_t *srv, http_conn_t *c);
-void server_conn_closed(server_t *srv, http_conn_t *c);
 
 #endif
