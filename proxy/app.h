@@ -8,9 +8,9 @@
 #include <uv.h>
 
 #include "proxy/config.h"
-#include "proxy/server.h"
-#include "proxy/stats.h"
-#include "proxy/upstream_types.h"
+#include "proxy/http/server.h"
+#include "proxy/control/stats.h"
+#include "proxy/upstream/upstream_types.h"
 #include "storage/store.h"
 
 struct scheduler_s;

@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "proxy/app.h"
-#include "proxy/control.h"
-#include "proxy/idempotency.h"
-#include "proxy/forward.h"
+#include "proxy/control/control.h"
+#include "proxy/queue/idempotency.h"
+#include "proxy/queue/forward.h"
 
 /* The control prefix, followed by '/', '?' or nothing. */
 static bool router_is_control(const char *target, size_t len) {

@@ -6,8 +6,8 @@
 #ifndef RETRYD_ROUTER_H
 #define RETRYD_ROUTER_H
 
-#include "proxy/http_conn.h"
-#include "proxy/request.h"
+#include "proxy/http/http_conn.h"
+#include "proxy/http/request.h"
 
 struct app_s;
 

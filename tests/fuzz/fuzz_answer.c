@@ -1,5 +1,5 @@
 /* Fuzz target: the one rule by which both upstream clients read an answer,
- * proxy/answer_parser.c (strict llhttp plus retryd's field checks).
+ * proxy/upstream/answer_parser.c (strict llhttp plus retryd's field checks).
  *
  * The first byte chooses how the rest is fed: as raw bytes in pieces (the
  * http:// and own https:// client, reading a socket; the piece sizes come
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/answer_parser.h"
+#include "proxy/upstream/answer_parser.h"
 
 #define HEAD_CAP 4096
 

@@ -1,4 +1,4 @@
-/* Fuzz target: the Prefer request header (RFC 7240), proxy/prefer.c.
+/* Fuzz target: the Prefer request header (RFC 7240), proxy/queue/prefer.c.
  *
  * The input is one header value as a client could send it. prefer_parse()
  * must never read past the value's NUL, whatever the quoting, and whatever it
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/prefer.h"
+#include "proxy/queue/prefer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* A heap copy with its NUL right after the bytes, so an over-read is an

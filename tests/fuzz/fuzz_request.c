@@ -21,8 +21,8 @@
  * Built by the fuzz CMake (clang -fsanitize=fuzzer,address,undefined,
  * linked with retryd_core and llhttp). By hand:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -Ibuild/generated \
- *     -I/usr/share/include/llhttp tests/fuzz/fuzz_request.c proxy/request_parser.c \
- *     proxy/request.c proxy/headers.c proxy/buf.c proxy/config.c proxy/units.c \
+ *     -I/usr/share/include/llhttp tests/fuzz/fuzz_request.c proxy/http/request_parser.c \
+ *     proxy/http/request.c proxy/http/headers.c proxy/buf.c proxy/config.c proxy/units.c \
  *     /usr/share/llhttp/{llhttp,api,http}.c -lcurl -o fuzz_request
  *   mkdir -p work && ./fuzz_request work tests/fuzz/corpus/request
  * (config.c needs libcurl for URL parsing; the seed corpus stays read-only). */
@@ -33,8 +33,8 @@
 #include <strings.h>
 
 #include "proxy/config.h"
-#include "proxy/request.h"
-#include "proxy/request_parser.h"
+#include "proxy/http/request.h"
+#include "proxy/http/request_parser.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

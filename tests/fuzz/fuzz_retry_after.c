@@ -1,4 +1,4 @@
-/* Fuzz target: the upstream's Retry-After header, proxy/retry_policy.c.
+/* Fuzz target: the upstream's Retry-After header, proxy/queue/retry_policy.c.
  *
  * The input is one header value as an upstream could send it: delay-seconds
  * or an HTTP-date in any of its three forms, or garbage. Whatever it says,
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "proxy/config.h"
-#include "proxy/retry_policy.h"
+#include "proxy/queue/retry_policy.h"
 
 /* A fixed "now" (2026-07-14T03:33:20Z) keeps every run reproducible; a date
  * in the past and one in the future are both a few bytes away from it. */

@@ -1,5 +1,5 @@
 """One decision for what an attempt's ending means, the same on the first
-attempt and on every retry (proxy/retry_decision.c): a final answer whose
+attempt and on every retry (proxy/queue/retry_decision.c): a final answer whose
 body breaks off is never sent again, since the upstream acted on it."""
 
 import json

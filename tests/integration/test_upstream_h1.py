@@ -1,4 +1,4 @@
-"""retryd's own HTTP/1.1 client for http:// upstreams (proxy/upstream_h1.c).
+"""retryd's own HTTP/1.1 client for http:// upstreams (proxy/upstream/upstream_h1.c).
 
 Proves what is specific to that client: the keep-alive pool (reuse, several
 connections, no reuse after "Connection: close", an HTTP/1.0 answer, stray

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "proxy/buf.h"
-#include "proxy/headers.h"
+#include "proxy/http/headers.h"
 
 static void fields_arriving_in_pieces_are_joined(void **state) {
   (void)state;

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "proxy/config.h"
-#include "proxy/request.h"
-#include "proxy/request_parser.h"
+#include "proxy/http/request.h"
+#include "proxy/http/request_parser.h"
 
 typedef struct {
   config_t cfg;

@@ -6,8 +6,8 @@
 #include <cmocka.h>
 
 #include "proxy/config.h"
-#include "proxy/prefer.h"
-#include "proxy/retry_policy.h"
+#include "proxy/queue/prefer.h"
+#include "proxy/queue/retry_policy.h"
 
 static config_t cfg_with(uint64_t interval_ms, uint64_t max_age_ms, uint64_t max_attempts) {
   config_t cfg;

@@ -1,0 +1,367 @@
+#include "proxy/control/control.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/app.h"
+#include "proxy/queue/conn_job.h"
+#include "proxy/control/request_json.h"
+#include "proxy/upstream/response_head.h"
+#include "proxy/queue/scheduler.h"
+#include "proxy/control/stats_report.h"
+#include "proxy/control/status_page.h"
+#include "proxy/units.h"
+#include "storage/uuid7.h"
+
+/* A listing page: the default and the most rows one answer carries. */
+#define CONTROL_LIST_DEFAULT 50
+#define CONTROL_LIST_MAX 1000
+/* A listing's body: rows are small, but a path may be long. */
+#define CONTROL_LIST_BODY_MAX (64 * 1024 * 1024)
+
+#define CONTROL_REQUESTS_PREFIX "/_retryd/requests/"
+
+typedef enum { VIEW_STATUS, VIEW_RESPONSE } view_t;
+
+static bool control_path_is(const request_t *req, const char *path) {
+  size_t plen = strcspn(req->target.data, "?");
+  return plen == strlen(path) && memcmp(req->target.data, path, plen) == 0;
+}
+
+static bool control_method_is(const request_t *req, const char *method) {
+  return strcmp(req->method, method) == 0;
+}
+
+/* 405 names what is allowed (RFC 9110 15.5.6). */
+static void control_not_allowed(http_conn_t *c, const char *allow) {
+  char extra[96], msg[64];
+  snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+  snprintf(msg, sizeof(msg), "use %s", allow);
+  http_conn_error_with(c, 405, extra, "method_not_allowed", msg);
+}
+
+static void control_reply_json(http_conn_t *c, int status, buf_t *body) {
+  http_conn_respond(c, status, "Cache-Control: no-store\r\n", "application/json",
+                    body->data ? body->data : "", body->len);
+}
+
+static void control_health(app_t *app, http_conn_t *c) {
+  if (app->store != NULL && store_writable(app->store)) {
+    static const char body[] = "{\"status\":\"ok\"}\n";
+    http_conn_respond(c, 200, "Cache-Control: no-store\r\n", "application/json", body,
+                      sizeof(body) - 1);
+  } else {
+    static const char body[] = "{\"status\":\"unavailable\",\"message\":\"the queue cannot be "
+                               "written\"}\n";
+    http_conn_respond(c, 503, "Cache-Control: no-store\r\nRetry-After: 5\r\n",
+                      "application/json", body, sizeof(body) - 1);
+  }
+}
+
+/* Answers a storage error in the control API's terms. */
+static void control_store_error(http_conn_t *c, int err, const stored_request_t *rq) {
+  if (err == -ENOENT) {
+    http_conn_error(c, 404, "not_found", "no stored request has this id");
+  } else if (err == -EPERM) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "the request is %s", rq ? rq_state_name(rq->state) : "final");
+    http_conn_error(c, 409, "not_queued", msg);
+  } else if (err == -EDQUOT) {
+    http_conn_error(c, 503, "queue_full", "the queue holds --max-queue requests");
+  } else {
+    http_conn_error(c, 503, "queue_unavailable", "the queue cannot be read or written");
+  }
+}
+
+static void control_got(conn_job_t *cj) {
+  http_conn_t *c = cj->conn;
+  store_job_t *job = &cj->job;
+  if (c == NULL)
+    return;
+  if (job->result != 0) {
+    control_store_error(c, job->result, &job->rq);
+    return;
+  }
+  const stored_request_t *rq = &job->rq;
+  if ((view_t)(uintptr_t)cj->data == VIEW_RESPONSE) {
+    if (rq->state != RQ_COMPLETED || rq->response_status == 0) {
+      char msg[96];
+      snprintf(msg, sizeof(msg), "the request is %s, not completed", rq_state_name(rq->state));
+      http_conn_error(c, 409, "not_completed", msg);
+      return;
+    }
+    /* The stored answer, verbatim: status, fields and body. */
+    buf_t extra;
+    buf_init(&extra, rq->response_headers_len + 1);
+    if (response_head_copy_unframed(rq->response_headers ? rq->response_headers : "",
+                                    rq->response_headers_len, &extra) != 0)
+      http_conn_error(c, 500, "internal", "the stored answer's fields could not be copied");
+    else
+      http_conn_respond(c, rq->response_status, extra.data ? extra.data : "", NULL,
+                        rq->response_body ? rq->response_body : "", rq->response_body_len);
+    buf_free(&extra);
+    return;
+  }
+  buf_t body;
+  /* Room for the row's strings JSON-escaped (six bytes each at worst): a
+   * path may fill a whole request head. A body that could not be built
+   * whole is an error, never a cut document. */
+  buf_init(&body, 6 * cj->app->cfg->max_header_bytes + 16 * 1024);
+  if (request_json_status(&body, rq) != 0)
+    http_conn_error(c, 500, "internal", "the request's status did not fit its buffer");
+  else
+    control_reply_json(c, 200, &body);
+  buf_free(&body);
+}
+
+static void control_changed(conn_job_t *cj) {
+  scheduler_note_due(cj->app->scheduler, cj->job.next_due);
+  control_got(cj);
+}
+
+static void control_request(app_t *app, http_conn_t *c, request_t *req) {
+  size_t plen = strcspn(req->target.data, "?");
+  const char *rest = req->target.data + strlen(CONTROL_REQUESTS_PREFIX);
+  size_t rlen = plen - strlen(CONTROL_REQUESTS_PREFIX);
+  char id[UUID7_STRLEN + 1];
+  view_t view = VIEW_STATUS;
+  const char *action = NULL;
+  if (rlen >= UUID7_STRLEN) {
+    memcpy(id, rest, UUID7_STRLEN);
+    id[UUID7_STRLEN] = '\0';
+    const char *tail = rest + UUID7_STRLEN;
+    size_t tlen = rlen - UUID7_STRLEN;
+    if (tlen == 9 && memcmp(tail, "/response", 9) == 0)
+      view = VIEW_RESPONSE;
+    else if (tlen == 6 && memcmp(tail, "/retry", 6) == 0)
+      action = "retry";
+    else if (tlen != 0)
+      id[0] = '\0';
+  } else {
+    id[0] = '\0';
+  }
+  if (id[0] == '\0' || !uuid7_is_valid(id)) {
+    http_conn_error(c, 400, "bad_request", "a request id is a lowercase UUID");
+    return;
+  }
+  store_op_t op;
+  void (*done)(conn_job_t *) = control_got;
+  if (action != NULL) {
+    if (!control_method_is(req, "POST")) {
+      control_not_allowed(c, "POST");
+      return;
+    }
+    op = STORE_RETRY_NOW;
+    done = control_changed;
+  } else if (control_method_is(req, "GET") || control_method_is(req, "HEAD")) {
+    op = STORE_GET;
+  } else if (control_method_is(req, "DELETE") && view == VIEW_STATUS) {
+    op = STORE_CANCEL;
+    done = control_changed;
+  } else {
+    control_not_allowed(c, view == VIEW_RESPONSE ? "GET, HEAD" : "GET, HEAD, DELETE");
+    return;
+  }
+  conn_job_t *cj = conn_job_new(app, c, op, done);
+  if (cj == NULL) {
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  memcpy(cj->job.id, id, sizeof(id));
+  cj->job.with_payload = view == VIEW_RESPONSE;
+  cj->data = (void *)(uintptr_t)view;
+  conn_job_submit(cj);
+}
+
+/* ---- stats and metrics ------------------------------------------------ */
+
+static void control_counted(conn_job_t *cj) {
+  http_conn_t *c = cj->conn;
+  if (c == NULL)
+    return;
+  if (cj->job.result < 0) {
+    control_store_error(c, cj->job.result, NULL);
+    return;
+  }
+  app_t *app = cj->app;
+  buf_t body;
+  buf_init(&body, 256 * 1024);
+  bool prometheus = cj->data != NULL;
+  int rc = prometheus ? stats_report_prometheus(&body, &app->stats, &cj->job.counts,
+                                                store_now_ms(), uv_hrtime())
+                      : stats_report_json(&body, &app->stats, &cj->job.counts, store_now_ms(),
+                                          uv_hrtime());
+  if (rc != 0)
+    http_conn_error(c, 500, "internal", "the figures did not fit their buffer");
+  else
+    http_conn_respond(c, 200, "Cache-Control: no-store\r\n",
+                      prometheus ? "text/plain; version=0.0.4; charset=utf-8" : "application/json",
+                      body.data, body.len);
+  buf_free(&body);
+}
+
+static void control_stats(app_t *app, http_conn_t *c, bool prometheus) {
+  conn_job_t *cj = conn_job_new(app, c, STORE_COUNTS, control_counted);
+  if (cj == NULL) {
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  cj->data = prometheus ? (void *)1 : NULL;
+  conn_job_submit(cj);
+}
+
+/* ---- listing ----------------------------------------------------------- */
+
+/* The value of name in the target's query, copied into out; false when
+ * absent. Values here are tokens and numbers: no percent-decoding. */
+static bool query_param(const char *target, const char *name, char *out, size_t outlen) {
+  const char *q = strchr(target, '?');
+  size_t nlen = strlen(name);
+  while (q != NULL) {
+    q++;
+    if (strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+      const char *v = q + nlen + 1;
+      size_t vlen = strcspn(v, "&");
+      if (vlen >= outlen)
+        vlen = outlen - 1;
+      memcpy(out, v, vlen);
+      out[vlen] = '\0';
+      return true;
+    }
+    q = strchr(q, '&');
+  }
+  return false;
+}
+
+static void control_listed(conn_job_t *cj) {
+  http_conn_t *c = cj->conn;
+  store_job_t *job = &cj->job;
+  if (c == NULL)
+    return;
+  if (job->result < 0) {
+    control_store_error(c, job->result, NULL);
+    return;
+  }
+  buf_t body;
+  buf_init(&body, CONTROL_LIST_BODY_MAX);
+  int rc = buf_append_str(&body, "{\"requests\":[");
+  for (int i = 0; rc == 0 && i < job->nrows; i++) {
+    if (i > 0)
+      rc = buf_append(&body, ",", 1);
+    if (rc == 0)
+      rc = request_json_status(&body, &job->rows[i]);
+    if (rc == 0 && body.len > 0 && body.data[body.len - 1] == '\n')
+      body.len--; /* one document, not lines */
+  }
+  if (rc == 0) {
+    if ((size_t)job->nrows == job->limit)
+      rc = buf_printf(&body, "],\"next_cursor\":\"%lld\"}\n", (long long)job->last_seq);
+    else
+      rc = buf_append_str(&body, "],\"next_cursor\":null}\n");
+  }
+  if (rc != 0)
+    http_conn_error(c, 500, "internal", "the listing did not fit its buffer");
+  else
+    control_reply_json(c, 200, &body);
+  buf_free(&body);
+}
+
+static void control_list(app_t *app, http_conn_t *c, request_t *req) {
+  char value[64];
+  int state = -1;
+  uint64_t limit = CONTROL_LIST_DEFAULT, cursor = 0;
+  if (query_param(req->target.data, "state", value, sizeof(value)) &&
+      (state = rq_state_parse(value)) < 0) {
+    http_conn_error(c, 400, "bad_request",
+                    "state must be queued, inflight, completed, dead or cancelled");
+    return;
+  }
+  if (query_param(req->target.data, "limit", value, sizeof(value)) &&
+      (units_parse_uint(value, &limit) != 0 || limit < 1 || limit > CONTROL_LIST_MAX)) {
+    http_conn_error(c, 400, "bad_request", "limit must be a whole number from 1 to 1000");
+    return;
+  }
+  if (query_param(req->target.data, "cursor", value, sizeof(value)) &&
+      (units_parse_uint(value, &cursor) != 0 || cursor > INT64_MAX)) {
+    http_conn_error(c, 400, "bad_request", "cursor must be the next_cursor of a previous page");
+    return;
+  }
+  conn_job_t *cj = conn_job_new(app, c, STORE_LIST, control_listed);
+  stored_request_t *rows = cj ? calloc(limit, sizeof(*rows)) : NULL;
+  if (rows == NULL) {
+    free(cj);
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  cj->job.rows = rows;
+  cj->job.limit = limit;
+  cj->job.state = state;
+  cj->job.after_seq = (int64_t)cursor;
+  conn_job_submit(cj);
+}
+
+/* ---- access ------------------------------------------------------------ */
+
+/* Compares without an early exit, so the time taken says nothing about
+ * how much of the token was right. */
+static bool control_token_matches(const char *given, const char *want) {
+  size_t gl = strlen(given), wl = strlen(want);
+  unsigned char diff = (unsigned char)(gl != wl);
+  for (size_t i = 0; i < wl; i++)
+    diff |= (unsigned char)(want[i] ^ (i < gl ? given[i] : 0));
+  return diff == 0;
+}
+
+static bool control_authorized(app_t *app, const request_t *req) {
+  const char *want = app->cfg->admin_token;
+  if (want[0] == '\0')
+    return true;
+  const char *given = headers_get(&req->headers, "x-retryd-token");
+  return given != NULL && control_token_matches(given, want);
+}
+
+void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
+  bool read_only = control_method_is(req, "GET") || control_method_is(req, "HEAD");
+  if (control_path_is(req, "/_retryd/health")) {
+    if (!read_only) {
+      control_not_allowed(c, "GET, HEAD");
+      return;
+    }
+    control_health(app, c);
+    return;
+  }
+  if (control_path_is(req, "/_retryd/") || control_path_is(req, "/_retryd")) {
+    if (!read_only) {
+      control_not_allowed(c, "GET, HEAD");
+      return;
+    }
+    http_conn_respond(c, 200, "Cache-Control: no-store\r\n", "text/html; charset=utf-8",
+                      status_page_html, status_page_html_len);
+    return;
+  }
+  if (!control_authorized(app, req)) {
+    http_conn_error_with(c, 401, "WWW-Authenticate: X-Retryd-Token\r\n", "unauthorized",
+                         "send the admin token in X-Retryd-Token");
+    return;
+  }
+  if (control_path_is(req, "/_retryd/stats") || control_path_is(req, "/_retryd/metrics") ||
+      control_path_is(req, "/_retryd/requests")) {
+    if (!read_only) {
+      control_not_allowed(c, "GET, HEAD");
+      return;
+    }
+    if (control_path_is(req, "/_retryd/requests"))
+      control_list(app, c, req);
+    else
+      control_stats(app, c, control_path_is(req, "/_retryd/metrics"));
+    return;
+  }
+  if (strncmp(req->target.data, CONTROL_REQUESTS_PREFIX, strlen(CONTROL_REQUESTS_PREFIX)) == 0 &&
+      strcspn(req->target.data, "?") > strlen(CONTROL_REQUESTS_PREFIX)) {
+    control_request(app, c, req);
+    return;
+  }
+  http_conn_error(c, 404, "not_found", "no such control endpoint");
+}

@@ -1,0 +1,132 @@
+#include "proxy/control/stats_report.h"
+
+#include "proxy/control/request_json.h"
+
+static double uptime_s(const stats_t *s, uint64_t now_ns) {
+  return (double)(now_ns - s->started_ns) / 1e9;
+}
+
+int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int64_t now_ms,
+                      uint64_t now_ns) {
+  (void)now_ms;
+  int rc = buf_append_str(out, "{\"queue\":{");
+  for (int i = 0; rc == 0 && i < RQ_NSTATES; i++)
+    rc = buf_printf(out, "\"%s\":%lld,", rq_state_name((rq_state_t)i), (long long)q->count[i]);
+  if (rc == 0)
+    rc = buf_append_str(out, "\"oldest_queued_at\":");
+  if (rc == 0)
+    rc = request_json_time(out, q->oldest_queued_at);
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"next_attempt_at\":");
+  if (rc == 0)
+    rc = request_json_time(out, q->next_attempt_at);
+  if (rc == 0)
+    rc = buf_printf(out,
+                    "},\"totals\":{\"requests\":%llu,\"forwarded\":%llu,\"stored\":%llu,"
+                    "\"retries\":%llu,\"recovered\":%llu,\"dead\":%llu,\"rejected\":%llu,"
+                    "\"requeued_at_start\":%llu},",
+                    (unsigned long long)s->requests, (unsigned long long)s->forwarded,
+                    (unsigned long long)s->stored, (unsigned long long)s->retries,
+                    (unsigned long long)s->recovered, (unsigned long long)s->dead,
+                    (unsigned long long)s->rejected, (unsigned long long)s->requeued_at_start);
+  if (rc == 0)
+    rc = buf_append_str(out, "\"upstream\":{\"responses\":{");
+  static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (int c = 0; rc == 0 && c < 5; c++)
+    rc = buf_printf(out, "\"%s\":%llu,", classes[c],
+                    (unsigned long long)stats_responses_between(s, (c + 1) * 100, (c + 1) * 100 + 99));
+  if (rc == 0)
+    rc = buf_append_str(out, "\"by_code\":{");
+  bool first = true;
+  for (int code = 100; rc == 0 && code < 600; code++) {
+    if (s->responses_by_code[code] == 0)
+      continue;
+    rc = buf_printf(out, "%s\"%d\":%llu", first ? "" : ",", code,
+                    (unsigned long long)s->responses_by_code[code]);
+    first = false;
+  }
+  if (rc == 0)
+    rc = buf_printf(out,
+                    "}},\"network_errors\":%llu,\"resent\":%llu,\"latency_ms\":{\"count\":%llu,\"p50\":%.3f,"
+                    "\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}},\"uptime_s\":%.0f}\n",
+                    (unsigned long long)s->network_errors, (unsigned long long)s->resent,
+                    (unsigned long long)s->latency_count,
+                    stats_latency_quantile_ms(s, 0.50), stats_latency_quantile_ms(s, 0.90),
+                    stats_latency_quantile_ms(s, 0.99), stats_latency_quantile_ms(s, 1.0),
+                    uptime_s(s, now_ns));
+  return rc;
+}
+
+static int prom_head(buf_t *out, const char *name, const char *type, const char *help) {
+  return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static int prom_counter(buf_t *out, const char *name, const char *help, uint64_t v) {
+  int rc = prom_head(out, name, "counter", help);
+  return rc ? rc : buf_printf(out, "%s %llu\n", name, (unsigned long long)v);
+}
+
+int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *q,
+                            int64_t now_ms, uint64_t now_ns) {
+  int rc = prom_head(out, "retryd_queue_requests", "gauge", "Stored requests by state.");
+  for (int i = 0; rc == 0 && i < RQ_NSTATES; i++)
+    rc = buf_printf(out, "retryd_queue_requests{state=\"%s\"} %lld\n",
+                    rq_state_name((rq_state_t)i), (long long)q->count[i]);
+  if (rc == 0)
+    rc = prom_head(out, "retryd_oldest_queued_age_seconds", "gauge",
+                   "Age of the oldest queued request (0 when none).");
+  if (rc == 0)
+    rc = buf_printf(out, "retryd_oldest_queued_age_seconds %.3f\n",
+                    q->oldest_queued_at > 0 && now_ms > q->oldest_queued_at
+                        ? (double)(now_ms - q->oldest_queued_at) / 1000
+                        : 0.0);
+  if (rc == 0)
+    rc = prom_head(out, "retryd_next_attempt_timestamp_seconds", "gauge",
+                   "When the next stored request is due (Unix time; 0 when none).");
+  if (rc == 0)
+    rc = buf_printf(out, "retryd_next_attempt_timestamp_seconds %.3f\n",
+                    (double)q->next_attempt_at / 1000);
+  struct {
+    const char *name, *help;
+    uint64_t v;
+  } counters[] = {
+      {"retryd_requests_total", "Client requests for the upstream.", s->requests},
+      {"retryd_forwarded_total", "First attempts sent upstream.", s->forwarded},
+      {"retryd_stored_total", "Requests committed to the queue.", s->stored},
+      {"retryd_retries_total", "Attempts of stored requests.", s->retries},
+      {"retryd_recovered_total", "Stored requests that got their final answer.", s->recovered},
+      {"retryd_dead_total", "Stored requests given up.", s->dead},
+      {"retryd_rejected_total", "Requests answered by retryd with an error.", s->rejected},
+      {"retryd_upstream_network_errors_total", "Attempts that got no answer.",
+       s->network_errors},
+      {"retryd_upstream_resent_total",
+       "Requests sent again at once after a kept-alive connection died unanswered.", s->resent},
+  };
+  for (size_t i = 0; rc == 0 && i < sizeof(counters) / sizeof(counters[0]); i++)
+    rc = prom_counter(out, counters[i].name, counters[i].help, counters[i].v);
+  if (rc == 0)
+    rc = prom_head(out, "retryd_upstream_responses_total", "counter",
+                   "Upstream answers by status code.");
+  for (int code = 100; rc == 0 && code < 600; code++)
+    if (s->responses_by_code[code] > 0)
+      rc = buf_printf(out, "retryd_upstream_responses_total{code=\"%d\",class=\"%dxx\"} %llu\n",
+                      code, code / 100, (unsigned long long)s->responses_by_code[code]);
+  if (rc == 0)
+    rc = prom_head(out, "retryd_upstream_latency_seconds", "histogram",
+                   "Time from sending a request upstream to its answer's head (or failure).");
+  for (int b = 0; rc == 0 && b < STATS_PROM_BUCKETS; b++)
+    rc = buf_printf(out, "retryd_upstream_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                    stats_prom_bounds_s[b], (unsigned long long)s->prom_buckets[b]);
+  if (rc == 0)
+    rc = buf_printf(out,
+                    "retryd_upstream_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+                    "retryd_upstream_latency_seconds_sum %.6f\n"
+                    "retryd_upstream_latency_seconds_count %llu\n",
+                    (unsigned long long)s->latency_count, s->latency_sum_ms / 1000,
+                    (unsigned long long)s->latency_count);
+  if (rc == 0)
+    rc = prom_head(out, "retryd_uptime_seconds", "gauge", "Seconds since retryd started.");
+  if (rc == 0)
+    rc = buf_printf(out, "retryd_uptime_seconds %.0f\n", uptime_s(s, now_ns));
+  return rc;
+}

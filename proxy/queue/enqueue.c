@@ -1,0 +1,88 @@
+#include "proxy/queue/enqueue.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/queue/accepted.h"
+#include "proxy/app.h"
+#include "proxy/queue/conn_job.h"
+#include "proxy/queue/hold.h"
+#include "proxy/queue/prefer.h"
+#include "proxy/queue/retry_policy.h"
+#include "proxy/queue/scheduler.h"
+#include "storage/uuid7.h"
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+static void enqueue_stored(conn_job_t *cj) {
+  store_job_t *job = &cj->job;
+  scheduler_note_due(cj->app->scheduler, job->next_due);
+  if (job->result == 0)
+    cj->app->stats.stored++;
+  if (cj->conn == NULL)
+    return; /* stored all the same: it will be delivered */
+  if (job->result == 0 || job->result == -EEXIST)
+    hold_answer(cj->app, cj->conn, &job->rq, cj->data);
+  else
+    accepted_unavailable(cj->app, cj->conn, job->result);
+}
+
+/* What the client asked for (Prefer), kept until it is answered. */
+static prefer_t *prefer_of(const request_t *req) {
+  prefer_t *p = calloc(1, sizeof(*p));
+  if (p != NULL)
+    prefer_parse(headers_get(&req->headers, "prefer"), p);
+  return p;
+}
+
+void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, int last_status,
+                   const char *last_error, const char *retry_after) {
+  const config_t *cfg = app->cfg;
+  conn_job_t *cj = conn_job_new(app, c, STORE_INSERT, enqueue_stored);
+  prefer_t *in = cj ? prefer_of(req) : NULL;
+  if (in == NULL) {
+    free(cj);
+    accepted_unavailable(app, c, -ENOMEM);
+    return;
+  }
+  cj->data = in;
+  cj->free_data = free;
+  stored_request_t *rq = &cj->job.rq;
+  int64_t now = store_now_ms();
+  /* Its age (--max-age) counts from when the client sent it, not from
+   * when the first attempt gave up. */
+  int64_t arrived = now - (int64_t)((uv_hrtime() - req->started_ns) / 1000000);
+  uuid7_generate(rq->id, (uint64_t)arrived);
+  rq->method = strdup(req->method);
+  rq->target = strdup(req->target.data);
+  rq->headers_len = fields->len;
+  rq->headers = fields->data ? buf_steal(fields) : strdup("");
+  if (req->has_body) {
+    /* The first attempt is over: the body moves into the row. */
+    rq->body_len = req->body.len;
+    rq->body = req->body.data ? buf_steal(&req->body) : strdup("");
+  }
+  rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
+  rq->attempts = 1;
+  rq->created_at = arrived;
+  rq->updated_at = now;
+  rq->last_status = last_status;
+  rq->last_error = dup_or_null(last_error);
+  bool dead = retry_policy_next(cfg, 1, arrived, now, retry_after, &rq->next_attempt_at);
+  rq->state = dead ? RQ_DEAD : RQ_QUEUED;
+  if (dead)
+    rq->next_attempt_at = 0;
+  if (rq->method == NULL || rq->target == NULL || rq->headers == NULL ||
+      (req->has_body && rq->body == NULL)) {
+    stored_request_free(rq);
+    free(in);
+    free(cj);
+    accepted_unavailable(app, c, -ENOMEM);
+    return;
+  }
+  cj->job.now = now;
+  conn_job_submit(cj);
+}

@@ -1,0 +1,26 @@
+/* enqueue: a request whose first attempt failed becomes a stored request.
+ *
+ * The row is committed first; only then does the client get its answer
+ * (invariant 2): 202 with Location and Retry-After, or — when it asked for
+ * Prefer: wait=N — the final upstream answer if the stored request
+ * completes within N seconds (capped by --max-wait), else the 202. A row
+ * that cannot be stored gets 503 with Retry-After, never a 202. The words
+ * of both answers are accepted.c's, the waiting is hold.c's, and
+ * Idempotency-Key repeats are found by idempotency.c. Loop thread. */
+#ifndef RETRYD_ENQUEUE_H
+#define RETRYD_ENQUEUE_H
+
+#include "proxy/buf.h"
+#include "proxy/http/http_conn.h"
+#include "proxy/http/request.h"
+
+struct app_s;
+
+/* Stores req after a first attempt that got last_status (0: no answer,
+ * with last_error) and the answer's Retry-After (may be NULL). fields are
+ * the header lines that attempt sent (upstream_request_headers()); the row
+ * takes them over, so the retries send exactly the same. */
+void enqueue_store(struct app_s *app, http_conn_t *c, request_t *req, buf_t *fields,
+                   int last_status, const char *last_error, const char *retry_after);
+
+#endif

@@ -1,0 +1,140 @@
+#include "proxy/queue/hold.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/queue/accepted.h"
+#include "proxy/app.h"
+#include "proxy/upstream/response_head.h"
+#include "proxy/queue/scheduler.h"
+
+/* A client held for Prefer: wait. */
+typedef struct {
+  scheduler_waiter_t waiter;
+  app_t *app;
+  http_conn_t *conn;
+  uv_timer_t timer;
+  stored_request_t rq; /* brief copy for the 202 */
+  int64_t wait_s;
+} hold_t;
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+static void hold_timer_closed(uv_handle_t *h) {
+  hold_t *hd = h->data;
+  stored_request_free(&hd->rq);
+  free(hd);
+}
+
+static void hold_release(hold_t *hd) {
+  if (hd->conn != NULL)
+    http_conn_attach(hd->conn, NULL, NULL);
+  uv_close((uv_handle_t *)&hd->timer, hold_timer_closed);
+}
+
+static void hold_applied(const hold_t *hd, char *out, size_t len) {
+  snprintf(out, len, "wait=%lld", (long long)hd->wait_s);
+}
+
+/* The stored request reached a final state while the client waited. */
+static void hold_outcome(scheduler_waiter_t *w, const attempt_t *a) {
+  hold_t *hd = (hold_t *)w;
+  if (a != NULL && a->outcome.kind == OUTCOME_RETRY) {
+    /* Not final yet: keep the figures current for the 202, wait on. */
+    hd->rq.attempts = a->rq.attempts;
+    hd->rq.last_status = a->outcome.last_status;
+    hd->rq.next_attempt_at = a->outcome.next_attempt_at;
+    free(hd->rq.last_error);
+    hd->rq.last_error = dup_or_null(a->outcome.last_error);
+    scheduler_wait(hd->app->scheduler, &hd->waiter);
+    return;
+  }
+  uv_timer_stop(&hd->timer);
+  char applied[48], extra_tail[80];
+  hold_applied(hd, applied, sizeof(applied));
+  if (a != NULL && a->outcome.kind == OUTCOME_COMPLETED) {
+    const attempt_outcome_t *o = &a->outcome;
+    buf_t extra;
+    buf_init(&extra, o->response_headers_len + sizeof(extra_tail));
+    int rc = response_head_copy_unframed(o->response_headers, o->response_headers_len, &extra);
+    snprintf(extra_tail, sizeof(extra_tail), "Preference-Applied: %s\r\n", applied);
+    rc = rc ? rc : buf_append_str(&extra, extra_tail);
+    http_conn_note_status(hd->conn, o->response_status, o->response_status);
+    if (rc != 0)
+      http_conn_error(hd->conn, 500, "internal", "the final answer's fields could not be copied");
+    else
+      http_conn_respond(hd->conn, o->response_status, extra.data ? extra.data : "", NULL,
+                        o->response_body, o->response_body_len);
+    buf_free(&extra);
+  } else {
+    if (a != NULL) {
+      /* Dead: say so with the row's latest figures. */
+      hd->rq.state = RQ_DEAD;
+      hd->rq.attempts = a->rq.attempts;
+      hd->rq.last_status = a->outcome.last_status;
+      free(hd->rq.last_error);
+      hd->rq.last_error = dup_or_null(a->outcome.last_error);
+    }
+    accepted_reply(hd->conn, &hd->rq, applied);
+  }
+  hold_release(hd);
+}
+
+static void hold_timeout_cb(uv_timer_t *t) {
+  hold_t *hd = t->data;
+  scheduler_unwait(hd->app->scheduler, &hd->waiter);
+  char applied[48];
+  hold_applied(hd, applied, sizeof(applied));
+  accepted_reply(hd->conn, &hd->rq, applied);
+  hold_release(hd);
+}
+
+static void hold_client_gone(void *ctx) {
+  hold_t *hd = ctx;
+  hd->conn = NULL;
+  scheduler_unwait(hd->app->scheduler, &hd->waiter);
+  uv_timer_stop(&hd->timer);
+  hold_release(hd);
+}
+
+static const http_handler_ops_t hold_ops = {.client_gone = hold_client_gone};
+
+void hold_answer(app_t *app, http_conn_t *c, stored_request_t *rq, const prefer_t *prefer) {
+  int64_t wait_s = prefer->wait_s;
+  int64_t cap_s = (int64_t)(app->cfg->max_wait_ms / 1000);
+  if (wait_s > cap_s)
+    wait_s = cap_s;
+  bool can_wait = wait_s > 0 && app->scheduler != NULL && !app->stopping &&
+                  (rq->state == RQ_QUEUED || rq->state == RQ_INFLIGHT);
+  if (!can_wait) {
+    const char *applied = prefer->respond_async ? "respond-async" : NULL;
+    char buf[48];
+    if (prefer->wait_s >= 0 && !prefer->respond_async) {
+      /* Asked to wait, but the row is already final (dead) or we stop. */
+      snprintf(buf, sizeof(buf), "wait=%lld", (long long)(wait_s > 0 ? wait_s : 0));
+      applied = buf;
+    }
+    accepted_reply(c, rq, applied);
+    return;
+  }
+  hold_t *hd = calloc(1, sizeof(*hd));
+  if (hd == NULL) {
+    accepted_reply(c, rq, NULL);
+    return;
+  }
+  hd->app = app;
+  hd->conn = c;
+  hd->wait_s = wait_s;
+  hd->rq = *rq;
+  memset(rq, 0, sizeof(*rq)); /* moved */
+  snprintf(hd->waiter.id, sizeof(hd->waiter.id), "%s", hd->rq.id);
+  hd->waiter.cb = hold_outcome;
+  uv_timer_init(app->loop, &hd->timer);
+  hd->timer.data = hd;
+  uv_timer_start(&hd->timer, hold_timeout_cb, (uint64_t)wait_s * 1000, 0);
+  scheduler_wait(app->scheduler, &hd->waiter);
+  http_conn_attach(c, &hold_ops, hd);
+}

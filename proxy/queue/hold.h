@@ -1,0 +1,18 @@
+/* hold: answering for a stored request — its 202 at once, or, when the
+ * client asked for Prefer: wait=N (RFC 7240; N capped by --max-wait), the
+ * client held while the request is retried on its normal schedule: the
+ * final upstream answer if it completes within N seconds, else the 202.
+ * Answers say what was honoured in Preference-Applied. Loop thread. */
+#ifndef RETRYD_HOLD_H
+#define RETRYD_HOLD_H
+
+#include "proxy/http/http_conn.h"
+#include "proxy/queue/prefer.h"
+#include "storage/queue_db.h"
+
+struct app_s;
+
+/* Answers c for the stored row rq (taken over: rq is left empty). */
+void hold_answer(struct app_s *app, http_conn_t *c, stored_request_t *rq, const prefer_t *prefer);
+
+#endif

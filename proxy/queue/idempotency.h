@@ -1,0 +1,18 @@
+/* idempotency: a request carrying an Idempotency-Key is first looked up;
+ * while a stored row with the same key, method and target is unfinished,
+ * the repeat gets that row's answer (its 202, or held for Prefer: wait) and
+ * is neither forwarded nor stored again. Loop thread. */
+#ifndef RETRYD_IDEMPOTENCY_H
+#define RETRYD_IDEMPOTENCY_H
+
+#include "proxy/http/http_conn.h"
+#include "proxy/http/request.h"
+
+struct app_s;
+
+/* Answers from req's unfinished twin, or, when it has none, hands req to
+ * on_miss (the router passes forward). */
+typedef void (*idempotency_miss_fn)(struct app_s *app, http_conn_t *c, request_t *req);
+void idempotency_dedupe(struct app_s *app, http_conn_t *c, request_t *req, idempotency_miss_fn on_miss);
+
+#endif

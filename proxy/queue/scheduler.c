@@ -1,0 +1,292 @@
+#include "proxy/queue/scheduler.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/app.h"
+#include "proxy/log.h"
+#include "proxy/queue/retry_policy.h"
+
+/* After a failed claim or commit, how long before trying the store again. */
+#define SCHEDULER_STORE_RETRY_MS 1000
+
+struct scheduler_s {
+  app_t *app;
+  uv_timer_t timer;
+  int64_t armed_for;     /* Unix ms the timer fires at; 0: not armed */
+  size_t active;         /* attempts talking to the upstream */
+  size_t finishing;      /* outcomes known, their commit pending */
+  int64_t next_due;      /* the store's last word on the earliest due row */
+  bool claiming;
+  bool stopping;
+  void (*on_stopped)(app_t *app);
+  store_job_t claim;
+  attempt_t *attempts;   /* in flight, for cancel_all */
+  scheduler_waiter_t *waiters;
+};
+
+static void scheduler_claim(scheduler_t *s);
+
+static void scheduler_arm(scheduler_t *s, int64_t due_ms);
+
+/* Claims when the store said rows are due by now — from the timer, at the
+ * next turn of the loop, so every slot freed in this turn goes into one
+ * claim instead of one claim per slot. */
+static void scheduler_claim_if_due(scheduler_t *s) {
+  if (s->next_due != 0 && s->next_due <= store_now_ms())
+    scheduler_arm(s, s->next_due);
+}
+
+static void scheduler_timer_cb(uv_timer_t *t) {
+  scheduler_t *s = t->data;
+  s->armed_for = 0;
+  scheduler_claim(s);
+}
+
+static void scheduler_arm(scheduler_t *s, int64_t due_ms) {
+  if (s->stopping || due_ms <= 0)
+    return;
+  if (s->armed_for != 0 && s->armed_for <= due_ms)
+    return; /* already due earlier */
+  int64_t now = store_now_ms();
+  uint64_t delay = due_ms > now ? (uint64_t)(due_ms - now) : 0;
+  s->armed_for = due_ms;
+  uv_timer_start(&s->timer, scheduler_timer_cb, delay, 0);
+}
+
+void scheduler_note_due(scheduler_t *s, int64_t next_due_ms) {
+  if (s != NULL)
+    scheduler_arm(s, next_due_ms);
+}
+
+static void scheduler_maybe_stopped(scheduler_t *s) {
+  if (s->stopping && s->active == 0 && s->finishing == 0 && !s->claiming &&
+      s->on_stopped != NULL) {
+    void (*cb)(app_t *) = s->on_stopped;
+    s->on_stopped = NULL;
+    cb(s->app);
+  }
+}
+
+/* ---- outcomes -------------------------------------------------------- */
+
+/* Waiters are few (clients holding with Prefer: wait), so a list will do.
+ * A waiter may register again from its callback; it goes to the head,
+ * behind the walk. */
+static void scheduler_notify_waiters(scheduler_t *s, const attempt_t *a) {
+  scheduler_waiter_t *w = s->waiters;
+  while (w != NULL) {
+    scheduler_waiter_t *next = w->next;
+    if (strcmp(w->id, a->rq.id) == 0) {
+      scheduler_unwait(s, w);
+      w->cb(w, a);
+    }
+    w = next;
+  }
+}
+
+static void scheduler_log_outcome(const attempt_t *a) {
+  static const char *const names[] = {"completed", "retry", "dead", "released"};
+  log_line_t l;
+  log_begin(&l, LOG_INFO, "attempt");
+  log_str(&l, "id", a->rq.id);
+  log_str(&l, "method", a->rq.method);
+  log_strn(&l, "path", a->rq.target, strcspn(a->rq.target, "?"));
+  log_int(&l, "attempt", a->rq.attempts);
+  log_str(&l, "outcome", names[a->outcome.kind]);
+  if (a->outcome.last_status > 0)
+    log_int(&l, "upstream_status", a->outcome.last_status);
+  else
+    log_str(&l, "upstream_status", NULL);
+  if (a->outcome.last_error != NULL)
+    log_str(&l, "error", a->outcome.last_error);
+  log_end(&l);
+}
+
+static void scheduler_finish_retry_cb(uv_timer_t *t);
+
+static void scheduler_finish_committed(store_job_t *job) {
+  attempt_t *a = job->ctx;
+  scheduler_t *s = a->app->scheduler;
+  if (job->result < 0 && job->result != -ENOENT) {
+    /* The outcome is not stored yet: the row is still inflight on disk.
+     * Try again shortly rather than lose it. */
+    log_line_t l;
+    log_begin(&l, LOG_ERROR, "cannot record an attempt's outcome; will retry");
+    log_str(&l, "id", a->rq.id);
+    log_int(&l, "error", job->result);
+    log_end(&l);
+    uv_timer_start(&a->timer, scheduler_finish_retry_cb, SCHEDULER_STORE_RETRY_MS, 0);
+    return;
+  }
+  if (a->prev)
+    a->prev->next = a->next;
+  else
+    s->attempts = a->next;
+  if (a->next)
+    a->next->prev = a->prev;
+  s->finishing--;
+  if (a->outcome.kind == OUTCOME_COMPLETED)
+    s->app->stats.recovered++;
+  else if (a->outcome.kind == OUTCOME_DEAD)
+    s->app->stats.dead++;
+  if (a->outcome.kind != OUTCOME_RELEASE)
+    scheduler_notify_waiters(s, a);
+  attempt_free(a);
+  s->next_due = job->next_due;
+  scheduler_arm(s, job->next_due); /* due now: the timer fires next turn */
+  scheduler_maybe_stopped(s);
+}
+
+static void scheduler_submit_finish(attempt_t *a) {
+  a->finish.op = STORE_FINISH;
+  a->finish.cb = scheduler_finish_committed;
+  a->finish.ctx = a;
+  a->finish.outcome = a->outcome;
+  a->finish.now = 0;
+  store_submit(a->app->store, &a->finish);
+}
+
+static void scheduler_finish_retry_cb(uv_timer_t *t) {
+  scheduler_submit_finish(t->data);
+}
+
+/* The slot frees as soon as the answer is in, not when its outcome is
+ * committed: the claim that refills it goes out on the next turn of the
+ * loop, usually into the same batch as the outcome. */
+static void scheduler_attempt_done(attempt_t *a) {
+  scheduler_t *s = a->app->scheduler;
+  scheduler_log_outcome(a);
+  s->active--;
+  s->finishing++;
+  scheduler_submit_finish(a);
+  scheduler_claim_if_due(s);
+}
+
+/* ---- claiming -------------------------------------------------------- */
+
+static void scheduler_claimed(store_job_t *job) {
+  scheduler_t *s = job->ctx;
+  s->claiming = false;
+  if (job->result < 0) {
+    log_line_t l;
+    log_begin(&l, LOG_ERROR, "cannot claim due requests; will retry");
+    log_int(&l, "error", job->result);
+    log_end(&l);
+    free(job->rows);
+    job->rows = NULL;
+    if (!s->stopping)
+      scheduler_arm(s, store_now_ms() + SCHEDULER_STORE_RETRY_MS);
+    scheduler_maybe_stopped(s);
+    return;
+  }
+  s->app->stats.dead += (uint64_t)job->expired;
+  for (int i = 0; i < job->nrows; i++) {
+    attempt_t *a = attempt_start(s->app, &job->rows[i], scheduler_attempt_done);
+    if (a == NULL) {
+      stored_request_free(&job->rows[i]);
+      continue; /* stays inflight on disk until the next start */
+    }
+    s->active++;
+    a->next = s->attempts;
+    if (s->attempts)
+      s->attempts->prev = a;
+    s->attempts = a;
+  }
+  bool full = (size_t)job->nrows == job->limit;
+  free(job->rows);
+  job->rows = NULL;
+  s->next_due = job->next_due;
+  /* Slots freed while this claim was out, and rows still due, are claimed
+   * when the timer fires (at once when they are due now). */
+  scheduler_arm(s, job->next_due);
+  if (full)
+    scheduler_claim(s); /* there may be more due right now */
+  scheduler_maybe_stopped(s);
+}
+
+static void scheduler_claim(scheduler_t *s) {
+  if (s->stopping || s->claiming)
+    return;
+  if (s->active >= s->app->cfg->retry_concurrency)
+    return; /* a finishing attempt claims again */
+  size_t slots = s->app->cfg->retry_concurrency - s->active;
+  if (slots > 256)
+    slots = 256; /* one batch; the next claim follows at once */
+  store_job_t *job = &s->claim;
+  memset(job, 0, sizeof(*job));
+  job->rows = calloc(slots, sizeof(stored_request_t));
+  if (job->rows == NULL) {
+    scheduler_arm(s, store_now_ms() + SCHEDULER_STORE_RETRY_MS);
+    return;
+  }
+  job->op = STORE_CLAIM;
+  job->limit = slots;
+  job->max_age_ms = (int64_t)s->app->cfg->max_age_ms + RETRY_POLICY_LATE_MS;
+  job->cb = scheduler_claimed;
+  job->ctx = s;
+  s->claiming = true;
+  store_submit(s->app->store, job);
+}
+
+/* ---- public ---------------------------------------------------------- */
+
+int scheduler_start(app_t *app) {
+  scheduler_t *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return UV_ENOMEM;
+  s->app = app;
+  uv_timer_init(app->loop, &s->timer);
+  s->timer.data = s;
+  app->scheduler = s;
+  /* Whatever is already due (or recovered from a crash) goes now; the
+   * claim's answer arms the timer for the rest. */
+  scheduler_claim(s);
+  return 0;
+}
+
+void scheduler_wait(scheduler_t *s, scheduler_waiter_t *w) {
+  w->prev = NULL;
+  w->next = s->waiters;
+  if (s->waiters)
+    s->waiters->prev = w;
+  s->waiters = w;
+}
+
+void scheduler_unwait(scheduler_t *s, scheduler_waiter_t *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else if (s->waiters == w)
+    s->waiters = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+}
+
+void scheduler_stop(scheduler_t *s, void (*on_stopped)(app_t *app)) {
+  s->stopping = true;
+  s->on_stopped = on_stopped;
+  uv_timer_stop(&s->timer);
+  s->armed_for = 0;
+  while (s->waiters != NULL) {
+    scheduler_waiter_t *w = s->waiters;
+    scheduler_unwait(s, w);
+    w->cb(w, NULL);
+  }
+  scheduler_maybe_stopped(s);
+}
+
+void scheduler_cancel_all(scheduler_t *s) {
+  for (attempt_t *a = s->attempts; a != NULL; a = a->next)
+    attempt_cancel(a);
+}
+
+static void scheduler_timer_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+void scheduler_close(scheduler_t *s) {
+  s->app->scheduler = NULL;
+  uv_close((uv_handle_t *)&s->timer, scheduler_timer_closed);
+}

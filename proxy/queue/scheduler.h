@@ -1,0 +1,46 @@
+/* scheduler: sends stored requests again when they are due.
+ *
+ * Design note. There is no polling: one timer is armed for the earliest
+ * next_attempt_at the store has reported (every storage job returns it).
+ * When it fires, the scheduler claims due rows — earliest due first, then
+ * oldest — up to the free slots of --retry-concurrency, and starts an
+ * attempt for each. When an attempt's outcome is committed, its slot frees
+ * and the timer is re-armed from the store's new earliest due time.
+ *
+ * Waiters (Prefer: wait) register for a request id and are told of each
+ * outcome committed for it (they register again to hear the next). On stop, waiters are released at
+ * once, no new rows are claimed, and attempts in flight finish; at the
+ * shutdown deadline, scheduler_cancel_all() returns the rest to queued.
+ * Loop thread only. */
+#ifndef RETRYD_SCHEDULER_H
+#define RETRYD_SCHEDULER_H
+
+#include <stdint.h>
+
+#include "proxy/queue/attempt.h"
+
+struct app_s;
+typedef struct scheduler_s scheduler_t;
+typedef struct scheduler_waiter_s scheduler_waiter_t;
+
+struct scheduler_waiter_s {
+  char id[40];
+  /* a is the attempt whose outcome was just committed (read its outcome,
+   * rq and response), or NULL when the scheduler stops. The waiter is
+   * already unregistered. */
+  void (*cb)(scheduler_waiter_t *w, const attempt_t *a);
+  scheduler_waiter_t *prev, *next;
+};
+
+int scheduler_start(struct app_s *app);
+/* A storage job reported the earliest due time (0: none queued). */
+void scheduler_note_due(scheduler_t *s, int64_t next_due_ms);
+void scheduler_wait(scheduler_t *s, scheduler_waiter_t *w);
+void scheduler_unwait(scheduler_t *s, scheduler_waiter_t *w);
+/* Stops claiming; on_stopped runs once no attempt is in flight. */
+void scheduler_stop(scheduler_t *s, void (*on_stopped)(struct app_s *app));
+void scheduler_cancel_all(scheduler_t *s);
+/* Frees it after stop (its timer closes on the loop). */
+void scheduler_close(scheduler_t *s);
+
+#endif
