@@ -9,7 +9,7 @@
 
 #include "proxy/config.h"
 #include "proxy/http/server.h"
-#include "proxy/control/stats.h"
+#include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
 #include "storage/store.h"
 

@@ -7,7 +7,7 @@
 
 #include "proxy/app.h"
 #include "proxy/queue/conn_job.h"
-#include "proxy/control/request_json.h"
+#include "proxy/queue/request_json.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/queue/scheduler.h"
 #include "proxy/control/stats_report.h"

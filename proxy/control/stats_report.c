@@ -1,6 +1,6 @@
 #include "proxy/control/stats_report.h"
 
-#include "proxy/control/request_json.h"
+#include "proxy/queue/request_json.h"
 
 static double uptime_s(const stats_t *s, uint64_t now_ns) {
   return (double)(now_ns - s->started_ns) / 1e9;

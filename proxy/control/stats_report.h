@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "proxy/buf.h"
-#include "proxy/control/stats.h"
+#include "proxy/stats.h"
 #include "storage/queue_db.h"
 
 int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int64_t now_ms,

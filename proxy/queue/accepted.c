@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
-#include "proxy/control/request_json.h"
+#include "proxy/queue/request_json.h"
 
 static int64_t seconds_until(int64_t at_ms) {
   int64_t d = at_ms - store_now_ms();

@@ -30,7 +30,7 @@
 
 #include "proxy/config.h"
 #include "proxy/upstream/response_head.h"
-#include "proxy/control/stats.h"
+#include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
 
 /* An upstream for url (http:// or https://, as config.c checked it) with

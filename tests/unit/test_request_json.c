@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "proxy/buf.h"
-#include "proxy/control/request_json.h"
+#include "proxy/queue/request_json.h"
 
 static void expect_target(const char *target, const char *json) {
   buf_t b;

@@ -1,4 +1,4 @@
-#include "proxy/control/stats.h"
+#include "proxy/stats.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "proxy/control/request_json.h"
+#include "proxy/queue/request_json.h"
 
 #include <string.h>
 #include <time.h>
