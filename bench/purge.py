@@ -38,7 +38,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import socketserver
 import sqlite3
 import subprocess
@@ -47,31 +46,10 @@ import tempfile
 import threading
 import time
 
+from run import free_port, log, wait_port  # the helpers every benchmark here shares
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 WINDOW_S = 3.0
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("nothing listens on %d" % port)
 
 
 def pct(values, p):

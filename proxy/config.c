@@ -450,7 +450,3 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen) 
   }
   return CONFIG_OK;
 }
-
-bool config_retryable_status(const config_t *cfg, int status) {
-  return status >= 100 && status < 600 && cfg->retry_on.status[status];
-}

@@ -61,6 +61,5 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 /* Parses one option by its long name (without "--"); for tests and env. */
 int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 void config_usage(void);
-bool config_retryable_status(const config_t *cfg, int status);
 
 #endif

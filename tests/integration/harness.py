@@ -558,6 +558,22 @@ class RetrydTestCase(unittest.TestCase):
             self.assertEqual(obj["error"], code, obj)
         return obj
 
+    def assertRejected400(self, port, data):
+        """data, sent on a new connection, gets a 400 JSON error and the
+        connection is closed right after it (nothing more is sent)."""
+        with RawConn(port, timeout=5) as c:
+            c.send(data)
+            try:
+                r = c.read_response()
+            except ConnectionClosed:
+                self.fail("connection closed without a 400 answer")
+            self.assertJsonError(r, 400, "bad_request")
+            try:
+                closed = c.is_closed(timeout=2)
+            except AssertionError as e:  # more bytes after the 400
+                self.fail("after the 400: %s" % e)
+            self.assertTrue(closed, "connection left open after a 400")
+
     def assertNothingForwarded(self, up, settle=0.0):
         if settle:
             time.sleep(settle)

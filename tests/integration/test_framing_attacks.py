@@ -90,18 +90,7 @@ class FramingAttackTest(RetrydTestCase):
         self.up.handler = echo_target
 
     def check_rejected(self, data):
-        with RawConn(self.rd.port, timeout=5) as c:
-            c.send(data)
-            try:
-                r = c.read_response()
-            except ConnectionClosed:
-                self.fail("connection closed without a 400 answer")
-            self.assertJsonError(r, 400, "bad_request")
-            try:
-                closed = c.is_closed(timeout=2)
-            except AssertionError as e:  # more bytes after the 400
-                self.fail("after the 400: %s" % e)
-            self.assertTrue(closed, "connection left open after a 400")
+        self.assertRejected400(self.rd.port, data)
 
     def test_malformed_requests_rejected(self):
         for name, data in CASES:

@@ -36,14 +36,7 @@ class TrailerTest(RetrydTestCase):
         self.up.handler = echo_target
 
     def assert_rejected_nothing_forwarded(self, data):
-        with RawConn(self.rd.port, timeout=5) as c:
-            c.send(data)
-            try:
-                r = c.read_response()
-            except ConnectionClosed:
-                self.fail("connection closed without a 400 answer")
-            self.assertJsonError(r, 400, "bad_request")
-            self.assertTrue(c.is_closed(timeout=2), "connection left open after a 400")
+        self.assertRejected400(self.rd.port, data)
         self.assertNothingForwarded(self.up, settle=0.1)
 
     def test_trailer_field_with_space_before_colon_is_400_and_nothing_forwarded(self):

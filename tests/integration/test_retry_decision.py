@@ -1,6 +1,8 @@
 """One decision for what an attempt's ending means, the same on the first
 attempt and on every retry (proxy/queue/retry_decision.c): a final answer whose
-body breaks off is never sent again, since the upstream acted on it."""
+body breaks off is never sent again, since the upstream acted on it. Run
+over http, over https with retryd's own client, and over https through
+libcurl (--upstream-http2 on)."""
 
 import json
 import time
@@ -8,6 +10,7 @@ import unittest
 
 from fake_upstream import Response
 from harness import ConnectionClosed, RetrydTestCase, wait_stored_state
+from test_upstream_h1_tls import TlsUpstreamMixin
 
 BROKEN_FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"
 
@@ -43,6 +46,15 @@ class RetryDecisionTest(RetrydTestCase):
         self.assertIn("broke off", row["last_error"], row)
         time.sleep(2.5)  # two more intervals: nothing else goes out
         self.assertEqual(up.count(), 2)
+
+
+class RetryDecisionOverTlsTest(TlsUpstreamMixin, RetryDecisionTest):
+    pass
+
+
+class RetryDecisionOverTlsCurlTest(TlsUpstreamMixin, RetryDecisionTest):
+    def start_retryd(self, upstream, *args, **kw):
+        return super().start_retryd(upstream, "--upstream-http2", "on", *args, **kw)
 
 
 if __name__ == "__main__":

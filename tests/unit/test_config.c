@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "proxy/config.h"
+#include "proxy/queue/retry_decision.h"
 
 static int load(config_t *cfg, char *err, size_t errlen, int argc, char **argv) {
   return config_load(cfg, argc, argv, err, errlen);
@@ -46,12 +47,12 @@ static void defaults_match_the_design(void **state) {
   assert_int_equal(cfg.max_connections, 10000);
   assert_int_equal(cfg.log_level, LOG_INFO);
   assert_string_equal(cfg.admin_token, "");
-  assert_true(config_retryable_status(&cfg, 507));
-  assert_true(config_retryable_status(&cfg, 500));
-  assert_true(config_retryable_status(&cfg, 429));
-  assert_false(config_retryable_status(&cfg, 409));
-  assert_false(config_retryable_status(&cfg, 404));
-  assert_false(config_retryable_status(&cfg, 200));
+  assert_true(retry_decide_status_retryable(&cfg, 507));
+  assert_true(retry_decide_status_retryable(&cfg, 500));
+  assert_true(retry_decide_status_retryable(&cfg, 429));
+  assert_false(retry_decide_status_retryable(&cfg, 409));
+  assert_false(retry_decide_status_retryable(&cfg, 404));
+  assert_false(retry_decide_status_retryable(&cfg, 200));
   assert_true(cfg.retry_on.network);
 }
 
@@ -150,17 +151,17 @@ static void retry_on_lists_replace_or_extend_the_default(void **state) {
   char err[256];
   config_defaults(&cfg);
   assert_int_equal(config_set(&cfg, "retry-on", "507,network", err, sizeof(err)), CONFIG_OK);
-  assert_true(config_retryable_status(&cfg, 507));
-  assert_false(config_retryable_status(&cfg, 503));
-  assert_false(config_retryable_status(&cfg, 429));
+  assert_true(retry_decide_status_retryable(&cfg, 507));
+  assert_false(retry_decide_status_retryable(&cfg, 503));
+  assert_false(retry_decide_status_retryable(&cfg, 429));
   assert_true(cfg.retry_on.network);
   assert_int_equal(config_set(&cfg, "retry-on", "+409", err, sizeof(err)), CONFIG_OK);
-  assert_true(config_retryable_status(&cfg, 409));
-  assert_true(config_retryable_status(&cfg, 503));
-  assert_true(config_retryable_status(&cfg, 429));
+  assert_true(retry_decide_status_retryable(&cfg, 409));
+  assert_true(retry_decide_status_retryable(&cfg, 503));
+  assert_true(retry_decide_status_retryable(&cfg, 429));
   assert_int_equal(config_set(&cfg, "retry-on", "4xx", err, sizeof(err)), CONFIG_OK);
-  assert_true(config_retryable_status(&cfg, 404));
-  assert_false(config_retryable_status(&cfg, 500));
+  assert_true(retry_decide_status_retryable(&cfg, 404));
+  assert_false(retry_decide_status_retryable(&cfg, 500));
   assert_false(cfg.retry_on.network);
 }
 
