@@ -22,6 +22,7 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY proxy/ proxy/
 COPY storage/ storage/
+COPY lib/ lib/
 RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
  && cmake --build build -j \
  && install -D -m 0755 -s build/retryd /out/usr/local/bin/retryd \

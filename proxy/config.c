@@ -12,11 +12,13 @@
 
 #include "proxy/units.h"
 #include "proxy/version.h"
+#include "storage/storage_location.h"
 
 typedef enum {
   OPT_UPSTREAM,
   OPT_LISTEN,
   OPT_PATH,     /* a file path, stored as given */
+  OPT_STORAGE,  /* where the queue lives: storage/storage_location.h */
   OPT_TEXT,     /* a free string */
   OPT_DURATION,
   OPT_SIZE,
@@ -43,7 +45,8 @@ static const opt_t options[] = {
      "origin to forward to, http or https, path prefix allowed (https://us-east-1.recall.ai)"},
     {"listen", OPT_LISTEN, FIELD(listen_text), 0, "HOST:PORT",
      "where clients connect (127.0.0.1:8080)"},
-    {"db", OPT_PATH, FIELD(db_path), 0, "PATH", "SQLite queue file, created 0600 (retryd.db)"},
+    {"db", OPT_STORAGE, FIELD(db_path), 0, "PATH",
+     "the queue: a SQLite file (PATH or sqlite:PATH), created 0600 (retryd.db)"},
     {"retry-interval", OPT_DURATION, FIELD(retry_interval_ms), 1, "DUR",
      "wait between attempts of a stored request (30s)"},
     {"retry-on", OPT_RETRY_ON, FIELD(retry_on), 0, "LIST",
@@ -297,6 +300,12 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
                          "'%s' is not HOST:PORT (an IPv4 literal, [IPv6] or localhost; port 0-65535)",
                          value);
     return CONFIG_OK;
+  case OPT_STORAGE: {
+    storage_location_t loc;
+    if (storage_location_parse(value, &loc, why, sizeof(why)) != 0)
+      return config_fail(err, errlen, name, "%s", why);
+    __attribute__((fallthrough)); /* valid: stored as given */
+  }
   case OPT_PATH:
   case OPT_TEXT:
     if (value[0] == '\0' && o->kind == OPT_PATH)

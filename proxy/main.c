@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
     goto out;
   }
   {
-    store_options_t sopts = {.path = cfg.db_path, .max_queue = (int64_t)cfg.max_queue};
+    store_options_t sopts = {.location = cfg.db_path, .max_queue = (int64_t)cfg.max_queue};
     rc = store_open(&app.store, app.loop, &sopts, err, sizeof(err));
     if (rc != 0) {
       /* Like a bad option: one plain line, before anything is served. */

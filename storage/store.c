@@ -17,11 +17,9 @@
  * jumps. */
 #define STORE_SLICE_MS_DEFAULT 10
 #define STORE_SLICE_ROWS_DEFAULT 1000
-#define STORE_SLICE_PAGES_DEFAULT 8192
+#define STORE_SLICE_RECLAIM_DEFAULT 8192
 #define STORE_PURGE_CHUNK_ROWS 16
-/* The share of the file's pages a purge leaves free (store_free_excess()). */
-#define STORE_FREE_KEPT_PCT 25
-#define STORE_VACUUM_CHUNK_PAGES 64
+#define STORE_RECLAIM_CHUNK 64
 
 struct store_s {
   uv_loop_t *loop;
@@ -29,11 +27,11 @@ struct store_s {
   uv_mutex_t mu;
   uv_cond_t cond;
   uv_async_t async;
-  queue_db_t *db;
+  storage_backend_t *db;
 
   /* Under mu. */
-  store_job_t *todo_head, *todo_tail;
-  store_job_t *done_head, *done_tail;
+  list_t todo;
+  list_t done;
   bool stopping;
   bool stopped;
   bool opened; /* open finished (ok or not) */
@@ -46,9 +44,7 @@ struct store_s {
   void *close_arg;
   /* Written by the storage thread before it signals that open finished,
    * read by the loop after store_open() saw that under mu. */
-  int64_t recovered;
-  bool reclaims;
-  int64_t converted_ms;
+  storage_info_t info;
 
   /* Storage thread only: while unwritable, when the next probe may run
    * (uv_hrtime() ns). */
@@ -70,13 +66,15 @@ int64_t store_now_ms(void) {
 
 /* ---- storage thread -------------------------------------------------- */
 
+#define JOB(l) list_entry(l, store_job_t, link)
+
 static void store_run_job(store_t *s, store_job_t *j) {
-  queue_db_t *q = s->db;
+  storage_backend_t *b = s->db;
   switch (j->op) {
   case STORE_INSERT: {
     stored_request_t existing;
     memset(&existing, 0, sizeof(existing));
-    j->result = queue_db_insert(q, &j->rq, &existing);
+    j->result = b->ops->insert(b, &j->rq, &existing);
     if (j->result == -EEXIST && existing.id[0]) {
       /* The caller's copy is freed by the caller; hand back the existing row
        * in its place. */
@@ -88,8 +86,8 @@ static void store_run_job(store_t *s, store_job_t *j) {
   }
   case STORE_FIND_IDEMPOTENT: {
     stored_request_t found;
-    j->result = queue_db_find_idempotent(q, j->rq.idempotency_key, j->rq.method, j->rq.target,
-                                         &found);
+    j->result =
+        b->ops->find_idempotent(b, j->rq.idempotency_key, j->rq.method, j->rq.target, &found);
     if (j->result == 0) {
       stored_request_free(&j->rq);
       j->rq = found;
@@ -97,28 +95,28 @@ static void store_run_job(store_t *s, store_job_t *j) {
     break;
   }
   case STORE_GET:
-    j->result = queue_db_get(q, j->id, j->with_payload, &j->rq);
+    j->result = b->ops->get(b, j->id, j->with_payload, &j->rq);
     break;
   case STORE_CANCEL:
-    j->result = queue_db_cancel(q, j->id, j->now, &j->rq);
+    j->result = b->ops->cancel(b, j->id, j->now, &j->rq);
     break;
   case STORE_RETRY_NOW:
-    j->result = queue_db_retry_now(q, j->id, j->now, &j->rq);
+    j->result = b->ops->retry_now(b, j->id, j->now, &j->rq);
     break;
   case STORE_CLAIM:
-    j->result = queue_db_claim(q, j->now, j->max_age_ms, j->limit, j->rows, &j->expired);
+    j->result = b->ops->claim(b, j->now, j->max_age_ms, j->limit, j->rows, &j->expired);
     j->nrows = j->result > 0 ? j->result : 0;
     break;
   case STORE_FINISH:
-    j->result = queue_db_finish(q, j->id, j->now, &j->outcome);
+    j->result = b->ops->finish(b, j->id, j->now, &j->outcome);
     break;
   case STORE_PURGE:
     break; /* not a batch job: store_run_purge_slice() */
   case STORE_COUNTS:
-    j->result = queue_db_counts(q, &j->counts);
+    j->result = b->ops->counts(b, &j->counts);
     break;
   case STORE_LIST:
-    j->result = queue_db_list(q, j->state, j->after_seq, j->limit, j->rows, &j->last_seq);
+    j->result = b->ops->list(b, j->state, j->after_seq, j->limit, j->rows, &j->last_seq);
     j->nrows = j->result > 0 ? j->result : 0;
     break;
   }
@@ -171,24 +169,7 @@ static bool store_probe_due(const store_t *s) {
  * durable writes can tell: reads commit without a sync. When no client
  * write has been tried for an interval, the store tries a small one of its
  * own, so health comes back once the disk does even without traffic. */
-static void store_probe(store_t *s) {
-  store_note_durable_write(s, queue_db_probe(s->db) == 0);
-}
-
-/* A commit whose sync failed has written its pages to the WAL, whole,
- * after the last good commit; SQLite does not count them, and its next
- * commit writes over them. But if the process dies first, recovery at the
- * next start finds them valid and brings back rows whose clients were told
- * 503 — and delivers them, though the clients were told to send again. So
- * before any job of the failed batch is answered, a commit of our own
- * writes over them: its pages go where the failed commit's first went, and
- * what follows them no longer checksums, so recovery stops there. Its write
- * lands in the page cache even when its own sync fails, which is what a
- * crashed process leaves behind. Its outcome is not health's: right after a
- * failure, a one-page write may fit where the failed batch did not. */
-static void store_overwrite_failed_commit(store_t *s) {
-  (void)queue_db_probe(s->db);
-}
+static void store_probe(store_t *s) { store_note_durable_write(s, s->db->ops->probe(s->db) == 0); }
 
 /* Under mu: sleeps until a job or a stop comes, or a probe is due. */
 static void store_wait(store_t *s) {
@@ -201,54 +182,34 @@ static void store_wait(store_t *s) {
     uv_cond_timedwait(&s->cond, &s->mu, s->probe_at - now);
 }
 
-/* After a commit failed: rolled back, counted again, written over, and
+/* After a commit failed: nothing of it kept (the backend's promise), and
  * health told. */
 static void store_commit_failed(store_t *s) {
-  queue_db_rollback(s->db);
-  queue_db_recount(s->db);
+  s->db->ops->rollback(s->db);
   store_note_durable_write(s, false);
-  store_overwrite_failed_commit(s);
 }
 
-static void store_fill_after(store_t *s, store_job_t *list) {
-  int64_t next_due = queue_db_next_due(s->db);
-  int64_t unfinished = queue_db_unfinished(s->db);
-  for (store_job_t *j = list; j != NULL; j = j->next) {
-    j->next_due = next_due;
-    j->unfinished = unfinished;
+static void store_fill_after(store_t *s, list_t *jobs) {
+  int64_t next_due = s->db->ops->next_due(s->db);
+  int64_t unfinished = s->db->ops->unfinished(s->db);
+  list_foreach(l, jobs) {
+    JOB(l)->next_due = next_due;
+    JOB(l)->unfinished = unfinished;
   }
 }
 
-static int64_t store_min(int64_t a, int64_t b) {
-  return a < b ? a : b;
-}
-
-/* Free pages beyond the quarter of the file that is kept free (or an
- * error). Those are reused by the next answers before the file grows, so
- * giving them back would only move live pages about (each one moved costs
- * reads and writes) and grow the file again; beyond that the file tracks
- * its live data. */
-static int64_t store_free_excess(queue_db_t *q) {
-  int64_t free_pages = queue_db_free_pages(q);
-  int64_t pages = queue_db_pages(q);
-  if (free_pages < 0)
-    return free_pages;
-  if (pages < 0)
-    return pages;
-  int64_t keep = pages * STORE_FREE_KEPT_PCT / 100;
-  return free_pages > keep ? free_pages - keep : 0;
-}
+static int64_t store_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* One slice of a purge: expired rows first, a few at a time, then the
- * pages they freed given back, until the budget is spent. Sets j->more
+ * space they freed given back, until the budget is spent. Sets j->more
  * while anything is left; adds to j->purged and j->reclaimed. */
 static int store_purge_slice_work(store_t *s, store_job_t *j) {
-  queue_db_t *q = s->db;
+  storage_backend_t *b = s->db;
   uint64_t end = uv_hrtime() + (uint64_t)s->opts.slice_ms * 1000000u;
-  bool rows_done = false, pages_done = false;
+  bool rows_done = false, space_done = false;
   for (int64_t left = s->opts.slice_rows; left > 0 && !rows_done;) {
     int64_t chunk = store_min(left, STORE_PURGE_CHUNK_ROWS);
-    int64_t n = queue_db_purge(q, j->cutoff, chunk);
+    int64_t n = b->ops->purge(b, j->cutoff, chunk);
     if (n < 0)
       return (int)n;
     j->purged += n;
@@ -257,115 +218,108 @@ static int store_purge_slice_work(store_t *s, store_job_t *j) {
     if (uv_hrtime() >= end)
       break;
   }
-  for (int64_t left = s->opts.slice_pages; rows_done && left > 0 && !pages_done;) {
+  for (int64_t left = s->opts.slice_reclaim; rows_done && left > 0 && !space_done;) {
     if (uv_hrtime() >= end)
       break;
-    int64_t excess = store_free_excess(q);
-    if (excess < 0)
-      return (int)excess;
-    if (excess == 0) {
-      pages_done = true;
-      break;
-    }
-    int64_t chunk = store_min(store_min(left, STORE_VACUUM_CHUNK_PAGES), excess);
-    int64_t n = queue_db_vacuum(q, chunk);
+    int64_t chunk = store_min(left, STORE_RECLAIM_CHUNK);
+    int64_t n = b->ops->reclaim(b, chunk);
     if (n < 0)
       return (int)n;
     j->reclaimed += n;
     left -= n;
-    pages_done = n < chunk; /* the free list is empty (or cannot shrink) */
+    space_done = n < chunk; /* nothing more worth giving back */
   }
-  j->more = !(rows_done && pages_done);
+  j->more = !(rows_done && space_done);
   return 0;
 }
 
 /* A purge slice is a transaction of its own, after the batch it came with
  * was answered, so the commits around it do not wait for it; none waits
  * longer than one slice. It skips the sync: a purge lost to a power cut is
- * done again. The last slice of a purge that changed anything checkpoints
- * with TRUNCATE, so what it deleted leaves the WAL and the file is cut to
- * its pages. */
+ * done again. After the last slice of a purge that changed anything, the
+ * backend lets what was deleted leave its logs. */
 static void store_run_purge_slice(store_t *s, store_job_t *j) {
-  int rc = queue_db_set_durable(s->db, false);
-  if (rc == 0)
-    rc = queue_db_begin(s->db);
+  storage_backend_t *b = s->db;
+  bool synced;
+  int rc = b->ops->begin(b, false);
   if (rc == 0) {
     rc = store_purge_slice_work(s, j);
     if (rc == 0)
-      rc = queue_db_commit(s->db);
+      rc = b->ops->commit(b, &synced);
   }
   if (rc != 0) {
     store_commit_failed(s);
     j->result = rc;
     j->more = false;
   } else if (!j->more && (j->purged > 0 || j->reclaimed > 0)) {
-    queue_db_checkpoint(s->db);
+    b->ops->purge_finished(b);
   }
-  store_fill_after(s, j);
 }
 
-static void store_run_batch(store_t *s, store_job_t *list) {
+static void store_run_batch(store_t *s, list_t *jobs) {
+  storage_backend_t *b = s->db;
   bool durable = false;
-  for (store_job_t *j = list; j != NULL && !durable; j = j->next)
-    durable = store_job_needs_disk(j);
-  /* A batch of claims and reads skips the fsync; the next durable commit
-   * carries its frames to disk. */
-  int64_t written = queue_db_pages_written(s->db);
-  int rc = queue_db_set_durable(s->db, durable);
-  if (rc == 0)
-    rc = queue_db_begin(s->db);
+  list_foreach(l, jobs) { durable = durable || store_job_needs_disk(JOB(l)); }
+  /* A batch of claims and reads skips the sync; the next durable commit
+   * carries its writes to disk. */
+  bool synced = false;
+  int rc = b->ops->begin(b, durable);
   if (rc == 0) {
-    for (store_job_t *j = list; j != NULL; j = j->next)
-      store_run_job(s, j);
-    rc = queue_db_commit(s->db);
+    list_foreach(l, jobs) { store_run_job(s, JOB(l)); }
+    rc = b->ops->commit(b, &synced);
   }
   if (rc != 0) {
     /* Nothing of this batch is durable: every job fails with the reason. */
-    for (store_job_t *j = list; j != NULL; j = j->next) {
-      store_undo_outputs(j);
-      j->result = rc;
+    list_foreach(l, jobs) {
+      store_undo_outputs(JOB(l));
+      JOB(l)->result = rc;
     }
     store_commit_failed(s);
-  } else if (durable && queue_db_pages_written(s->db) != written) {
-    /* Only a durable commit that wrote pages synced them: that one says the
-     * disk takes durable writes. A batch of reads and claims commits
-     * without a sync, and a durable batch that changed nothing (a cancel
-     * of a row that is not there) wrote nothing: neither says anything. */
+  } else if (synced) {
+    /* Only a commit that synced what it wrote says the disk takes durable
+     * writes; reads, claims and a durable batch that changed nothing (a
+     * cancel of a row that is not there) say nothing. */
     store_note_durable_write(s, true);
   }
-  store_fill_after(s, list);
+  store_fill_after(s, jobs);
 }
 
-/* Moves the purge slices out of *list (keeping both in order). */
-static store_job_t *store_take_purges(store_job_t **list) {
-  store_job_t *slices = NULL, **stail = &slices, **keep = list;
-  while (*keep != NULL) {
-    store_job_t *j = *keep;
-    if (j->op == STORE_PURGE) {
-      *keep = j->next;
-      j->next = NULL;
-      *stail = j;
-      stail = &j->next;
-    } else {
-      keep = &j->next;
+/* Moves the purge slices of jobs to slices (keeping both in order). */
+static void store_take_purges(list_t *jobs, list_t *slices) {
+  list_init(slices);
+  list_foreach_safe(l, jobs) {
+    if (JOB(l)->op == STORE_PURGE) {
+      list_remove(l);
+      list_insert_tail(slices, l);
     }
   }
-  return slices;
 }
 
-/* Hands finished jobs to the loop. */
-static void store_hand_back(store_t *s, store_job_t *list) {
-  store_job_t *tail = list;
-  while (tail->next != NULL)
-    tail = tail->next;
+/* Hands finished jobs to the loop; jobs is left empty. */
+static void store_hand_back(store_t *s, list_t *jobs) {
   uv_mutex_lock(&s->mu);
-  if (s->done_tail)
-    s->done_tail->next = list;
-  else
-    s->done_head = list;
-  s->done_tail = tail;
+  list_append_all(&s->done, jobs);
   uv_mutex_unlock(&s->mu);
   uv_async_send(&s->async);
+}
+
+/* Runs one batch and then its purge slices, each answered on its own. */
+static void store_run_waiting(store_t *s, list_t *jobs) {
+  list_t slices;
+  store_take_purges(jobs, &slices);
+  if (!list_empty(jobs)) {
+    store_run_batch(s, jobs);
+    store_hand_back(s, jobs); /* answered before any purge slice runs */
+  }
+  list_t *l;
+  while ((l = list_pop_head(&slices)) != NULL) {
+    list_t one;
+    list_init(&one);
+    list_insert_tail(&one, l);
+    store_run_purge_slice(s, JOB(l));
+    store_fill_after(s, &one);
+    store_hand_back(s, &one);
+  }
 }
 
 static void store_thread_main(void *arg) {
@@ -373,50 +327,34 @@ static void store_thread_main(void *arg) {
   /* A name of its own, so top -H, perf and /proc/PID/task tell the storage
    * thread's CPU and I/O from the loop's (bench/purge.py reads it). */
   pthread_setname_np(pthread_self(), "retryd-store");
-  int rc = queue_db_open(&s->db, s->opts.path, s->opts.max_queue, s->open_err,
-                         sizeof(s->open_err));
+  int rc = s->opts.open_backend(&s->db, s->opts.location, s->opts.max_queue, s->open_err,
+                                sizeof(s->open_err));
   uv_mutex_lock(&s->mu);
   s->open_result = rc;
   s->opened = true;
-  if (rc == 0) {
-    s->recovered = queue_db_recovered(s->db);
-    s->reclaims = queue_db_reclaims_space(s->db);
-    s->converted_ms = queue_db_converted_ms(s->db);
-  }
+  if (rc == 0)
+    s->info = s->db->info;
   uv_cond_broadcast(&s->cond);
   if (rc != 0) {
     uv_mutex_unlock(&s->mu);
     return;
   }
   for (;;) {
-    while (s->todo_head == NULL && !s->stopping && !store_probe_due(s))
+    while (list_empty(&s->todo) && !s->stopping && !store_probe_due(s))
       store_wait(s);
-    store_job_t *list = s->todo_head;
-    s->todo_head = s->todo_tail = NULL;
-    if (list == NULL && s->stopping)
+    list_t jobs;
+    list_move_all(&s->todo, &jobs);
+    if (list_empty(&jobs) && s->stopping)
       break;
     uv_mutex_unlock(&s->mu);
-    if (list == NULL) {
+    if (list_empty(&jobs))
       store_probe(s);
-      uv_mutex_lock(&s->mu);
-      continue;
-    }
-    store_job_t *slices = store_take_purges(&list);
-    if (list != NULL) {
-      store_run_batch(s, list);
-      store_hand_back(s, list); /* answered before any purge slice runs */
-    }
-    while (slices != NULL) {
-      store_job_t *j = slices;
-      slices = j->next;
-      j->next = NULL;
-      store_run_purge_slice(s, j);
-      store_hand_back(s, j);
-    }
+    else
+      store_run_waiting(s, &jobs);
     uv_mutex_lock(&s->mu);
   }
   uv_mutex_unlock(&s->mu);
-  queue_db_close(s->db);
+  s->db->ops->close(s->db);
   s->db = NULL;
   uv_mutex_lock(&s->mu);
   s->stopped = true;
@@ -439,17 +377,14 @@ static void store_async_closed(uv_handle_t *h) {
 
 static void store_async_cb(uv_async_t *a) {
   store_t *s = a->data;
+  list_t done;
   uv_mutex_lock(&s->mu);
-  store_job_t *list = s->done_head;
-  s->done_head = s->done_tail = NULL;
+  list_move_all(&s->done, &done);
   bool stopped = s->stopped;
   uv_mutex_unlock(&s->mu);
-  while (list != NULL) {
-    store_job_t *next = list->next;
-    list->next = NULL;
-    list->cb(list);
-    list = next;
-  }
+  list_t *l;
+  while ((l = list_pop_head(&done)) != NULL)
+    JOB(l)->cb(JOB(l));
   if (stopped && !uv_is_closing((uv_handle_t *)&s->async)) {
     uv_thread_join(&s->thread); /* it has returned already */
     uv_close((uv_handle_t *)&s->async, store_async_closed);
@@ -470,8 +405,12 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
     s->opts.slice_ms = STORE_SLICE_MS_DEFAULT;
   if (s->opts.slice_rows <= 0)
     s->opts.slice_rows = STORE_SLICE_ROWS_DEFAULT;
-  if (s->opts.slice_pages <= 0)
-    s->opts.slice_pages = STORE_SLICE_PAGES_DEFAULT;
+  if (s->opts.slice_reclaim <= 0)
+    s->opts.slice_reclaim = STORE_SLICE_RECLAIM_DEFAULT;
+  if (s->opts.open_backend == NULL)
+    s->opts.open_backend = storage_backend_open;
+  list_init(&s->todo);
+  list_init(&s->done);
   atomic_init(&s->writable, true);
   uv_mutex_init(&s->mu);
   uv_cond_init(&s->cond);
@@ -483,7 +422,7 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
     free(s);
     return rc;
   }
-  /* Start-up waits for the database: nothing can be served without it, and
+  /* Start-up waits for the storage: nothing can be served without it, and
    * the loop is not running yet. */
   uv_mutex_lock(&s->mu);
   while (!s->opened)
@@ -505,31 +444,20 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
 }
 
 void store_submit(store_t *s, store_job_t *job) {
-  job->next = NULL;
   job->result = 0;
   if (job->now == 0)
     job->now = store_now_ms();
   uv_mutex_lock(&s->mu);
-  if (s->todo_tail)
-    s->todo_tail->next = job;
-  else
-    s->todo_head = job;
-  s->todo_tail = job;
+  list_insert_tail(&s->todo, &job->link);
   uv_cond_signal(&s->cond);
   uv_mutex_unlock(&s->mu);
 }
 
-int64_t store_recovered(const store_t *s) {
-  return s->recovered;
-}
+int64_t store_recovered(const store_t *s) { return s->info.recovered; }
 
-bool store_reclaims_space(const store_t *s) {
-  return s->reclaims;
-}
+bool store_reclaims_space(const store_t *s) { return s->info.reclaims_space; }
 
-int64_t store_converted_ms(const store_t *s) {
-  return s->converted_ms;
-}
+int64_t store_converted_ms(const store_t *s) { return s->info.converted_ms; }
 
 bool store_writable(const store_t *s) {
   return atomic_load_explicit(&s->writable, memory_order_acquire);

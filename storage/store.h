@@ -1,27 +1,27 @@
-/* store: the storage thread, and the only way the loop reaches SQLite.
+/* store: the storage thread, and the only way the loop reaches the queue's
+ * storage (a backend: storage/storage_backend.h).
  *
- * Design note. The loop thread never calls SQLite (invariant 1). It fills a
- * store_job_t and hands it to store_submit(); the storage thread, which
- * owns the connection, takes every job waiting, runs them all inside one
- * BEGIN IMMEDIATE ... COMMIT, and hands them back. One commit (one fsync of
- * the WAL with synchronous=FULL) thus covers every request that arrived
- * while the previous commit was on disk: group commit, so durable
- * throughput grows with concurrency. A job's callback runs on the loop
+ * Design note. The loop thread never calls the backend (invariant 1): its
+ * calls block. It fills a store_job_t and hands it to store_submit(); the
+ * storage thread, which owns the backend, takes every job waiting, runs
+ * them all inside one transaction, and hands them back. One durable commit
+ * (one fsync) thus covers every request that arrived while the previous
+ * commit was on disk: group commit, so durable throughput grows with
+ * concurrency. A job's callback runs on the loop
  * thread, from one uv_async_t whose callback drains the whole completion
  * list, and only after the commit returned: a 202 sent from it is durable
  * (invariant 2). If the commit fails, every job of the batch fails with the
- * commit's error and nothing of the batch is kept, not even after a crash:
- * before the jobs go back, the store writes over what the failed commit
- * left in the WAL, so a 503 always means "not stored".
+ * commit's error and nothing of the batch is kept, not even after a crash
+ * (the backend's rollback promises it), so a 503 always means "not stored".
  *
  * Purges are the exception to one batch, one commit: a STORE_PURGE job is
  * one slice of a purge (a few milliseconds of deleting expired rows, then
- * of giving free pages back), run in a transaction of its own after the
+ * of giving freed space back), run in a transaction of its own after the
  * batch it arrived with was answered. The caller submits it again while it
  * says there is more, so client commits go between the slices.
  *
  * Lifecycle: store_open() (before the loop runs: it waits for the thread to
- * open, lock, migrate and recover the file) → store_submit()... →
+ * open, lock, migrate and recover the storage) → store_submit()... →
  * store_close(cb), which runs the jobs still waiting, closes the database
  * and calls cb on the loop. */
 #ifndef RETRYD_STORE_H
@@ -31,7 +31,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "storage/queue_db.h"
+#include "lib/list.h"
+#include "storage/storage_backend.h"
+#include "storage/stored_request.h"
 
 typedef struct store_s store_t;
 typedef struct store_job_s store_job_t;
@@ -51,12 +53,13 @@ typedef enum {
 } store_op_t;
 
 struct store_job_s {
-  store_job_t *next; /* the store's */
+  list_t link; /* the store's: waiting, or done */
   store_op_t op;
   store_done_cb cb;
   void *ctx;
-  int64_t now;  /* Unix ms the job acts at */
-  int result;   /* 0, a count (claim, list), or a negative errno (queue_db.h) */
+  int64_t now; /* Unix ms the job acts at */
+  int result;  /* 0, a count (claim, list), or a negative errno
+                  (stored_request.h) */
 
   char id[40];
   bool with_payload;
@@ -71,7 +74,7 @@ struct store_job_s {
   attempt_outcome_t outcome; /* its pointers must stay valid until cb */
 
   /* A purge goes in slices: the caller submits the same job again while
-   * more is set after it came back; purged and reclaimed (pages given back)
+   * more is set after it came back; purged and reclaimed (space given back)
    * add up over the slices, so they start at 0. */
   int64_t cutoff;
   int64_t purged;
@@ -90,18 +93,22 @@ struct store_job_s {
   int64_t unfinished;
 };
 
-/* Copied by store_open(); path must stay valid until the store closed. */
+/* Copied by store_open(); location must stay valid until the store closed. */
 typedef struct {
-  const char *path;
+  const char *location; /* what --db says (storage/storage_location.h) */
   int64_t max_queue;
   /* While the store cannot write: the wait after the last durable write
    * tried before the store probes with one of its own (0: 1 s). */
   int64_t probe_interval_ms;
-  /* One purge slice's budget, and its caps in rows deleted and pages given
-   * back (0: 10 ms, 1000 rows, 8192 pages). */
+  /* One purge slice's budget, and its caps in rows deleted and space given
+   * back, in the backend's units (0: 10 ms, 1000 rows, 8192 units). */
   int64_t slice_ms;
   int64_t slice_rows;
-  int64_t slice_pages;
+  int64_t slice_reclaim;
+  /* Opens the backend on the storage thread (NULL: storage_backend_open,
+   * which picks it by location). Unit tests pass a fake one. */
+  int (*open_backend)(storage_backend_t **out, const char *location, int64_t max_queue,
+                      char *err, size_t errlen);
 } store_options_t;
 
 /* err gets one line on failure. */
@@ -109,9 +116,8 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
                size_t errlen);
 void store_submit(store_t *s, store_job_t *job);
 int64_t store_recovered(const store_t *s);
-/* Whether the file gives free pages back (incremental auto-vacuum), and
- * how long converting an older file to it took at open (-1: nothing to
- * convert). */
+/* Whether purged space goes back to the file system, and how long
+ * converting older storage to that took at open (-1: nothing to convert). */
 bool store_reclaims_space(const store_t *s);
 int64_t store_converted_ms(const store_t *s);
 /* Whether the last durable write tried reached the disk: false after any

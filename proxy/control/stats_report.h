@@ -10,7 +10,7 @@
 
 #include "proxy/buf.h"
 #include "proxy/stats.h"
-#include "storage/queue_db.h"
+#include "storage/stored_request.h"
 
 int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int64_t now_ms,
                       uint64_t now_ns) BUF_MUST_CHECK;

@@ -7,7 +7,7 @@
 #define RETRYD_ACCEPTED_H
 
 #include "proxy/http/http_conn.h"
-#include "storage/queue_db.h"
+#include "storage/stored_request.h"
 
 struct app_s;
 

@@ -15,7 +15,7 @@
 #include "proxy/buf.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/upstream/upstream.h"
-#include "storage/queue_db.h"
+#include "storage/stored_request.h"
 #include "storage/store.h"
 
 struct app_s;

@@ -8,7 +8,7 @@
 
 #include "proxy/http/http_conn.h"
 #include "proxy/queue/prefer.h"
-#include "storage/queue_db.h"
+#include "storage/stored_request.h"
 
 struct app_s;
 

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "proxy/buf.h"
-#include "storage/queue_db.h"
+#include "storage/stored_request.h"
 
 /* The 202 body: id, state, attempts, last_status, last_error,
  * next_attempt_at, status_url. */

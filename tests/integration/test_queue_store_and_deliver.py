@@ -13,8 +13,10 @@ cancel and Idempotency-Key are in test_queue_schedule.py."""
 
 import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -452,6 +454,33 @@ class DatabaseFileTest(QueueTestCase):
         self.assertRegex(lines[0].lower(), r"in use", err)
         # the first one is unaffected
         self.assertEqual(control_get(rd.port, "/_retryd/health").status, 200)
+
+    def test_sqlite_scheme_names_the_same_file_as_its_path(self):
+        up = self.start_upstream()
+        up.default = Response(507)
+        tmp = tempfile.mkdtemp(prefix="retryd-it-scheme-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "queue.db")
+        rd = self.start_retryd(up, "--retry-interval", "1h", db="sqlite:" + path)
+        r = send_request(rd.port, "POST", "/scheme", CLIENT_HEADERS, b"{}")
+        rid = self.assertAccepted(r, 507)["id"]
+        self.assertTrue(os.path.exists(path), "sqlite:PATH did not create PATH")
+        rd.stop()
+        # The same queue, opened by its plain path: the request is there.
+        again = self.start_retryd(up, "--retry-interval", "1h", db=path)
+        self.assertEqual(get_stored(again.port, rid)["state"], "queued")
+
+    def test_an_unknown_db_scheme_is_a_configuration_error(self):
+        p = subprocess.run([retryd_bin(), "--upstream", "http://127.0.0.1:9",
+                            "--listen", "127.0.0.1:0",
+                            "--db", "mysql://retryd:s3cret@db/queue"],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           env=child_env(), timeout=15)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        err = p.stderr.decode("utf-8", "replace").strip()
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn('"mysql"', err)
+        self.assertNotIn("s3cret", err)
 
 
 if __name__ == "__main__":

@@ -181,6 +181,29 @@ static void client_body_timeout_defaults_to_60s_and_is_read(void **state) {
   assert_non_null(strstr(err, "client-body-timeout"));
 }
 
+/* --db names its backend by scheme: a path and sqlite:PATH are SQLite;
+ * an unknown scheme is a configuration error naming only the scheme (a
+ * URL's password must never reach an error line). */
+static void db_takes_a_path_or_a_sqlite_scheme_and_refuses_others(void **state) {
+  (void)state;
+  config_t cfg;
+  char err[512] = "";
+  char *argv[] = {"retryd", NULL};
+  assert_int_equal(load(&cfg, err, sizeof(err), 1, argv), CONFIG_OK);
+  assert_int_equal(config_set(&cfg, "db", "sqlite:/var/lib/retryd/q.db", err, sizeof(err)),
+                   CONFIG_OK);
+  assert_string_equal(cfg.db_path, "sqlite:/var/lib/retryd/q.db");
+  assert_int_equal(config_set(&cfg, "db", "./odd:name.db", err, sizeof(err)), CONFIG_OK);
+  assert_int_equal(config_set(&cfg, "db", "redis://user:hunter2@cache/0", err, sizeof(err)),
+                   CONFIG_ERROR);
+  assert_non_null(strstr(err, "--db"));
+  assert_non_null(strstr(err, "\"redis\""));
+  assert_null(strstr(err, "hunter2"));
+  assert_int_equal(config_set(&cfg, "db", "sqlite:", err, sizeof(err)), CONFIG_ERROR);
+  assert_non_null(strstr(err, "empty path"));
+  assert_string_equal(cfg.db_path, "./odd:name.db"); /* a refused value changes nothing */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(defaults_match_the_design, clear_env),
@@ -192,6 +215,7 @@ int main(void) {
       cmocka_unit_test_setup(unknown_and_valueless_flags_are_refused, clear_env),
       cmocka_unit_test_setup(retry_on_lists_replace_or_extend_the_default, clear_env),
       cmocka_unit_test_setup(client_body_timeout_defaults_to_60s_and_is_read, clear_env),
+      cmocka_unit_test_setup(db_takes_a_path_or_a_sqlite_scheme_and_refuses_others, clear_env),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

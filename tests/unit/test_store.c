@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "storage/queue_db.h"
+#include "storage/sqlite/sqlite_queue.h"
 #include "storage/store.h"
 
 #define BIG_QUEUE 1000000
@@ -200,10 +200,10 @@ static int fx_teardown(void **state) {
 }
 
 static void fx_open(fx_t *fx, const store_options_t *extra) {
-  store_options_t o = {.path = fx->path, .max_queue = BIG_QUEUE};
+  store_options_t o = {.location = fx->path, .max_queue = BIG_QUEUE};
   if (extra != NULL) {
     o = *extra;
-    o.path = fx->path;
+    o.location = fx->path;
     if (o.max_queue == 0)
       o.max_queue = BIG_QUEUE;
   }
@@ -381,7 +381,7 @@ static void child_insert_fails_then_dies(const char *path, const char *id, size_
   memset(&child, 0, sizeof(child));
   snprintf(child.path, sizeof(child.path), "%s", path);
   uv_loop_init(&child.loop); /* the parent's loop is not the child's to use */
-  store_options_t o = {.path = child.path, .max_queue = BIG_QUEUE};
+  store_options_t o = {.location = child.path, .max_queue = BIG_QUEUE};
   char err[256];
   if (store_open(&child.store, &child.loop, &o, err, sizeof(err)) != 0)
     _exit(10);
@@ -424,17 +424,17 @@ static void a_row_whose_commit_failed_never_comes_back_after_a_crash(void **stat
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
-    queue_db_t *q = NULL;
+    sqlite_queue_t *q = NULL;
     char err[256];
-    assert_int_equal(queue_db_open(&q, fx->path, BIG_QUEUE, err, sizeof(err)), 0);
+    assert_int_equal(sqlite_queue_open(&q, fx->path, BIG_QUEUE, err, sizeof(err)), 0);
     stored_request_t r;
     memset(&r, 0, sizeof(r));
-    assert_int_equal(queue_db_get(q, "kept-1", false, &r), 0);
+    assert_int_equal(sqlite_queue_get(q, "kept-1", false, &r), 0);
     stored_request_free(&r);
-    if (queue_db_get(q, id, false, &r) != -ENOENT)
+    if (sqlite_queue_get(q, id, false, &r) != -ENOENT)
       fail_msg("%s, whose commit failed, came back after the crash", id);
-    assert_int_equal(queue_db_unfinished(q), 1);
-    queue_db_close(q);
+    assert_int_equal(sqlite_queue_unfinished(q), 1);
+    sqlite_queue_close(q);
   }
 }
 
@@ -443,14 +443,14 @@ static void a_row_whose_commit_failed_never_comes_back_after_a_crash(void **stat
 /* Fills the file (before the store opens it) with n completed rows, each
  * with an answer of answer_len bytes, finished at done_at. */
 static void fill_completed(const char *path, int n, size_t answer_len, int64_t done_at) {
-  queue_db_t *q = NULL;
+  sqlite_queue_t *q = NULL;
   char err[256];
-  assert_int_equal(queue_db_open(&q, path, BIG_QUEUE, err, sizeof(err)), 0);
+  assert_int_equal(sqlite_queue_open(&q, path, BIG_QUEUE, err, sizeof(err)), 0);
   char *answer = malloc(answer_len);
   assert_non_null(answer);
   for (size_t i = 0; i < answer_len; i++)
     answer[i] = (char)(i * 31 + 7);
-  assert_int_equal(queue_db_begin(q), 0);
+  assert_int_equal(sqlite_queue_begin(q), 0);
   for (int i = 0; i < n; i++) {
     stored_request_t r;
     memset(&r, 0, sizeof(r));
@@ -461,10 +461,10 @@ static void fill_completed(const char *path, int n, size_t answer_len, int64_t d
     r.headers_len = strlen(r.headers);
     r.created_at = done_at - 1000;
     r.next_attempt_at = done_at - 1000;
-    assert_int_equal(queue_db_insert(q, &r, NULL), 0);
+    assert_int_equal(sqlite_queue_insert(q, &r, NULL), 0);
     stored_request_t rows[1];
     int64_t dead = 0;
-    assert_int_equal(queue_db_claim(q, done_at - 1000, 86400000, 1, rows, &dead), 1);
+    assert_int_equal(sqlite_queue_claim(q, done_at - 1000, 86400000, 1, rows, &dead), 1);
     stored_request_free(&rows[0]);
     attempt_outcome_t o;
     memset(&o, 0, sizeof(o));
@@ -472,11 +472,11 @@ static void fill_completed(const char *path, int n, size_t answer_len, int64_t d
     o.response_status = 200;
     o.response_body = answer;
     o.response_body_len = answer_len;
-    assert_int_equal(queue_db_finish(q, r.id, done_at + i, &o), 0);
+    assert_int_equal(sqlite_queue_finish(q, r.id, done_at + i, &o), 0);
   }
-  assert_int_equal(queue_db_commit(q), 0);
+  assert_int_equal(sqlite_queue_commit(q), 0);
   free(answer);
-  queue_db_close(q);
+  sqlite_queue_close(q);
 }
 
 static int64_t file_pragma(const char *path, const char *sql) {
@@ -500,7 +500,7 @@ static void a_purge_goes_in_slices_with_commits_between_and_gives_free_pages_bac
   assert_int_equal(stat(fx->path, &st), 0);
   assert_true(st.st_size > 50 * 64 * 1024);
 
-  store_options_t o = {.slice_rows = 10, .slice_pages = 64, .slice_ms = 60000};
+  store_options_t o = {.slice_rows = 10, .slice_reclaim = 64, .slice_ms = 60000};
   fx_open(fx, &o);
   store_job_t purge;
   memset(&purge, 0, sizeof(purge));

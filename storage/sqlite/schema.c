@@ -1,4 +1,4 @@
-#include "storage/schema.h"
+#include "storage/sqlite/schema.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -30,19 +30,23 @@ static const char *const schema_steps[] = {
     "  response_headers BLOB,"
     "  response_body BLOB"
     ");"
-    "CREATE INDEX requests_due ON requests(next_attempt_at, seq) WHERE state = 0;"
+    "CREATE INDEX requests_due ON requests(next_attempt_at, seq) WHERE state "
+    "= " SQL_QUEUED ";"
     "CREATE INDEX requests_by_state ON requests(state, seq);"
-    "CREATE UNIQUE INDEX requests_idempotency ON requests(idempotency_key, method, target)"
-    "  WHERE idempotency_key IS NOT NULL AND state IN (0, 1);"
-    "CREATE INDEX requests_finished ON requests(updated_at) WHERE state >= 2;",
+    "CREATE UNIQUE INDEX requests_idempotency ON requests(idempotency_key, "
+    "method, target)"
+    "  WHERE idempotency_key IS NOT NULL AND state IN (" SQL_QUEUED ", " SQL_INFLIGHT ");"
+    "CREATE INDEX requests_finished ON requests(updated_at) WHERE state "
+    ">= " SQL_FIRST_FINISHED ";",
     /* 2: one row the store rewrites when it must find out whether a durable
      * write succeeds (health's probe) and to overwrite what a failed commit
-     * left in the WAL (queue_db_probe()). And final answers' bodies move to
+     * left in the WAL (sqlite_queue_probe()). And final answers' bodies move to
      * a table of their own: a big one is then deleted without zeroing it
      * page by page (secure_delete is lifted for that table only), while a
      * request's row, which holds its credentials, stays small and is still
      * zeroed when deleted. */
-    "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);"
+    "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), n "
+    "INTEGER NOT NULL);"
     "INSERT INTO store_probe (id, n) VALUES (1, 0);"
     "CREATE TABLE answers (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
     "INSERT INTO answers (seq, body) SELECT seq, response_body FROM requests"

@@ -1,4 +1,4 @@
-#include "storage/queue_db.h"
+#include "storage/sqlite/sqlite_queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,17 +10,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "storage/schema.h"
+#include "storage/sqlite/schema.h"
 
 /* The columns of a full row, in the order row_read() expects. */
-#define ROW_COLUMNS                                                                              \
-  "seq, id, state, method, target, headers, body, idempotency_key, attempts, created_at, "       \
-  "next_attempt_at, updated_at, last_status, last_error, response_status, response_headers, "    \
+#define ROW_COLUMNS                                                                                \
+  "seq, id, state, method, target, headers, body, idempotency_key, attempts, "                     \
+  "created_at, "                                                                                   \
+  "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
+  "response_headers, "                                                                             \
   "(SELECT body FROM answers WHERE answers.seq = requests.seq)"
 /* The same without the payloads, for status answers and listings. */
-#define ROW_COLUMNS_BRIEF                                                                        \
-  "seq, id, state, method, target, NULL, NULL, idempotency_key, attempts, created_at, "          \
-  "next_attempt_at, updated_at, last_status, last_error, response_status, NULL, NULL"
+#define ROW_COLUMNS_BRIEF                                                                          \
+  "seq, id, state, method, target, NULL, NULL, idempotency_key, attempts, "                        \
+  "created_at, "                                                                                   \
+  "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
+  "NULL, NULL"
 
 enum {
   ST_INSERT,
@@ -53,43 +57,51 @@ static const char *const statement_sql[ST_COUNT] = {
                   "idempotency_key, attempts, created_at, next_attempt_at, updated_at, "
                   "last_status, last_error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_FIND_IDEM] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE idempotency_key = ? AND "
-                     "method = ? AND target = ? AND state IN (0, 1)",
+                     "method = ? AND target = ? AND state IN (" SQL_QUEUED ", " SQL_INFLIGHT ")",
     [ST_GET_FULL] = "SELECT " ROW_COLUMNS " FROM requests WHERE id = ?",
     [ST_GET_BRIEF] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE id = ?",
     [ST_SET_STATE] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ? "
                      "WHERE id = ?",
-    [ST_EXPIRE] = "UPDATE requests SET state = 3, next_attempt_at = NULL, updated_at = ?1, "
-                  "last_error = coalesce(last_error, 'expired: older than --max-age') "
-                  "WHERE seq = ?2 AND state = 0",
+    [ST_EXPIRE] =
+        "UPDATE requests SET state = " SQL_DEAD ", next_attempt_at = NULL, updated_at = ?1, "
+        "last_error = coalesce(last_error, 'expired: older than --max-age') "
+        "WHERE seq = ?2 AND state = " SQL_QUEUED,
     /* A dead row retried by hand starts a new life: its age counts again. */
-    [ST_REVIVE] = "UPDATE requests SET state = 0, next_attempt_at = ?1, updated_at = ?1, "
-                  "created_at = CASE WHEN state = 3 THEN ?1 ELSE created_at END WHERE id = ?2",
+    [ST_REVIVE] =
+        "UPDATE requests SET state = " SQL_QUEUED ", next_attempt_at = ?1, updated_at = ?1, "
+        "created_at = CASE WHEN state = " SQL_DEAD " THEN ?1 ELSE created_at END WHERE id = ?2",
     /* INDEXED BY: the planner would otherwise walk every queued row through
      * requests_by_state; the partial index answers from its first entries. */
     [ST_DUE] = "SELECT " ROW_COLUMNS " FROM requests INDEXED BY requests_due "
-               "WHERE state = 0 AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
-    [ST_CLAIM_ONE] = "UPDATE requests SET state = 1, attempts = attempts + 1, "
-                     "next_attempt_at = NULL, updated_at = ? WHERE seq = ? AND state = 0",
+               "WHERE state = " SQL_QUEUED
+               " AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
+    [ST_CLAIM_ONE] = "UPDATE requests SET state = " SQL_INFLIGHT ", attempts = attempts + 1, "
+                     "next_attempt_at = NULL, updated_at = ? WHERE seq = ? AND "
+                     "state = " SQL_QUEUED,
     [ST_FINISH] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ?, "
-                  "last_status = ?, last_error = ?, response_status = ?, response_headers = ? "
-                  "WHERE id = ? AND state = 1 RETURNING seq",
+                  "last_status = ?, last_error = ?, response_status = ?, "
+                  "response_headers = ? "
+                  "WHERE id = ? AND state = " SQL_INFLIGHT " RETURNING seq",
     /* The answer's body, in its own table (schema step 2 says why). */
     [ST_ANSWER_PUT] = "INSERT OR REPLACE INTO answers (seq, body) VALUES (?, ?)",
     /* Not attempted after all: the attempt is not counted, the last real
      * one's status and error stay. */
-    [ST_RELEASE] = "UPDATE requests SET state = 0, next_attempt_at = ?1, updated_at = ?1, "
-                   "attempts = attempts - 1 WHERE id = ?2 AND state = 1",
+    [ST_RELEASE] =
+        "UPDATE requests SET state = " SQL_QUEUED ", next_attempt_at = ?1, updated_at = ?1, "
+        "attempts = attempts - 1 WHERE id = ?2 AND state = " SQL_INFLIGHT,
     [ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM requests INDEXED BY requests_due "
-                    "WHERE state = 0",
+                    "WHERE state = " SQL_QUEUED,
     /* Oldest finish first, a bounded number at a time (the caller slices a
      * purge so other commits get through between the slices). */
-    [ST_PURGE_PICK] = "SELECT seq, state FROM requests INDEXED BY requests_finished "
-                      "WHERE state >= 2 AND updated_at < ?1 ORDER BY updated_at LIMIT ?2",
+    [ST_PURGE_PICK] =
+        "SELECT seq, state FROM requests INDEXED BY requests_finished "
+        "WHERE state >= " SQL_FIRST_FINISHED " AND updated_at < ?1 ORDER BY updated_at LIMIT ?2",
     [ST_PURGE_ANSWER] = "DELETE FROM answers WHERE seq = ?",
     [ST_PURGE_ROW] = "DELETE FROM requests WHERE seq = ?",
     /* Rows are inserted in creation order, so the first queued seq is the
      * oldest: one index probe instead of a walk. */
-    [ST_OLDEST_QUEUED] = "SELECT created_at FROM requests WHERE state = 0 ORDER BY seq LIMIT 1",
+    [ST_OLDEST_QUEUED] =
+        "SELECT created_at FROM requests WHERE state = " SQL_QUEUED " ORDER BY seq LIMIT 1",
     [ST_LIST_STATE] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE state = ? AND seq > ? "
                       "ORDER BY seq LIMIT ?",
     [ST_LIST_ALL] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ? ORDER BY seq "
@@ -101,7 +113,7 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_PAGE_COUNT] = "PRAGMA page_count",
 };
 
-struct queue_db_s {
+struct sqlite_queue_s {
   sqlite3 *db;
   sqlite3_stmt *st[ST_COUNT];
   int64_t max_queue;
@@ -109,39 +121,13 @@ struct queue_db_s {
    * --max-queue check never walk the table. */
   int64_t count[RQ_NSTATES];
   int64_t recovered;
-  bool durable; /* synchronous=FULL in force */
-  bool reclaims; /* auto_vacuum = INCREMENTAL: free pages can be given back */
+  bool durable;         /* synchronous=FULL in force */
+  bool reclaims;        /* auto_vacuum = INCREMENTAL: free pages can be given back */
   int64_t converted_ms; /* -1, or how long the conversion to it took at open */
 };
 
-static const char *const state_names[RQ_NSTATES] = {"queued", "inflight", "completed", "dead",
-                                                    "cancelled"};
-
-const char *rq_state_name(rq_state_t s) {
-  return (unsigned)s < RQ_NSTATES ? state_names[s] : "unknown";
-}
-
-int rq_state_parse(const char *name) {
-  for (int i = 0; i < RQ_NSTATES; i++)
-    if (strcmp(name, state_names[i]) == 0)
-      return i;
-  return -1;
-}
-
-void stored_request_free(stored_request_t *r) {
-  free(r->method);
-  free(r->target);
-  free(r->headers);
-  free(r->body);
-  free(r->idempotency_key);
-  free(r->last_error);
-  free(r->response_headers);
-  free(r->response_body);
-  memset(r, 0, sizeof(*r));
-}
-
-/* Maps SQLite's result codes to the errors of queue_db.h. */
-static int queue_db_error(int rc) {
+/* Maps SQLite's result codes to the errors of storage/stored_request.h. */
+static int sqlite_queue_error(int rc) {
   switch (rc & 0xff) {
   case SQLITE_FULL:
     return -ENOSPC;
@@ -221,7 +207,7 @@ static void bind_time_or_null(sqlite3_stmt *st, int i, int64_t t) {
     sqlite3_bind_null(st, i);
 }
 
-static sqlite3_stmt *stmt(queue_db_t *q, int which) {
+static sqlite3_stmt *stmt(sqlite_queue_t *q, int which) {
   sqlite3_stmt *st = q->st[which];
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
@@ -229,7 +215,7 @@ static sqlite3_stmt *stmt(queue_db_t *q, int which) {
 }
 
 /* Runs a statement that returns at most one row into out (brief or full). */
-static int get_one(queue_db_t *q, sqlite3_stmt *st, stored_request_t *out) {
+static int get_one(sqlite_queue_t *q, sqlite3_stmt *st, stored_request_t *out) {
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     row_read(st, out);
@@ -238,61 +224,58 @@ static int get_one(queue_db_t *q, sqlite3_stmt *st, stored_request_t *out) {
   }
   sqlite3_reset(st);
   (void)q;
-  return rc == SQLITE_DONE ? -ENOENT : queue_db_error(rc);
+  return rc == SQLITE_DONE ? -ENOENT : sqlite_queue_error(rc);
 }
 
 static int exec_simple(sqlite3 *db, const char *sql) {
   int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-  return rc == SQLITE_OK ? 0 : queue_db_error(rc);
+  return rc == SQLITE_OK ? 0 : sqlite_queue_error(rc);
 }
 
-int queue_db_set_durable(queue_db_t *q, bool durable) {
+int sqlite_queue_set_durable(sqlite_queue_t *q, bool durable) {
   if (q->durable == durable)
     return 0;
-  int rc = exec_simple(q->db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+  int rc =
+      exec_simple(q->db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
   if (rc == 0)
     q->durable = durable;
   return rc;
 }
 
-int queue_db_begin(queue_db_t *q) {
-  return exec_simple(q->db, "BEGIN IMMEDIATE");
-}
+int sqlite_queue_begin(sqlite_queue_t *q) { return exec_simple(q->db, "BEGIN IMMEDIATE"); }
 
-int queue_db_commit(queue_db_t *q) {
-  return exec_simple(q->db, "COMMIT");
-}
+int sqlite_queue_commit(sqlite_queue_t *q) { return exec_simple(q->db, "COMMIT"); }
 
-void queue_db_rollback(queue_db_t *q) {
+void sqlite_queue_rollback(sqlite_queue_t *q) {
   if (!sqlite3_get_autocommit(q->db))
     sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-int64_t queue_db_pages_written(queue_db_t *q) {
+int64_t sqlite_queue_pages_written(sqlite_queue_t *q) {
   int cur = 0, high = 0;
   sqlite3_db_status(q->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &high, 0);
   return cur;
 }
 
-int queue_db_probe(queue_db_t *q) {
-  int rc = queue_db_set_durable(q, true);
+int sqlite_queue_probe(sqlite_queue_t *q) {
+  int rc = sqlite_queue_set_durable(q, true);
   if (rc == 0)
-    rc = queue_db_begin(q);
+    rc = sqlite_queue_begin(q);
   if (rc == 0) {
     sqlite3_stmt *st = stmt(q, ST_PROBE);
     int step = sqlite3_step(st);
     sqlite3_reset(st);
-    rc = step == SQLITE_DONE ? 0 : queue_db_error(step);
+    rc = step == SQLITE_DONE ? 0 : sqlite_queue_error(step);
   }
   if (rc == 0)
-    rc = queue_db_commit(q);
+    rc = sqlite_queue_commit(q);
   if (rc != 0)
-    queue_db_rollback(q);
+    sqlite_queue_rollback(q);
   return rc;
 }
 
 /* One walk of the state index: at open, and after a rolled-back batch. */
-static void count_states(queue_db_t *q) {
+static void count_states(sqlite_queue_t *q) {
   sqlite3_stmt *st;
   memset(q->count, 0, sizeof(q->count));
   if (sqlite3_prepare_v2(q->db, "SELECT state, count(*) FROM requests GROUP BY state", -1, &st,
@@ -306,18 +289,18 @@ static void count_states(queue_db_t *q) {
   }
 }
 
-static int64_t unfinished(const queue_db_t *q) {
+static int64_t unfinished(const sqlite_queue_t *q) {
   return q->count[RQ_QUEUED] + q->count[RQ_INFLIGHT];
 }
 
-static void move_count(queue_db_t *q, rq_state_t from, rq_state_t to, int64_t n) {
+static void move_count(sqlite_queue_t *q, rq_state_t from, rq_state_t to, int64_t n) {
   q->count[from] -= n;
   q->count[to] += n;
 }
 
 /* A failed step of opening, said in one line a user can act on. */
-static int open_error(queue_db_t *q, int rc, const char *path, char *err, size_t errlen) {
-  int result = queue_db_error(rc);
+static int open_error(sqlite_queue_t *q, int rc, const char *path, char *err, size_t errlen) {
+  int result = sqlite_queue_error(rc);
   snprintf(err, errlen, "%s: %s", path,
            result == -EBUSY    ? "in use by another process (is another retryd running?)"
            : result == -EINVAL ? "not a database, or corrupt (left untouched)"
@@ -349,7 +332,7 @@ static int64_t monotonic_ms(void) {
  * answer reads its whole overflow chain, so it is worth one slow start; if
  * it fails (a full disk), retryd runs on without, and tries again at the
  * next start. Outside a transaction, before statements are prepared. */
-static void convert_to_incremental_vacuum(queue_db_t *q) {
+static void convert_to_incremental_vacuum(sqlite_queue_t *q) {
   q->converted_ms = -1;
   q->reclaims = pragma_int(q->db, "PRAGMA auto_vacuum") == 2;
   if (q->reclaims)
@@ -363,8 +346,8 @@ static void convert_to_incremental_vacuum(queue_db_t *q) {
     q->converted_ms = monotonic_ms() - t0;
 }
 
-int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *err,
-                  size_t errlen) {
+int sqlite_queue_open(sqlite_queue_t **out, const char *path, int64_t max_queue, char *err,
+                      size_t errlen) {
   *out = NULL;
   /* Create the file ourselves so it is 0600 from its first byte; SQLite
    * gives its -wal file the same mode. An existing file is not opened here:
@@ -379,7 +362,7 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
     snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
     return -errno;
   }
-  queue_db_t *q = calloc(1, sizeof(*q));
+  sqlite_queue_t *q = calloc(1, sizeof(*q));
   if (q == NULL)
     return -ENOMEM;
   q->max_queue = max_queue;
@@ -394,8 +377,10 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
    * close, so a second retryd on the same file is refused, and the WAL
    * index lives in memory (no -shm file). */
   static const char *const pragmas[] = {
-      "PRAGMA locking_mode = EXCLUSIVE", "PRAGMA busy_timeout = 0",
-      "PRAGMA synchronous = FULL",       "PRAGMA secure_delete = ON",
+      "PRAGMA locking_mode = EXCLUSIVE",
+      "PRAGMA busy_timeout = 0",
+      "PRAGMA synchronous = FULL",
+      "PRAGMA secure_delete = ON",
   };
   char why[512] = "";
   for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
@@ -433,22 +418,24 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
   }
   /* Rows a crash left inflight were maybe sent, maybe not: at-least-once
    * says send them again. */
-  rc = sqlite3_exec(q->db, "UPDATE requests SET state = 0, next_attempt_at = updated_at "
-                           "WHERE state = 1", NULL, NULL, NULL);
+  rc = sqlite3_exec(q->db,
+                    "UPDATE requests SET state = " SQL_QUEUED ", next_attempt_at = updated_at "
+                    "WHERE state = " SQL_INFLIGHT,
+                    NULL, NULL, NULL);
   if (rc == SQLITE_OK)
     q->recovered = sqlite3_changes64(q->db);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
-    result = queue_db_error(rc);
+    result = sqlite_queue_error(rc);
     snprintf(err, errlen, "%s: cannot recover inflight rows: %s", path, sqlite3_errmsg(q->db));
     sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
     goto fail;
   }
   convert_to_incremental_vacuum(q);
   for (int i = 0; i < ST_COUNT; i++) {
-    rc = sqlite3_prepare_v3(q->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
-                            NULL);
+    rc =
+        sqlite3_prepare_v3(q->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
     if (rc != SQLITE_OK) {
       snprintf(err, errlen, "%s: cannot prepare a statement: %s", path, sqlite3_errmsg(q->db));
       result = -EIO;
@@ -465,11 +452,11 @@ int queue_db_open(queue_db_t **out, const char *path, int64_t max_queue, char *e
   *out = q;
   return 0;
 fail:
-  queue_db_close(q);
+  sqlite_queue_close(q);
   return result;
 }
 
-void queue_db_close(queue_db_t *q) {
+void sqlite_queue_close(sqlite_queue_t *q) {
   if (q == NULL)
     return;
   for (int i = 0; i < ST_COUNT; i++)
@@ -478,29 +465,21 @@ void queue_db_close(queue_db_t *q) {
   free(q);
 }
 
-sqlite3 *queue_db_handle(queue_db_t *q) {
-  return q->db;
-}
+sqlite3 *sqlite_queue_handle(sqlite_queue_t *q) { return q->db; }
 
-int64_t queue_db_recovered(const queue_db_t *q) {
-  return q->recovered;
-}
+int64_t sqlite_queue_recovered(const sqlite_queue_t *q) { return q->recovered; }
 
-int64_t queue_db_unfinished(const queue_db_t *q) {
-  return unfinished(q);
-}
+int64_t sqlite_queue_unfinished(const sqlite_queue_t *q) { return unfinished(q); }
 
-void queue_db_recount(queue_db_t *q) {
-  count_states(q);
-}
+void sqlite_queue_recount(sqlite_queue_t *q) { count_states(q); }
 
-int queue_db_insert(queue_db_t *q, const stored_request_t *r, stored_request_t *existing) {
+int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_request_t *existing) {
   bool takes_room = r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
   if (takes_room && unfinished(q) >= q->max_queue) {
     /* A repeat of a stored request is answered from its twin even when
      * the queue is full: it takes no room. */
     if (r->idempotency_key != NULL && existing != NULL &&
-        queue_db_find_idempotent(q, r->idempotency_key, r->method, r->target, existing) == 0)
+        sqlite_queue_find_idempotent(q, r->idempotency_key, r->method, r->target, existing) == 0)
       return -EEXIST;
     return -EDQUOT;
   }
@@ -525,17 +504,17 @@ int queue_db_insert(queue_db_t *q, const stored_request_t *r, stored_request_t *
     q->count[r->state]++;
     return 0;
   }
-  int err = queue_db_error(rc);
+  int err = sqlite_queue_error(rc);
   if (err == -EEXIST && r->idempotency_key != NULL && existing != NULL) {
-    int found = queue_db_find_idempotent(q, r->idempotency_key, r->method, r->target, existing);
+    int found = sqlite_queue_find_idempotent(q, r->idempotency_key, r->method, r->target, existing);
     if (found != 0)
       return found;
   }
   return err;
 }
 
-int queue_db_find_idempotent(queue_db_t *q, const char *key, const char *method,
-                             const char *target, stored_request_t *out) {
+int sqlite_queue_find_idempotent(sqlite_queue_t *q, const char *key, const char *method,
+                                 const char *target, stored_request_t *out) {
   sqlite3_stmt *st = stmt(q, ST_FIND_IDEM);
   sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, method, -1, SQLITE_STATIC);
@@ -543,13 +522,13 @@ int queue_db_find_idempotent(queue_db_t *q, const char *key, const char *method,
   return get_one(q, st, out);
 }
 
-int queue_db_get(queue_db_t *q, const char *id, bool with_payload, stored_request_t *out) {
+int sqlite_queue_get(sqlite_queue_t *q, const char *id, bool with_payload, stored_request_t *out) {
   sqlite3_stmt *st = stmt(q, with_payload ? ST_GET_FULL : ST_GET_BRIEF);
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
   return get_one(q, st, out);
 }
 
-static int set_state(queue_db_t *q, const char *id, rq_state_t state, int64_t next,
+static int set_state(sqlite_queue_t *q, const char *id, rq_state_t state, int64_t next,
                      int64_t now) {
   sqlite3_stmt *st = stmt(q, ST_SET_STATE);
   sqlite3_bind_int(st, 1, state);
@@ -558,11 +537,11 @@ static int set_state(queue_db_t *q, const char *id, rq_state_t state, int64_t ne
   sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : queue_db_error(rc);
+  return rc == SQLITE_DONE ? 0 : sqlite_queue_error(rc);
 }
 
-int queue_db_cancel(queue_db_t *q, const char *id, int64_t now, stored_request_t *out) {
-  int rc = queue_db_get(q, id, false, out);
+int sqlite_queue_cancel(sqlite_queue_t *q, const char *id, int64_t now, stored_request_t *out) {
+  int rc = sqlite_queue_get(q, id, false, out);
   if (rc != 0)
     return rc;
   if (out->state != RQ_QUEUED)
@@ -577,8 +556,8 @@ int queue_db_cancel(queue_db_t *q, const char *id, int64_t now, stored_request_t
   return rc;
 }
 
-int queue_db_retry_now(queue_db_t *q, const char *id, int64_t now, stored_request_t *out) {
-  int rc = queue_db_get(q, id, false, out);
+int sqlite_queue_retry_now(sqlite_queue_t *q, const char *id, int64_t now, stored_request_t *out) {
+  int rc = sqlite_queue_get(q, id, false, out);
   if (rc != 0)
     return rc;
   if (out->state != RQ_QUEUED && out->state != RQ_DEAD)
@@ -590,7 +569,7 @@ int queue_db_retry_now(queue_db_t *q, const char *id, int64_t now, stored_reques
   sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
-  rc = rc == SQLITE_DONE ? 0 : queue_db_error(rc);
+  rc = rc == SQLITE_DONE ? 0 : sqlite_queue_error(rc);
   if (rc == 0) {
     move_count(q, out->state, RQ_QUEUED, 1);
     if (out->state == RQ_DEAD)
@@ -602,8 +581,8 @@ int queue_db_retry_now(queue_db_t *q, const char *id, int64_t now, stored_reques
   return rc;
 }
 
-int queue_db_claim(queue_db_t *q, int64_t now, int64_t max_age_ms, size_t limit,
-                   stored_request_t *out, int64_t *dead_out) {
+int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, int64_t max_age_ms, size_t limit,
+                       stored_request_t *out, int64_t *dead_out) {
   *dead_out = 0;
   size_t n = 0;
   int rc = SQLITE_DONE;
@@ -647,12 +626,13 @@ int queue_db_claim(queue_db_t *q, int64_t now, int64_t max_age_ms, size_t limit,
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     for (size_t k = 0; k < n; k++)
       stored_request_free(&out[k]);
-    return queue_db_error(rc);
+    return sqlite_queue_error(rc);
   }
   return (int)n;
 }
 
-int queue_db_finish(queue_db_t *q, const char *id, int64_t now, const attempt_outcome_t *o) {
+int sqlite_queue_finish(sqlite_queue_t *q, const char *id, int64_t now,
+                        const attempt_outcome_t *o) {
   sqlite3_stmt *st;
   rq_state_t state = o->kind == OUTCOME_COMPLETED ? RQ_COMPLETED
                      : o->kind == OUTCOME_DEAD    ? RQ_DEAD
@@ -682,7 +662,7 @@ int queue_db_finish(queue_db_t *q, const char *id, int64_t now, const attempt_ou
     rc = sqlite3_step(st); /* RETURNING: the change is done once stepped to the end */
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
-    return queue_db_error(rc);
+    return sqlite_queue_error(rc);
   if (sqlite3_changes64(q->db) == 0)
     return -ENOENT;
   if (o->kind != OUTCOME_RELEASE && o->response_status) {
@@ -693,13 +673,13 @@ int queue_db_finish(queue_db_t *q, const char *id, int64_t now, const attempt_ou
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-      return queue_db_error(rc);
+      return sqlite_queue_error(rc);
   }
   move_count(q, RQ_INFLIGHT, state, 1);
   return 0;
 }
 
-int64_t queue_db_next_due(queue_db_t *q) {
+int64_t sqlite_queue_next_due(sqlite_queue_t *q) {
   sqlite3_stmt *st = stmt(q, ST_NEXT_DUE);
   int64_t t = 0;
   if (sqlite3_step(st) == SQLITE_ROW)
@@ -714,7 +694,7 @@ static int step_done(sqlite3_stmt *st) {
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
   }
   sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : queue_db_error(rc);
+  return rc == SQLITE_DONE ? 0 : sqlite_queue_error(rc);
 }
 
 /* Deletes the rows in seqs: each answer without zeroing it (a big answer is
@@ -722,7 +702,7 @@ static int step_done(sqlite3_stmt *st) {
  * of it; with the pointer map, freeing it reads almost none), then the rows
  * themselves zeroed (secure_delete, as for every other change of a row): they
  * hold the credentials. */
-static int purge_rows(queue_db_t *q, const int64_t *seqs, int n) {
+static int purge_rows(sqlite_queue_t *q, const int64_t *seqs, int n) {
   /* Not prepared statements: this pragma acts when it is compiled. */
   int rc = exec_simple(q->db, "PRAGMA secure_delete = FAST");
   for (int i = 0; i < n && rc == 0; i++) {
@@ -743,7 +723,7 @@ static int purge_rows(queue_db_t *q, const int64_t *seqs, int n) {
 
 #define PURGE_BATCH 64
 
-int64_t queue_db_purge(queue_db_t *q, int64_t cutoff, int64_t limit) {
+int64_t sqlite_queue_purge(sqlite_queue_t *q, int64_t cutoff, int64_t limit) {
   int64_t total = 0;
   while (total < limit) {
     int64_t want = limit - total < PURGE_BATCH ? limit - total : PURGE_BATCH;
@@ -760,7 +740,7 @@ int64_t queue_db_purge(queue_db_t *q, int64_t cutoff, int64_t limit) {
     }
     sqlite3_reset(st);
     if (n < want && rc != SQLITE_DONE)
-      return queue_db_error(rc);
+      return sqlite_queue_error(rc);
     if (n == 0)
       break;
     rc = purge_rows(q, seqs, n);
@@ -776,28 +756,24 @@ int64_t queue_db_purge(queue_db_t *q, int64_t cutoff, int64_t limit) {
   return total;
 }
 
-static int64_t stmt_int(queue_db_t *q, int which) {
+static int64_t stmt_int(sqlite_queue_t *q, int which) {
   sqlite3_stmt *st = stmt(q, which);
   int rc = sqlite3_step(st);
-  int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : queue_db_error(rc);
+  int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : sqlite_queue_error(rc);
   sqlite3_reset(st);
   return v;
 }
 
-int64_t queue_db_free_pages(queue_db_t *q) {
-  return stmt_int(q, ST_FREE_PAGES);
-}
+int64_t sqlite_queue_free_pages(sqlite_queue_t *q) { return stmt_int(q, ST_FREE_PAGES); }
 
-int64_t queue_db_pages(queue_db_t *q) {
-  return stmt_int(q, ST_PAGE_COUNT);
-}
+int64_t sqlite_queue_pages(sqlite_queue_t *q) { return stmt_int(q, ST_PAGE_COUNT); }
 
-int64_t queue_db_vacuum(queue_db_t *q, int64_t pages) {
+int64_t sqlite_queue_vacuum(sqlite_queue_t *q, int64_t pages) {
   if (!q->reclaims || pages <= 0)
     return 0;
   /* Counted on the free list: the file shrinks by a little more when a
    * pointer-map page goes with the pages it mapped. */
-  int64_t before = queue_db_free_pages(q);
+  int64_t before = sqlite_queue_free_pages(q);
   if (before <= 0)
     return before;
   /* A pragma takes no bound parameter: the count is ours, an integer. */
@@ -806,38 +782,34 @@ int64_t queue_db_vacuum(queue_db_t *q, int64_t pages) {
   int rc = exec_simple(q->db, sql);
   if (rc != 0)
     return rc;
-  int64_t after = queue_db_free_pages(q);
+  int64_t after = sqlite_queue_free_pages(q);
   if (after < 0)
     return after;
   return before - after;
 }
 
-bool queue_db_reclaims_space(const queue_db_t *q) {
-  return q->reclaims;
-}
+bool sqlite_queue_reclaims_space(const sqlite_queue_t *q) { return q->reclaims; }
 
-int64_t queue_db_converted_ms(const queue_db_t *q) {
-  return q->converted_ms;
-}
+int64_t sqlite_queue_converted_ms(const sqlite_queue_t *q) { return q->converted_ms; }
 
-int queue_db_checkpoint(queue_db_t *q) {
+int sqlite_queue_checkpoint(sqlite_queue_t *q) {
   int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-  return rc == SQLITE_OK ? 0 : queue_db_error(rc);
+  return rc == SQLITE_OK ? 0 : sqlite_queue_error(rc);
 }
 
-int queue_db_counts(queue_db_t *q, queue_counts_t *out) {
+int sqlite_queue_counts(sqlite_queue_t *q, queue_counts_t *out) {
   memset(out, 0, sizeof(*out));
   memcpy(out->count, q->count, sizeof(out->count));
   sqlite3_stmt *st = stmt(q, ST_OLDEST_QUEUED);
   if (sqlite3_step(st) == SQLITE_ROW)
     out->oldest_queued_at = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
-  out->next_attempt_at = queue_db_next_due(q);
+  out->next_attempt_at = sqlite_queue_next_due(q);
   return 0;
 }
 
-int queue_db_list(queue_db_t *q, int state, int64_t after_seq, size_t limit,
-                  stored_request_t *out, int64_t *last_seq) {
+int sqlite_queue_list(sqlite_queue_t *q, int state, int64_t after_seq, size_t limit,
+                      stored_request_t *out, int64_t *last_seq) {
   sqlite3_stmt *st;
   if (state >= 0) {
     st = stmt(q, ST_LIST_STATE);

@@ -10,10 +10,24 @@
 
 #include <stddef.h>
 
+#include "storage/stored_request.h"
+
 typedef struct sqlite3 sqlite3;
 
 #define SCHEMA_APPLICATION_ID 0x72747279 /* "rtry" */
 #define SCHEMA_VERSION 2
+
+/* The states as the file stores them, for SQL text (the partial indexes
+ * and the statements that use them must spell them alike). The numbers are
+ * rq_state_t's, pinned here: a file written by one retryd is read by the
+ * next. "Finished" is every state from completed on. */
+#define SQL_QUEUED "0"
+#define SQL_INFLIGHT "1"
+#define SQL_DEAD "3"
+#define SQL_FIRST_FINISHED "2"
+_Static_assert(RQ_QUEUED == 0 && RQ_INFLIGHT == 1 && RQ_COMPLETED == 2 && RQ_DEAD == 3 &&
+                   RQ_CANCELLED == 4 && RQ_NSTATES == 5,
+               "the SQLite file stores rq_state_t's numbers: add states, never renumber");
 
 /* Reads only: 0 when the file is new or a retryd database this version
  * can use; -EINVAL (not ours, too new, not a database) or -EIO with err. */

@@ -1,0 +1,126 @@
+/* storage_backend: what a place that keeps the retry queue must do.
+ *
+ * The store (storage/store.h: the storage thread, group commit) drives a
+ * backend through this table and knows nothing else of it; a backend is a
+ * folder of its own below storage/ (storage/sqlite/ is the first). Adding
+ * one: implement every operation below, declare its open function at the
+ * end of this file, give it a scheme in storage/storage_location.c, and
+ * open it in storage_backend_open().
+ *
+ * Threading: a backend is used by one thread at a time (the storage thread
+ * in retryd, the test in unit tests) and never by the loop thread, so its
+ * calls may block.
+ *
+ * Transactions: the store opens one with begin(), runs a batch of
+ * operations in it and ends it with commit() or rollback(). durable says
+ * whether the commit must wait until what it wrote survives a power cut
+ * (every acknowledged change does); a batch of reads and claims passes
+ * false, and the next durable commit carries its writes along. Outside a
+ * transaction only probe() and purge_finished() are called.
+ *
+ * Errors are the negative errno values of storage/stored_request.h. */
+#ifndef RETRYD_STORAGE_BACKEND_H
+#define RETRYD_STORAGE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/stored_request.h"
+
+typedef struct storage_backend_s storage_backend_t;
+
+/* Set by the backend at open, read-only afterwards. */
+typedef struct {
+  /* Requests left inflight by a crash, queued again at open. */
+  int64_t recovered;
+  /* Whether purged space goes back to the file system (reclaim()). */
+  bool reclaims_space;
+  /* How long converting older storage so it can reclaim space took at
+   * open, or -1 when there was nothing to convert. */
+  int64_t converted_ms;
+} storage_info_t;
+
+typedef struct {
+  const char *name; /* for logs: "sqlite" */
+  void (*close)(storage_backend_t *b);
+
+  int (*begin)(storage_backend_t *b, bool durable);
+  /* *synced: whether this commit made writes durable (a durable commit
+   * that changed nothing did not; health needs to know). */
+  int (*commit)(storage_backend_t *b, bool *synced);
+  /* Ends the open transaction keeping nothing of it, also after a commit
+   * that failed: once it returns, nothing of that transaction may come
+   * back, not even when the process dies next (a 503 means "not stored"),
+   * and unfinished() counts what is stored. */
+  void (*rollback)(storage_backend_t *b);
+  /* A small durable write of the backend's own, outside any transaction:
+   * 0 when it reached stable storage. Tells health when no client writes. */
+  int (*probe)(storage_backend_t *b);
+
+  /* Inserts r (id, state, method, target, headers, body, key, attempts,
+   * times, last status and error). On -EEXIST, *existing is the row that
+   * holds the key. */
+  int (*insert)(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing);
+  /* The unfinished (queued or inflight) row with this key, method and
+   * target, without payloads. */
+  int (*find_idempotent)(storage_backend_t *b, const char *key, const char *method,
+                         const char *target, stored_request_t *out);
+  /* with_payload: also the request's headers and body and the stored answer. */
+  int (*get)(storage_backend_t *b, const char *id, bool with_payload, stored_request_t *out);
+  /* queued → cancelled. -EPERM (with *out filled) when not queued. */
+  int (*cancel)(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out);
+  /* queued or dead → queued, due now; a dead row's age starts again. */
+  int (*retry_now)(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out);
+  /* Claims up to limit rows due at now (earliest due first, then oldest)
+   * as inflight, with payloads, counting the attempt; a due row older than
+   * max_age_ms is made dead instead (*dead_out counts them). Returns the
+   * number claimed. */
+  int (*claim)(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
+               stored_request_t *out, int64_t *dead_out);
+  /* Records an attempt's outcome on an inflight row. */
+  int (*finish)(storage_backend_t *b, const char *id, int64_t now, const attempt_outcome_t *o);
+
+  /* Deletes up to limit finished rows (completed, dead, cancelled) last
+   * changed before cutoff, the oldest first, so their credentials do not
+   * linger. Returns how many, or an error. */
+  int64_t (*purge)(storage_backend_t *b, int64_t cutoff, int64_t limit);
+  /* Gives up to limit units of freed space back to the file system (a
+   * backend's own unit: pages for SQLite), keeping what it would soon
+   * reuse. Returns how many, fewer than limit when nothing more is worth
+   * giving back, or an error. */
+  int64_t (*reclaim)(storage_backend_t *b, int64_t limit);
+  /* After the last slice of a purge that changed something, outside a
+   * transaction: lets what was deleted leave any log the backend keeps. */
+  void (*purge_finished)(storage_backend_t *b);
+
+  int (*counts)(storage_backend_t *b, queue_counts_t *out);
+  /* Rows in state (any state when state < 0), oldest first, after the row
+   * with sequence number after_seq; *last_seq gets the last row's. */
+  int (*list)(storage_backend_t *b, int state, int64_t after_seq, size_t limit,
+              stored_request_t *out, int64_t *last_seq);
+  /* Earliest next attempt among queued rows, 0 when none. */
+  int64_t (*next_due)(storage_backend_t *b);
+  /* Unfinished rows (queued + inflight), as --max-queue counts them. */
+  int64_t (*unfinished)(storage_backend_t *b);
+} storage_backend_ops_t;
+
+/* Every backend's object starts with this (h2o's "super" pattern). */
+struct storage_backend_s {
+  const storage_backend_ops_t *ops;
+  storage_info_t info;
+};
+
+/* Opens the backend that location names (storage/storage_location.h),
+ * creating, locking, migrating and recovering it. err gets one line on
+ * failure. */
+int storage_backend_open(storage_backend_t **out, const char *location, int64_t max_queue,
+                         char *err, size_t errlen);
+
+/* The backends, each in its folder; storage_backend_open() picks one. */
+
+/* storage/sqlite/: the file at path, created 0600 if missing. */
+int sqlite_backend_open(storage_backend_t **out, const char *path, int64_t max_queue, char *err,
+                        size_t errlen);
+
+#endif

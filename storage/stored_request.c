@@ -1,0 +1,30 @@
+#include "storage/stored_request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[RQ_NSTATES] = {"queued", "inflight", "completed", "dead",
+                                                    "cancelled"};
+
+const char *rq_state_name(rq_state_t s) {
+  return (unsigned)s < RQ_NSTATES ? state_names[s] : "unknown";
+}
+
+int rq_state_parse(const char *name) {
+  for (int i = 0; i < RQ_NSTATES; i++)
+    if (strcmp(name, state_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+void stored_request_free(stored_request_t *r) {
+  free(r->method);
+  free(r->target);
+  free(r->headers);
+  free(r->body);
+  free(r->idempotency_key);
+  free(r->last_error);
+  free(r->response_headers);
+  free(r->response_body);
+  memset(r, 0, sizeof(*r));
+}

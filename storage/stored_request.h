@@ -1,0 +1,96 @@
+/* stored_request: what the retry queue stores, in no backend's terms.
+ *
+ * A stored request goes queued → inflight → completed | queued again |
+ * dead; queued → cancelled; a dead or queued one may be queued again by
+ * hand (retry now). Times are Unix milliseconds (wall clock: rows outlive
+ * the process). Headers are "Name: value\r\n" lines, exactly as they go
+ * upstream, credentials included: a backend keeps them only where the
+ * queue's own data lives.
+ *
+ * Every storage operation (storage/storage_backend.h, storage/store.h)
+ * reports failure as a negative errno value, the same for every backend:
+ *   -ENOENT  no such request
+ *   -EEXIST  an unfinished request holds the same idempotency key
+ *   -EPERM   the request is in the wrong state for the change
+ *   -ENOSPC  the storage is full
+ *   -EDQUOT  --max-queue reached
+ *   -EBUSY   another process holds the storage
+ *   -EINVAL  not a retryd queue, or corrupt
+ *   -EIO     anything else */
+#ifndef RETRYD_STORED_REQUEST_H
+#define RETRYD_STORED_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The numbers are part of the stored format (a backend may keep them as
+ * they are): never renumber, only add. */
+typedef enum {
+  RQ_QUEUED = 0,
+  RQ_INFLIGHT = 1,
+  RQ_COMPLETED = 2,
+  RQ_DEAD = 3,
+  RQ_CANCELLED = 4,
+} rq_state_t;
+
+#define RQ_NSTATES 5
+
+const char *rq_state_name(rq_state_t s);
+/* -1 when name is not a state. */
+int rq_state_parse(const char *name);
+
+/* One stored request. Strings are owned (malloc) and freed by
+ * stored_request_free(); a 0 time or status means "none". */
+typedef struct {
+  char id[40];
+  rq_state_t state;
+  char *method;
+  char *target;
+  char *headers;
+  size_t headers_len;
+  char *body;
+  size_t body_len;
+  char *idempotency_key;
+  int64_t attempts;
+  int64_t created_at;
+  int64_t next_attempt_at;
+  int64_t updated_at;
+  int last_status;
+  char *last_error;
+  int response_status;
+  char *response_headers;
+  size_t response_headers_len;
+  char *response_body;
+  size_t response_body_len;
+} stored_request_t;
+
+void stored_request_free(stored_request_t *r);
+
+/* What happened to one attempt of an inflight request. */
+typedef enum {
+  OUTCOME_COMPLETED, /* a final answer: stored with the row */
+  OUTCOME_RETRY,     /* retryable: queued again at next_attempt_at */
+  OUTCOME_DEAD,      /* retryable, but out of attempts or age */
+  OUTCOME_RELEASE,   /* not attempted after all (shutdown): queued as before */
+} outcome_t;
+
+typedef struct {
+  outcome_t kind;
+  int64_t next_attempt_at;
+  int last_status;        /* 0: none (network error) */
+  const char *last_error; /* NULL: none */
+  int response_status;
+  const char *response_headers;
+  size_t response_headers_len;
+  const char *response_body;
+  size_t response_body_len;
+} attempt_outcome_t;
+
+typedef struct {
+  int64_t count[RQ_NSTATES];
+  int64_t oldest_queued_at; /* 0: none */
+  int64_t next_attempt_at;  /* 0: none */
+} queue_counts_t;
+
+#endif
