@@ -307,6 +307,17 @@ static void submit(fx_t *fx, store_job_t *j, store_op_t op, int *done) {
   store_submit(fx->store, j);
 }
 
+static void submit_claim(fx_t *fx, store_job_t *j, stored_request_t *rows, size_t limit,
+                         int *done) {
+  memset(j, 0, sizeof(*j));
+  j->op = STORE_CLAIM;
+  j->limit = limit;
+  j->rows = rows;
+  j->cb = job_done;
+  j->ctx = done;
+  store_submit(fx->store, j);
+}
+
 static void run_until(fx_t *fx, const int *done, int want) {
   while (*done < want)
     uv_run(&fx->loop, UV_RUN_ONCE);
@@ -370,13 +381,7 @@ static void a_failed_commit_fails_every_job_of_its_batch(void **state) {
   submit(fx, &ok, STORE_INSERT, &done);
   wait_for_held_commit();
   submit(fx, &insert, STORE_INSERT, &done);
-  memset(&claim, 0, sizeof(claim));
-  claim.op = STORE_CLAIM;
-  claim.limit = 3;
-  claim.rows = rows;
-  claim.cb = job_done;
-  claim.ctx = &done;
-  store_submit(fx->store, &claim);
+  submit_claim(fx, &claim, rows, 3, &done);
   release_commits();
   run_until(fx, &done, 3);
   assert_int_equal(ok.result, 0);
@@ -398,13 +403,7 @@ static void only_a_batch_that_changes_something_asks_for_a_durable_commit(void *
   int done = 0;
   submit(fx, &get, STORE_GET, &done);
   run_until(fx, &done, 1);
-  memset(&claim, 0, sizeof(claim));
-  claim.op = STORE_CLAIM;
-  claim.limit = 1;
-  claim.rows = rows;
-  claim.cb = job_done;
-  claim.ctx = &done;
-  store_submit(fx->store, &claim);
+  submit_claim(fx, &claim, rows, 1, &done);
   run_until(fx, &done, 2);
   stored_request_free(&rows[0]);
   submit(fx, &counts, STORE_COUNTS, &done);
