@@ -11,7 +11,8 @@ packages=(
   libuv1-dev                           # the event loop
   libcurl4-openssl-dev                 # https upstreams over HTTP/2 (curl multi)
   libssl-dev                           # TLS for retryd's own HTTP/1.1 upstream client
-  libsqlite3-dev                       # the durable queue
+  libsqlite3-dev                       # the durable queue (SQLite, the embedded default)
+  libpq-dev                            # the PostgreSQL backend (--db postgres://)
   node-llhttp                          # llhttp C sources, built by CMake
   ca-certificates                      # verifying an https upstream
 )

@@ -14,6 +14,8 @@ int storage_backend_open(storage_backend_t **out, const char *location, int64_t 
   switch (loc.kind) {
   case STORAGE_SQLITE:
     return sqlite_backend_open(out, loc.path, max_queue, err, errlen);
+  case STORAGE_POSTGRES:
+    return postgres_backend_open(out, loc.path, max_queue, err, errlen);
   }
   return -EINVAL;
 }

@@ -16,7 +16,7 @@
  * whether the commit must wait until what it wrote survives a power cut
  * (every acknowledged change does); a batch of reads and claims passes
  * false, and the next durable commit carries its writes along. Outside a
- * transaction only probe() and purge_finished() are called.
+ * transaction only probe(), purge_finished() and housekeep() are called.
  *
  * Errors are the negative errno values of storage/stored_request.h. */
 #ifndef RETRYD_STORAGE_BACKEND_H
@@ -39,6 +39,8 @@ typedef struct {
   /* How long converting older storage so it can reclaim space took at
    * open, or -1 when there was nothing to convert. */
   int64_t converted_ms;
+  /* How often housekeep() wants to run while the store is idle (0: never). */
+  int64_t housekeep_ms;
 } storage_info_t;
 
 typedef struct {
@@ -103,6 +105,9 @@ typedef struct {
   int64_t (*next_due)(storage_backend_t *b);
   /* Unfinished rows (queued + inflight), as --max-queue counts them. */
   int64_t (*unfinished)(storage_backend_t *b);
+  /* Periodic work of the backend's own, outside a transaction, about every
+   * info.housekeep_ms (a shared backend renews its claims). May be NULL. */
+  void (*housekeep)(storage_backend_t *b);
 } storage_backend_ops_t;
 
 /* Every backend's object starts with this (h2o's "super" pattern). */
@@ -122,5 +127,8 @@ int storage_backend_open(storage_backend_t **out, const char *location, int64_t 
 /* storage/sqlite/: the file at path, created 0600 if missing. */
 int sqlite_backend_open(storage_backend_t **out, const char *path, int64_t max_queue, char *err,
                         size_t errlen);
+/* storage/postgres/: the database at url (libpq's URI), shared by replicas. */
+int postgres_backend_open(storage_backend_t **out, const char *url, int64_t max_queue, char *err,
+                          size_t errlen);
 
 #endif

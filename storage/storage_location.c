@@ -24,14 +24,21 @@ int storage_location_parse(const char *text, storage_location_t *out, char *err,
     path = text + strlen(SQLITE_PREFIX);
   } else {
     size_t scheme = url_scheme_len(text);
+    if ((scheme == 8 && strncmp(text, "postgres", 8) == 0) ||
+        (scheme == 10 && strncmp(text, "postgresql", 10) == 0)) {
+      out->kind = STORAGE_POSTGRES;
+      out->path = text;
+      return 0;
+    }
     if (scheme > 0) {
-      snprintf(err, errlen, "unknown storage scheme \"%.*s\" (a file path, or sqlite:PATH)",
+      snprintf(err, errlen,
+               "unknown storage scheme \"%.*s\" (a file path, sqlite:PATH or postgres://...)",
                (int)scheme, text);
       return -EINVAL;
     }
   }
   if (path[0] == '\0') {
-    snprintf(err, errlen, "empty path (a file path, or sqlite:PATH)");
+    snprintf(err, errlen, "empty path (a file path, sqlite:PATH or postgres://...)");
     return -EINVAL;
   }
   out->kind = STORAGE_SQLITE;

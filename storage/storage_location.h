@@ -2,8 +2,10 @@
  *
  *   PATH          a SQLite file (the default: retryd.db)
  *   sqlite:PATH   the same, said explicitly
- *   SCHEME://...  a backend reached by URL; none is built in yet, so it is
- *                 refused by name, like any unknown scheme
+ *   postgres://... or postgresql://...
+ *                 a PostgreSQL database (libpq's URI, with libpq's
+ *                 environment: PGPASSWORD, PGPASSFILE, PGSSLMODE...)
+ *   SCHEME://...  any other scheme is refused by name
  *
  * A plain path may contain a colon ("./a:b" or "/data/a:b" are paths):
  * only a leading name of letters followed by "://", or exactly "sqlite:",
@@ -17,11 +19,14 @@
 
 typedef enum {
   STORAGE_SQLITE,
+  STORAGE_POSTGRES,
 } storage_kind_t;
 
 typedef struct {
   storage_kind_t kind;
-  const char *path; /* STORAGE_SQLITE: points into the text parsed */
+  /* Points into the text parsed: the file's path (SQLite), or the whole
+   * URL (PostgreSQL). */
+  const char *path;
 } storage_location_t;
 
 /* 0, or -EINVAL with one line in err (without the option's name). */

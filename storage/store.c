@@ -46,9 +46,10 @@ struct store_s {
    * read by the loop after store_open() saw that under mu. */
   storage_info_t info;
 
-  /* Storage thread only: while unwritable, when the next probe may run
-   * (uv_hrtime() ns). */
+  /* Storage thread only: while unwritable, when the next probe may run,
+   * and when the backend's housekeeping is due next (uv_hrtime() ns). */
   uint64_t probe_at;
+  uint64_t housekeep_at;
 
   /* Whether a durable write reached the disk the last time one was tried.
    * Written by the storage thread, read by the loop (health). An atomic, not
@@ -171,15 +172,31 @@ static bool store_probe_due(const store_t *s) {
  * own, so health comes back once the disk does even without traffic. */
 static void store_probe(store_t *s) { store_note_durable_write(s, s->db->ops->probe(s->db) == 0); }
 
-/* Under mu: sleeps until a job or a stop comes, or a probe is due. */
+/* The backend's periodic work is due (storage thread only). */
+static bool store_housekeep_due(const store_t *s) {
+  return s->info.housekeep_ms > 0 && uv_hrtime() >= s->housekeep_at;
+}
+
+static void store_housekeep(store_t *s) {
+  s->db->ops->housekeep(s->db);
+  s->housekeep_at = uv_hrtime() + (uint64_t)s->info.housekeep_ms * 1000000u;
+}
+
+/* Under mu: sleeps until a job or a stop comes, or a probe or the
+ * backend's housekeeping is due. */
 static void store_wait(store_t *s) {
-  if (atomic_load_explicit(&s->writable, memory_order_relaxed)) {
+  uint64_t until = UINT64_MAX;
+  if (!atomic_load_explicit(&s->writable, memory_order_relaxed))
+    until = s->probe_at;
+  if (s->info.housekeep_ms > 0 && s->housekeep_at < until)
+    until = s->housekeep_at;
+  if (until == UINT64_MAX) {
     uv_cond_wait(&s->cond, &s->mu);
     return;
   }
   uint64_t now = uv_hrtime();
-  if (now < s->probe_at)
-    uv_cond_timedwait(&s->cond, &s->mu, s->probe_at - now);
+  if (now < until)
+    uv_cond_timedwait(&s->cond, &s->mu, until - now);
 }
 
 /* After a commit failed: nothing of it kept (the backend's promise), and
@@ -332,25 +349,33 @@ static void store_thread_main(void *arg) {
   uv_mutex_lock(&s->mu);
   s->open_result = rc;
   s->opened = true;
-  if (rc == 0)
+  if (rc == 0) {
     s->info = s->db->info;
+    if (s->db->ops->housekeep == NULL)
+      s->info.housekeep_ms = 0;
+    s->housekeep_at = uv_hrtime() + (uint64_t)s->info.housekeep_ms * 1000000u;
+  }
   uv_cond_broadcast(&s->cond);
   if (rc != 0) {
     uv_mutex_unlock(&s->mu);
     return;
   }
   for (;;) {
-    while (list_empty(&s->todo) && !s->stopping && !store_probe_due(s))
+    while (list_empty(&s->todo) && !s->stopping && !store_probe_due(s) && !store_housekeep_due(s))
       store_wait(s);
     list_t jobs;
     list_move_all(&s->todo, &jobs);
     if (list_empty(&jobs) && s->stopping)
       break;
     uv_mutex_unlock(&s->mu);
-    if (list_empty(&jobs))
-      store_probe(s);
-    else
+    /* Housekeeping also runs between batches: a queue that never idles
+     * must still renew its claims. */
+    if (store_housekeep_due(s))
+      store_housekeep(s);
+    if (!list_empty(&jobs))
       store_run_waiting(s, &jobs);
+    else if (store_probe_due(s))
+      store_probe(s);
     uv_mutex_lock(&s->mu);
   }
   uv_mutex_unlock(&s->mu);

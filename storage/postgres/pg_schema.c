@@ -1,0 +1,136 @@
+#include "storage/postgres/pg_schema.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The key of the advisory lock that serialises migrations ("rtry"). */
+#define PG_SCHEMA_LOCK "1920234617"
+
+/* Step i takes the schema from version i to i + 1. States are
+ * rq_state_t's numbers (storage/stored_request.h pins them). */
+static const char *const pg_schema_steps[] = {
+    /* 1: the queue, its answers, the counters and their trigger, and the
+     * probe row. lease_owner and lease_until: the replica that claimed an
+     * inflight row, and until when its claim holds. */
+    "CREATE TABLE retryd_requests ("
+    "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  id text NOT NULL UNIQUE,"
+    "  state smallint NOT NULL,"
+    "  method text NOT NULL,"
+    "  target text NOT NULL,"
+    "  headers bytea NOT NULL,"
+    "  body bytea,"
+    "  idempotency_key text,"
+    "  attempts bigint NOT NULL DEFAULT 0,"
+    "  created_at bigint NOT NULL,"
+    "  next_attempt_at bigint,"
+    "  updated_at bigint NOT NULL,"
+    "  last_status integer,"
+    "  last_error text,"
+    "  response_status integer,"
+    "  response_headers bytea,"
+    "  lease_owner text,"
+    "  lease_until bigint);"
+    "CREATE INDEX retryd_requests_due ON retryd_requests (next_attempt_at, seq) WHERE state = 0;"
+    "CREATE INDEX retryd_requests_by_state ON retryd_requests (state, seq);"
+    "CREATE UNIQUE INDEX retryd_requests_idempotency"
+    "  ON retryd_requests (idempotency_key, method, target)"
+    "  WHERE idempotency_key IS NOT NULL AND state IN (0, 1);"
+    "CREATE INDEX retryd_requests_finished ON retryd_requests (updated_at) WHERE state >= 2;"
+    "CREATE INDEX retryd_requests_leases ON retryd_requests (lease_until) WHERE state = 1;"
+    "CREATE TABLE retryd_answers ("
+    "  seq bigint PRIMARY KEY REFERENCES retryd_requests (seq) ON DELETE CASCADE,"
+    "  body bytea NOT NULL);"
+    "CREATE TABLE retryd_counts ("
+    "  replica text NOT NULL,"
+    "  state smallint NOT NULL,"
+    "  n bigint NOT NULL,"
+    "  PRIMARY KEY (replica, state));"
+    "CREATE FUNCTION retryd_count(replica text, st smallint, delta bigint) RETURNS void"
+    "  LANGUAGE sql AS $$"
+    "    INSERT INTO retryd_counts AS c (replica, state, n) VALUES (replica, st, delta)"
+    "    ON CONFLICT (replica, state) DO UPDATE SET n = c.n + delta $$;"
+    "CREATE FUNCTION retryd_count_change() RETURNS trigger LANGUAGE plpgsql AS $$"
+    "  DECLARE me text := coalesce(current_setting('retryd.replica', true), '');"
+    "  BEGIN"
+    "    IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM retryd_count(me, OLD.state, -1); END IF;"
+    "    IF TG_OP IN ('UPDATE', 'INSERT') THEN PERFORM retryd_count(me, NEW.state, 1); END IF;"
+    "    RETURN NULL;"
+    "  END $$;"
+    "CREATE TRIGGER retryd_count_rows AFTER INSERT OR DELETE ON retryd_requests"
+    "  FOR EACH ROW EXECUTE FUNCTION retryd_count_change();"
+    "CREATE TRIGGER retryd_count_states AFTER UPDATE OF state ON retryd_requests"
+    "  FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)"
+    "  EXECUTE FUNCTION retryd_count_change();"
+    "CREATE TABLE retryd_probe (n bigint NOT NULL);"
+    "INSERT INTO retryd_probe VALUES (0);",
+};
+
+#define PG_NSTEPS (int)(sizeof(pg_schema_steps) / sizeof(pg_schema_steps[0]))
+_Static_assert(PG_NSTEPS == PG_SCHEMA_VERSION, "one step per schema version");
+
+/* The version recorded in the database (0: none yet), or a negative errno. */
+static int pg_schema_version(pg_conn_t *c) {
+  int rc = pg_conn_exec(c, "CREATE TABLE IF NOT EXISTS retryd_schema (version integer NOT NULL)");
+  if (rc != 0)
+    return rc;
+  rc = pg_conn_prepare(c, "schema_version", "SELECT max(version)::int8 FROM retryd_schema");
+  if (rc != 0)
+    return rc;
+  pg_result_t *r;
+  rc = pg_conn_run(c, "schema_version", 0, NULL, NULL, NULL, &r);
+  if (rc != 0)
+    return rc;
+  int v = (int)pg_result_int(r, 0, 0);
+  pg_result_free(r);
+  return v;
+}
+
+static int pg_schema_steps_from(pg_conn_t *c, int from, char *err, size_t errlen) {
+  for (int v = from; v < PG_NSTEPS; v++) {
+    int rc = pg_conn_exec(c, pg_schema_steps[v]);
+    if (rc != 0) {
+      snprintf(err, errlen, "cannot create retryd's tables (schema step %d)", v + 1);
+      return rc;
+    }
+  }
+  char sql[96];
+  snprintf(sql, sizeof(sql), "DELETE FROM retryd_schema; INSERT INTO retryd_schema VALUES (%d)",
+           PG_SCHEMA_VERSION);
+  return from == PG_NSTEPS ? 0 : pg_conn_exec(c, sql);
+}
+
+int pg_schema_migrate(pg_conn_t *c, char *err, size_t errlen) {
+  int rc = pg_conn_exec(c, "BEGIN");
+  if (rc == 0)
+    rc = pg_conn_exec(c, "SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ")");
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot lock retryd's schema for its upgrade");
+    pg_conn_exec(c, "ROLLBACK");
+    return rc;
+  }
+  int v = pg_schema_version(c);
+  if (v < 0) {
+    snprintf(err, errlen, "cannot read retryd's schema version");
+    pg_conn_exec(c, "ROLLBACK");
+    return v;
+  }
+  if (v > PG_SCHEMA_VERSION) {
+    snprintf(err, errlen,
+             "the database holds retryd schema version %d, newer than this retryd's %d: "
+             "upgrade retryd",
+             v, PG_SCHEMA_VERSION);
+    pg_conn_exec(c, "ROLLBACK");
+    return -EINVAL;
+  }
+  rc = pg_schema_steps_from(c, v, err, errlen);
+  if (rc == 0)
+    rc = pg_conn_commit(c);
+  else
+    pg_conn_exec(c, "ROLLBACK");
+  if (rc != 0 && err[0] == '\0')
+    snprintf(err, errlen, "cannot commit retryd's schema");
+  return rc;
+}

@@ -1,0 +1,711 @@
+/* postgres_backend: the retry queue in a PostgreSQL database shared by any
+ * number of retryd replicas (storage/storage_backend.h).
+ *
+ * One connection on the storage thread (pg_conn.h says why), the tables of
+ * pg_schema.h. What sharing adds to what the SQLite file does:
+ *   claims  due rows are picked with FOR UPDATE SKIP LOCKED, so replicas
+ *           claiming at once never take the same row and never wait for
+ *           each other; a claimed row records its replica (lease_owner)
+ *           and until when the claim holds (lease_until).
+ *   leases  a replica renews its leases while it runs (housekeep()); rows
+ *           whose lease ran out (their replica died) are queued again by
+ *           the next claim of any replica, and next_due() wakes the
+ *           scheduler when the earliest foreign lease runs out.
+ *   finish  an attempt's result is recorded only while its replica still
+ *           holds the row: one that lost its lease cannot overwrite the
+ *           result of the replica that took the row over.
+ *   purge   one replica at a time (a transaction-scoped advisory lock).
+ * A COMMIT that fails because the connection broke has an unknown outcome:
+ * the batch is reported failed (its clients get 503 and send again), and
+ * if it did commit, the rows are delivered as well: at least once. */
+#include "storage/storage_backend.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/postgres/pg_conn.h"
+#include "storage/postgres/pg_schema.h"
+
+/* How long a claim holds without renewal, and how often it is renewed. */
+#define PG_LEASE_MS 30000
+#define PG_RENEW_MS (PG_LEASE_MS / 3)
+/* The advisory lock that lets one replica purge at a time. */
+#define PG_PURGE_LOCK "1920234618"
+
+#define PG_ROW                                                                                     \
+  "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
+  "r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "                   \
+  "r.response_status, r.response_headers, "                                                        \
+  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq)"
+#define PG_ROW_BRIEF                                                                               \
+  "r.seq, r.id, r.state, r.method, r.target, NULL::bytea, NULL::bytea, r.idempotency_key, "        \
+  "r.attempts, r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "       \
+  "r.response_status, NULL::bytea, NULL::bytea"
+
+static const struct {
+  const char *name;
+  const char *sql;
+} pg_statements[] = {
+    {"insert", "INSERT INTO retryd_requests AS r (id, state, method, target, headers, body, "
+               "idempotency_key, attempts, created_at, next_attempt_at, updated_at, last_status, "
+               "last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+               "ON CONFLICT DO NOTHING RETURNING r.seq"},
+    {"find", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
+             "method = $2 AND target = $3 AND state IN (0, 1)"},
+    {"get_full", "SELECT " PG_ROW " FROM retryd_requests r WHERE id = $1"},
+    {"get_brief", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE id = $1"},
+    {"get_locked", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE id = $1 FOR UPDATE"},
+    {"cancel", "UPDATE retryd_requests SET state = 4, next_attempt_at = NULL, updated_at = $2 "
+               "WHERE id = $1"},
+    /* A dead row retried by hand starts a new life: its age counts again. */
+    {"revive", "UPDATE retryd_requests SET state = 0, next_attempt_at = $2, updated_at = $2, "
+               "created_at = CASE WHEN state = 3 THEN $2 ELSE created_at END WHERE id = $1"},
+    {"expire_leases", "UPDATE retryd_requests SET state = 0, next_attempt_at = $1, "
+                      "updated_at = $1, lease_owner = NULL, lease_until = NULL "
+                      "WHERE state = 1 AND lease_until < $1"},
+    {"due", "SELECT seq, created_at FROM retryd_requests WHERE state = 0 AND "
+            "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
+    {"claim_one", "UPDATE retryd_requests r SET state = 1, attempts = attempts + 1, "
+                  "next_attempt_at = NULL, updated_at = $2, lease_owner = $3, lease_until = $4 "
+                  "WHERE seq = $1 RETURNING " PG_ROW},
+    {"expire_one",
+     "UPDATE retryd_requests SET state = 3, next_attempt_at = NULL, updated_at = $2, "
+     "last_error = coalesce(last_error, 'expired: older than --max-age') WHERE seq = $1"},
+    {"finish", "UPDATE retryd_requests SET state = $2, next_attempt_at = $3, updated_at = $4, "
+               "last_status = $5, last_error = $6, response_status = $7, response_headers = $8, "
+               "lease_owner = NULL, lease_until = NULL "
+               "WHERE id = $1 AND state = 1 AND lease_owner = $9 RETURNING seq"},
+    {"answer_put", "INSERT INTO retryd_answers (seq, body) VALUES ($1, $2) "
+                   "ON CONFLICT (seq) DO UPDATE SET body = EXCLUDED.body"},
+    /* Not attempted after all: the attempt is not counted, the last real
+     * one's status and error stay. */
+    {"release", "UPDATE retryd_requests SET state = 0, next_attempt_at = $2, updated_at = $2, "
+                "attempts = attempts - 1, lease_owner = NULL, lease_until = NULL "
+                "WHERE id = $1 AND state = 1 AND lease_owner = $3"},
+    {"next_due", "SELECT least((SELECT min(next_attempt_at) FROM retryd_requests WHERE state = 0), "
+                 "(SELECT min(lease_until) FROM retryd_requests WHERE state = 1 AND "
+                 "lease_owner IS DISTINCT FROM $1))"},
+    {"next_queued", "SELECT min(next_attempt_at) FROM retryd_requests WHERE state = 0"},
+    {"purge_lock", "SELECT pg_try_advisory_xact_lock(" PG_PURGE_LOCK ")::int4"},
+    {"purge", "WITH p AS (SELECT seq FROM retryd_requests WHERE state >= 2 AND updated_at < $1 "
+              "ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+              "DELETE FROM retryd_requests r USING p WHERE r.seq = p.seq"},
+    {"counts", "SELECT state::int8, sum(n)::int8 FROM retryd_counts GROUP BY state"},
+    {"oldest_queued",
+     "SELECT created_at FROM retryd_requests WHERE state = 0 ORDER BY seq LIMIT 1"},
+    {"list_state", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE state = $1 AND seq > $2 "
+                   "ORDER BY seq LIMIT $3"},
+    {"list_all", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE seq > $1 "
+                 "ORDER BY seq LIMIT $2"},
+    {"unfinished", "SELECT coalesce(sum(n), 0)::int8 FROM retryd_counts WHERE state IN (0, 1)"},
+    {"probe", "UPDATE retryd_probe SET n = n + 1"},
+    {"renew", "UPDATE retryd_requests SET lease_until = $2 WHERE state = 1 AND lease_owner = $1"},
+};
+
+#define PG_NSTATEMENTS (sizeof(pg_statements) / sizeof(pg_statements[0]))
+
+typedef struct {
+  storage_backend_t super;
+  pg_conn_t *c;
+  char replica[96]; /* this process's name in lease_owner and retryd_counts */
+  int64_t max_queue;
+  int64_t unfinished; /* as of the last look, plus this batch's changes */
+  bool durable;       /* the open transaction's */
+  bool wrote;         /* it changed a row */
+} pg_backend_t;
+
+static pg_backend_t *PG(storage_backend_t *b) { return (pg_backend_t *)b; }
+
+static int64_t pg_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- parameters -------------------------------------------------------- */
+
+#define PG_MAX_PARAMS 16
+
+typedef struct {
+  const char *v[PG_MAX_PARAMS];
+  int len[PG_MAX_PARAMS];
+  int bin[PG_MAX_PARAMS];
+  char num[PG_MAX_PARAMS][24];
+  int n;
+} pg_params_t;
+
+static void p_text(pg_params_t *p, const char *s) {
+  p->v[p->n] = s;
+  p->len[p->n] = 0;
+  p->bin[p->n] = 0;
+  p->n++;
+}
+
+static void p_int(pg_params_t *p, int64_t x) {
+  snprintf(p->num[p->n], sizeof(p->num[p->n]), "%lld", (long long)x);
+  p_text(p, p->num[p->n]);
+}
+
+/* 0 means "none" for times and statuses, as in stored_request_t. */
+static void p_int_or_null(pg_params_t *p, int64_t x) {
+  if (x != 0)
+    p_int(p, x);
+  else
+    p_text(p, NULL);
+}
+
+static void p_bytes(pg_params_t *p, const char *data, size_t len) {
+  p->v[p->n] = data != NULL ? data : NULL;
+  p->len[p->n] = (int)len;
+  p->bin[p->n] = 1;
+  p->n++;
+}
+
+static int pg_run(pg_backend_t *pb, const char *name, pg_params_t *p, pg_result_t **res) {
+  return pg_conn_run(pb->c, name, p != NULL ? p->n : 0, p != NULL ? p->v : NULL,
+                     p != NULL ? p->len : NULL, p != NULL ? p->bin : NULL, res);
+}
+
+/* Runs a statement whose rows do not matter: its changed-row count, or an
+ * error. */
+static int64_t pg_change(pg_backend_t *pb, const char *name, pg_params_t *p) {
+  pg_result_t *r;
+  int rc = pg_run(pb, name, p, &r);
+  if (rc != 0)
+    return rc;
+  int64_t n = pg_result_changed(r);
+  pg_result_free(r);
+  return n;
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+/* Reads a PG_ROW or PG_ROW_BRIEF row; returns its seq. */
+static int64_t pg_row_read(const pg_result_t *r, int row, stored_request_t *out) {
+  memset(out, 0, sizeof(*out));
+  int64_t seq = pg_result_int(r, row, 0);
+  char *id = pg_result_dup(r, row, 1, NULL);
+  snprintf(out->id, sizeof(out->id), "%s", id != NULL ? id : "");
+  free(id);
+  out->state = (rq_state_t)pg_result_int(r, row, 2);
+  out->method = pg_result_dup(r, row, 3, NULL);
+  out->target = pg_result_dup(r, row, 4, NULL);
+  out->headers = pg_result_dup(r, row, 5, &out->headers_len);
+  out->body = pg_result_dup(r, row, 6, &out->body_len);
+  out->idempotency_key = pg_result_dup(r, row, 7, NULL);
+  out->attempts = pg_result_int(r, row, 8);
+  out->created_at = pg_result_int(r, row, 9);
+  out->next_attempt_at = pg_result_int(r, row, 10);
+  out->updated_at = pg_result_int(r, row, 11);
+  out->last_status = (int)pg_result_int(r, row, 12);
+  out->last_error = pg_result_dup(r, row, 13, NULL);
+  out->response_status = (int)pg_result_int(r, row, 14);
+  out->response_headers = pg_result_dup(r, row, 15, &out->response_headers_len);
+  out->response_body = pg_result_dup(r, row, 16, &out->response_body_len);
+  return seq;
+}
+
+/* A statement that returns at most one row into out: 0, -ENOENT, or an
+ * error. */
+static int pg_get_one(pg_backend_t *pb, const char *name, pg_params_t *p, stored_request_t *out) {
+  pg_result_t *r;
+  int rc = pg_run(pb, name, p, &r);
+  if (rc != 0)
+    return rc;
+  if (pg_result_rows(r) == 0) {
+    pg_result_free(r);
+    return -ENOENT;
+  }
+  pg_row_read(r, 0, out);
+  pg_result_free(r);
+  return 0;
+}
+
+static int pg_get_by_id(pg_backend_t *pb, const char *stmt, const char *id, stored_request_t *out) {
+  pg_params_t p = {.n = 0};
+  p_text(&p, id);
+  return pg_get_one(pb, stmt, &p, out);
+}
+
+/* ---- the session ------------------------------------------------------- */
+
+static int pg_on_session(pg_conn_t *c, void *arg) {
+  pg_backend_t *pb = arg;
+  char sql[160];
+  /* The replica name is ours (host name and random hex), never a user's. */
+  snprintf(sql, sizeof(sql), "SET retryd.replica = '%s'", pb->replica);
+  int rc = pg_conn_exec(c, sql);
+  for (size_t i = 0; i < PG_NSTATEMENTS && rc == 0; i++)
+    rc = pg_conn_prepare(c, pg_statements[i].name, pg_statements[i].sql);
+  return rc;
+}
+
+/* host-XXXXXXXX: readable in listings, unique per process. */
+static void pg_replica_name(char *out, size_t len) {
+  char host[64] = "retryd";
+  if (gethostname(host, sizeof(host)) != 0)
+    snprintf(host, sizeof(host), "retryd");
+  host[sizeof(host) - 1] = '\0';
+  for (char *h = host; *h; h++)
+    if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+          *h == '-' || *h == '.'))
+      *h = '-';
+  uint32_t rnd = 0;
+  if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+    rnd = (uint32_t)getpid() ^ (uint32_t)pg_now_ms();
+  snprintf(out, len, "%s-%08x", host, rnd);
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+static int64_t pg_read_unfinished(pg_backend_t *pb) {
+  pg_result_t *r;
+  int rc = pg_run(pb, "unfinished", NULL, &r);
+  if (rc != 0)
+    return rc;
+  int64_t n = pg_result_int(r, 0, 0);
+  pg_result_free(r);
+  return n;
+}
+
+static int pg_begin(storage_backend_t *b, bool durable) {
+  pg_backend_t *pb = PG(b);
+  if (!pg_conn_ready(pb->c))
+    return -EIO;
+  pb->durable = durable;
+  pb->wrote = false;
+  /* A batch of reads and claims need not wait for the disk (a lost claim
+   * is claimed again once its lease runs out). */
+  int rc = pg_conn_exec(pb->c, durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off");
+  if (rc != 0)
+    return rc;
+  int64_t n = pg_read_unfinished(pb);
+  if (n < 0)
+    return (int)n;
+  pb->unfinished = n;
+  return 0;
+}
+
+static int pg_commit(storage_backend_t *b, bool *synced) {
+  pg_backend_t *pb = PG(b);
+  int rc = pg_conn_commit(pb->c);
+  *synced = rc == 0 && pb->durable && pb->wrote;
+  return rc;
+}
+
+/* A failed transaction of PostgreSQL keeps nothing once rolled back; when
+ * the connection is gone the server rolls it back itself. */
+static void pg_rollback(storage_backend_t *b) {
+  pg_backend_t *pb = PG(b);
+  (void)pg_conn_exec(pb->c, "ROLLBACK");
+  int64_t n = pg_conn_ready(pb->c) ? pg_read_unfinished(pb) : -EIO;
+  if (n >= 0)
+    pb->unfinished = n;
+}
+
+static int pg_probe(storage_backend_t *b) {
+  pg_backend_t *pb = PG(b);
+  if (!pg_conn_ready(pb->c))
+    return -EIO;
+  int64_t n = pg_change(pb, "probe", NULL);
+  return n < 0 ? (int)n : 0;
+}
+
+/* ---- rows in and out --------------------------------------------------- */
+
+static int pg_find(storage_backend_t *b, const char *key, const char *method, const char *target,
+                   stored_request_t *out) {
+  pg_params_t p = {.n = 0};
+  p_text(&p, key);
+  p_text(&p, method);
+  p_text(&p, target);
+  return pg_get_one(PG(b), "find", &p, out);
+}
+
+/* ON CONFLICT DO NOTHING: a unique violation would abort the whole batch's
+ * transaction, and with it every other client's insert. */
+static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing) {
+  pg_backend_t *pb = PG(b);
+  if (pb->unfinished >= pb->max_queue)
+    return -EDQUOT;
+  pg_params_t p = {.n = 0};
+  p_text(&p, r->id);
+  p_int(&p, r->state);
+  p_text(&p, r->method);
+  p_text(&p, r->target);
+  p_bytes(&p, r->headers != NULL ? r->headers : "", r->headers_len);
+  if (r->body != NULL)
+    p_bytes(&p, r->body, r->body_len);
+  else
+    p_text(&p, NULL);
+  p_text(&p, r->idempotency_key);
+  p_int(&p, r->attempts);
+  p_int(&p, r->created_at);
+  p_int_or_null(&p, r->next_attempt_at);
+  p_int(&p, r->updated_at);
+  p_int_or_null(&p, r->last_status);
+  p_text(&p, r->last_error);
+  pg_result_t *res;
+  int rc = pg_run(pb, "insert", &p, &res);
+  if (rc != 0)
+    return rc;
+  int rows = pg_result_rows(res);
+  pg_result_free(res);
+  if (rows == 0) {
+    /* A conflict: the key's unfinished row (or, vanishingly rarely, the id). */
+    if (r->idempotency_key != NULL && existing != NULL &&
+        pg_find(b, r->idempotency_key, r->method, r->target, existing) == 0)
+      return -EEXIST;
+    return r->idempotency_key != NULL ? -EEXIST : -EIO;
+  }
+  pb->wrote = true;
+  if (r->state == RQ_QUEUED || r->state == RQ_INFLIGHT)
+    pb->unfinished++;
+  return 0;
+}
+
+static int pg_get(storage_backend_t *b, const char *id, bool with_payload, stored_request_t *out) {
+  return pg_get_by_id(PG(b), with_payload ? "get_full" : "get_brief", id, out);
+}
+
+static int pg_cancel(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out) {
+  pg_backend_t *pb = PG(b);
+  int rc = pg_get_by_id(pb, "get_locked", id, out);
+  if (rc != 0)
+    return rc;
+  if (out->state != RQ_QUEUED)
+    return -EPERM;
+  pg_params_t p = {.n = 0};
+  p_text(&p, id);
+  p_int(&p, now);
+  int64_t n = pg_change(pb, "cancel", &p);
+  if (n < 0)
+    return (int)n;
+  pb->wrote = true;
+  pb->unfinished--;
+  out->state = RQ_CANCELLED;
+  out->next_attempt_at = 0;
+  out->updated_at = now;
+  return 0;
+}
+
+static int pg_retry_now(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out) {
+  pg_backend_t *pb = PG(b);
+  int rc = pg_get_by_id(pb, "get_locked", id, out);
+  if (rc != 0)
+    return rc;
+  if (out->state != RQ_QUEUED && out->state != RQ_DEAD)
+    return -EPERM;
+  if (out->state == RQ_DEAD && pb->unfinished >= pb->max_queue)
+    return -EDQUOT;
+  pg_params_t p = {.n = 0};
+  p_text(&p, id);
+  p_int(&p, now);
+  int64_t n = pg_change(pb, "revive", &p);
+  if (n < 0)
+    return (int)n;
+  pb->wrote = true;
+  if (out->state == RQ_DEAD) {
+    pb->unfinished++;
+    out->created_at = now;
+  }
+  out->state = RQ_QUEUED;
+  out->next_attempt_at = now;
+  out->updated_at = now;
+  return 0;
+}
+
+/* Rows whose replica stopped renewing its claim go back to the queue. */
+static int64_t pg_expire_leases(pg_backend_t *pb, int64_t now) {
+  pg_params_t p = {.n = 0};
+  p_int(&p, now);
+  return pg_change(pb, "expire_leases", &p);
+}
+
+/* Claims one picked row, or buries it when it is past its age: 1 when
+ * claimed (out filled), 0 when buried, or an error. */
+static int pg_claim_or_bury(pg_backend_t *pb, int64_t seq, bool expired, int64_t now,
+                            stored_request_t *out) {
+  pg_params_t p = {.n = 0};
+  p_int(&p, seq);
+  p_int(&p, now);
+  if (expired) {
+    int64_t n = pg_change(pb, "expire_one", &p);
+    return n < 0 ? (int)n : 0;
+  }
+  p_text(&p, pb->replica);
+  p_int(&p, now + PG_LEASE_MS);
+  int rc = pg_get_one(pb, "claim_one", &p, out);
+  return rc == 0 ? 1 : rc;
+}
+
+static int pg_claim(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
+                    stored_request_t *out, int64_t *dead_out) {
+  pg_backend_t *pb = PG(b);
+  *dead_out = 0;
+  int64_t back = pg_expire_leases(pb, now);
+  if (back < 0)
+    return (int)back;
+  size_t n = 0;
+  int rc = 0;
+  /* As with SQLite, a row past its age is buried instead of claimed and
+   * does not count against the limit: pick again until it is reached or
+   * nothing is due. */
+  while (rc == 0 && n < limit) {
+    pg_params_t p = {.n = 0};
+    p_int(&p, now);
+    p_int(&p, (int64_t)(limit - n));
+    pg_result_t *due;
+    rc = pg_run(pb, "due", &p, &due);
+    if (rc != 0)
+      break;
+    int rows = pg_result_rows(due);
+    for (int i = 0; i < rows && rc == 0; i++) {
+      bool expired = now - pg_result_int(due, i, 1) > max_age_ms;
+      int got = pg_claim_or_bury(pb, pg_result_int(due, i, 0), expired, now, &out[n]);
+      if (got < 0)
+        rc = got;
+      else if (got == 1)
+        n++;
+      else
+        (*dead_out)++;
+    }
+    pg_result_free(due);
+    if (rows == 0)
+      break;
+  }
+  if (rc != 0) {
+    for (size_t k = 0; k < n; k++)
+      stored_request_free(&out[k]);
+    return rc;
+  }
+  pb->unfinished -= *dead_out;
+  return (int)n;
+}
+
+static int pg_finish(storage_backend_t *b, const char *id, int64_t now,
+                     const attempt_outcome_t *o) {
+  pg_backend_t *pb = PG(b);
+  pg_params_t p = {.n = 0};
+  p_text(&p, id);
+  if (o->kind == OUTCOME_RELEASE) {
+    p_int(&p, now);
+    p_text(&p, pb->replica);
+    int64_t n = pg_change(pb, "release", &p);
+    if (n < 0)
+      return (int)n;
+    pb->wrote = pb->wrote || n > 0;
+    return n > 0 ? 0 : -ENOENT;
+  }
+  rq_state_t state = o->kind == OUTCOME_COMPLETED ? RQ_COMPLETED
+                     : o->kind == OUTCOME_DEAD    ? RQ_DEAD
+                                                  : RQ_QUEUED;
+  p_int(&p, state);
+  p_int_or_null(&p, o->kind == OUTCOME_RETRY ? o->next_attempt_at : 0);
+  p_int(&p, now);
+  p_int_or_null(&p, o->last_status);
+  p_text(&p, o->last_error);
+  p_int_or_null(&p, o->response_status);
+  if (o->response_status)
+    p_bytes(&p, o->response_headers != NULL ? o->response_headers : "", o->response_headers_len);
+  else
+    p_text(&p, NULL);
+  p_text(&p, pb->replica);
+  pg_result_t *r;
+  int rc = pg_run(pb, "finish", &p, &r);
+  if (rc != 0)
+    return rc;
+  if (pg_result_rows(r) == 0) {
+    pg_result_free(r);
+    return -ENOENT; /* not inflight, or no longer ours */
+  }
+  int64_t seq = pg_result_int(r, 0, 0);
+  pg_result_free(r);
+  pb->wrote = true;
+  if (state != RQ_QUEUED)
+    pb->unfinished--;
+  if (!o->response_status)
+    return 0;
+  pg_params_t a = {.n = 0};
+  p_int(&a, seq);
+  p_bytes(&a, o->response_body != NULL ? o->response_body : "", o->response_body_len);
+  int64_t n = pg_change(pb, "answer_put", &a);
+  return n < 0 ? (int)n : 0;
+}
+
+/* ---- purge, counts, listings ------------------------------------------- */
+
+/* Another replica purging holds the lock: this one then deletes nothing,
+ * and says so by returning 0 (nothing more to do). */
+static int64_t pg_purge(storage_backend_t *b, int64_t cutoff, int64_t limit) {
+  pg_backend_t *pb = PG(b);
+  pg_result_t *r;
+  int rc = pg_run(pb, "purge_lock", NULL, &r);
+  if (rc != 0)
+    return rc;
+  bool mine = pg_result_int(r, 0, 0) != 0;
+  pg_result_free(r);
+  if (!mine)
+    return 0;
+  pg_params_t p = {.n = 0};
+  p_int(&p, cutoff);
+  p_int(&p, limit);
+  return pg_change(pb, "purge", &p);
+}
+
+/* PostgreSQL's autovacuum reuses and returns the space: nothing to do. */
+static int64_t pg_reclaim(storage_backend_t *b, int64_t limit) {
+  (void)b, (void)limit;
+  return 0;
+}
+
+static void pg_purge_finished(storage_backend_t *b) { (void)b; }
+
+static int64_t pg_single_int(pg_backend_t *pb, const char *name, pg_params_t *p) {
+  pg_result_t *r;
+  int rc = pg_run(pb, name, p, &r);
+  if (rc != 0)
+    return rc;
+  int64_t v = pg_result_rows(r) > 0 ? pg_result_int(r, 0, 0) : 0;
+  pg_result_free(r);
+  return v;
+}
+
+static int64_t pg_next_due(storage_backend_t *b) {
+  pg_backend_t *pb = PG(b);
+  pg_params_t p = {.n = 0};
+  p_text(&p, pb->replica);
+  int64_t t = pg_single_int(pb, "next_due", &p);
+  return t > 0 ? t : 0;
+}
+
+static int pg_counts(storage_backend_t *b, queue_counts_t *out) {
+  pg_backend_t *pb = PG(b);
+  memset(out, 0, sizeof(*out));
+  pg_result_t *r;
+  int rc = pg_run(pb, "counts", NULL, &r);
+  if (rc != 0)
+    return rc;
+  for (int i = 0; i < pg_result_rows(r); i++) {
+    int64_t state = pg_result_int(r, i, 0);
+    if (state >= 0 && state < RQ_NSTATES)
+      out->count[state] = pg_result_int(r, i, 1);
+  }
+  pg_result_free(r);
+  int64_t oldest = pg_single_int(pb, "oldest_queued", NULL);
+  if (oldest < 0)
+    return (int)oldest;
+  out->oldest_queued_at = oldest;
+  int64_t next = pg_single_int(pb, "next_queued", NULL);
+  if (next < 0)
+    return (int)next;
+  out->next_attempt_at = next;
+  return 0;
+}
+
+static int pg_list(storage_backend_t *b, int state, int64_t after_seq, size_t limit,
+                   stored_request_t *out, int64_t *last_seq) {
+  pg_backend_t *pb = PG(b);
+  pg_params_t p = {.n = 0};
+  if (state >= 0)
+    p_int(&p, state);
+  p_int(&p, after_seq);
+  p_int(&p, (int64_t)limit);
+  pg_result_t *r;
+  int rc = pg_run(pb, state >= 0 ? "list_state" : "list_all", &p, &r);
+  if (rc != 0)
+    return rc;
+  int rows = pg_result_rows(r);
+  *last_seq = after_seq;
+  for (int i = 0; i < rows; i++)
+    *last_seq = pg_row_read(r, i, &out[i]);
+  pg_result_free(r);
+  return rows;
+}
+
+static int64_t pg_unfinished(storage_backend_t *b) { return PG(b)->unfinished; }
+
+/* Renews this replica's leases while its attempts run: autocommit, with a
+ * sync (a renewal lost to a crash only shortens a lease). */
+static void pg_housekeep(storage_backend_t *b) {
+  pg_backend_t *pb = PG(b);
+  if (!pg_conn_ready(pb->c))
+    return;
+  pg_params_t p = {.n = 0};
+  p_text(&p, pb->replica);
+  p_int(&p, pg_now_ms() + PG_LEASE_MS);
+  (void)pg_change(pb, "renew", &p);
+}
+
+static void pg_close(storage_backend_t *b) {
+  pg_conn_close(PG(b)->c);
+  free(b);
+}
+
+static const storage_backend_ops_t pg_ops = {
+    .name = "postgres",
+    .close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .probe = pg_probe,
+    .insert = pg_insert,
+    .find_idempotent = pg_find,
+    .get = pg_get,
+    .cancel = pg_cancel,
+    .retry_now = pg_retry_now,
+    .claim = pg_claim,
+    .finish = pg_finish,
+    .purge = pg_purge,
+    .reclaim = pg_reclaim,
+    .purge_finished = pg_purge_finished,
+    .counts = pg_counts,
+    .list = pg_list,
+    .next_due = pg_next_due,
+    .unfinished = pg_unfinished,
+    .housekeep = pg_housekeep,
+};
+
+int postgres_backend_open(storage_backend_t **out, const char *url, int64_t max_queue, char *err,
+                          size_t errlen) {
+  *out = NULL;
+  pg_backend_t *pb = calloc(1, sizeof(*pb));
+  if (pb == NULL)
+    return -ENOMEM;
+  pb->max_queue = max_queue;
+  pg_replica_name(pb->replica, sizeof(pb->replica));
+  /* The schema first, on a session without prepared statements (they name
+   * tables that may not exist yet), then the session proper. */
+  int rc = pg_conn_open(&pb->c, url, NULL, NULL, err, errlen);
+  if (rc == 0)
+    rc = pg_schema_migrate(pb->c, err, errlen);
+  if (rc == 0) {
+    rc = pg_on_session(pb->c, pb);
+    if (rc != 0)
+      snprintf(err, errlen, "cannot prepare retryd's statements");
+  }
+  if (rc == 0)
+    pg_conn_set_session(pb->c, pg_on_session, pb);
+  int64_t recovered = rc == 0 ? pg_expire_leases(pb, pg_now_ms()) : 0;
+  if (recovered < 0) {
+    rc = (int)recovered;
+    snprintf(err, errlen, "cannot queue again the requests of stopped replicas");
+  }
+  if (rc != 0) {
+    pg_conn_close(pb->c);
+    free(pb);
+    return rc;
+  }
+  pb->super.ops = &pg_ops;
+  pb->super.info.recovered = recovered;
+  pb->super.info.reclaims_space = true;
+  pb->super.info.converted_ms = -1;
+  pb->super.info.housekeep_ms = PG_RENEW_MS;
+  *out = &pb->super;
+  return 0;
+}
