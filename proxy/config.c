@@ -45,8 +45,12 @@ static const opt_t options[] = {
      "origin to forward to, http or https, path prefix allowed (https://us-east-1.recall.ai)"},
     {"listen", OPT_LISTEN, FIELD(listen_text), 0, "HOST:PORT",
      "where clients connect (127.0.0.1:8080)"},
-    {"db", OPT_STORAGE, FIELD(db_path), 0, "PATH",
-     "the queue: a SQLite file (PATH or sqlite:PATH), created 0600 (retryd.db)"},
+    {"db", OPT_STORAGE, FIELD(db_path), 0, "PATH|URL",
+     "the queue: a SQLite file (PATH or sqlite:PATH, created 0600) or a PostgreSQL database "
+     "shared by replicas (postgres://user@host:port/db) (retryd.db)"},
+    {"claim-lease", OPT_DURATION, FIELD(claim_lease_ms), 1000, "DUR",
+     "PostgreSQL: how long a replica's claim on a stored request holds unrenewed; then "
+     "another replica retries it (30s)"},
     {"retry-interval", OPT_DURATION, FIELD(retry_interval_ms), 1, "DUR",
      "wait between attempts of a stored request (30s)"},
     {"retry-on", OPT_RETRY_ON, FIELD(retry_on), 0, "LIST",
@@ -110,6 +114,7 @@ void config_defaults(config_t *cfg) {
   cfg->upstream_timeout_ms = 60000;
   cfg->max_body = 10 * 1024 * 1024;
   cfg->max_queue = 1000000;
+  cfg->claim_lease_ms = 30000;
   cfg->keep_completed_ms = 24ull * 3600 * 1000;
   cfg->max_wait_ms = 120000;
   cfg->max_connections = 10000;

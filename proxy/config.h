@@ -37,6 +37,7 @@ typedef struct {
   uint64_t upstream_timeout_ms;
   uint64_t max_body;
   uint64_t max_queue;
+  uint64_t claim_lease_ms;  /* shared storage: an unrenewed claim's life */
   uint64_t keep_completed_ms;
   uint64_t max_wait_ms;
   char upstream_ca[4096];   /* empty: system CAs */

@@ -128,7 +128,9 @@ int main(int argc, char **argv) {
     goto out;
   }
   {
-    store_options_t sopts = {.location = cfg.db_path, .max_queue = (int64_t)cfg.max_queue};
+    store_options_t sopts = {.location = cfg.db_path,
+                             .params = {.max_queue = (int64_t)cfg.max_queue,
+                                        .lease_ms = (int64_t)cfg.claim_lease_ms}};
     rc = store_open(&app.store, app.loop, &sopts, err, sizeof(err));
     if (rc != 0) {
       /* Like a bad option: one plain line, before anything is served. */

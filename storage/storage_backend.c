@@ -4,8 +4,8 @@
 
 #include "storage/storage_location.h"
 
-int storage_backend_open(storage_backend_t **out, const char *location, int64_t max_queue,
-                         char *err, size_t errlen) {
+int storage_backend_open(storage_backend_t **out, const char *location,
+                         const storage_params_t *params, char *err, size_t errlen) {
   *out = NULL;
   storage_location_t loc;
   int rc = storage_location_parse(location, &loc, err, errlen);
@@ -13,9 +13,9 @@ int storage_backend_open(storage_backend_t **out, const char *location, int64_t 
     return rc;
   switch (loc.kind) {
   case STORAGE_SQLITE:
-    return sqlite_backend_open(out, loc.path, max_queue, err, errlen);
+    return sqlite_backend_open(out, loc.path, params, err, errlen);
   case STORAGE_POSTGRES:
-    return postgres_backend_open(out, loc.path, max_queue, err, errlen);
+    return postgres_backend_open(out, loc.path, params, err, errlen);
   }
   return -EINVAL;
 }

@@ -30,6 +30,15 @@
 
 typedef struct storage_backend_s storage_backend_t;
 
+/* What the user asked of any backend. */
+typedef struct {
+  int64_t max_queue; /* unfinished rows at most: --max-queue */
+  /* Shared backends: how long a replica's claim on a row holds without
+   * renewal (--claim-lease); once it ran out, any replica retries the row.
+   * 0: the default, 30 s. */
+  int64_t lease_ms;
+} storage_params_t;
+
 /* Set by the backend at open, read-only afterwards. */
 typedef struct {
   /* Requests left inflight by a crash, queued again at open. */
@@ -119,16 +128,16 @@ struct storage_backend_s {
 /* Opens the backend that location names (storage/storage_location.h),
  * creating, locking, migrating and recovering it. err gets one line on
  * failure. */
-int storage_backend_open(storage_backend_t **out, const char *location, int64_t max_queue,
-                         char *err, size_t errlen);
+int storage_backend_open(storage_backend_t **out, const char *location,
+                         const storage_params_t *params, char *err, size_t errlen);
 
 /* The backends, each in its folder; storage_backend_open() picks one. */
 
 /* storage/sqlite/: the file at path, created 0600 if missing. */
-int sqlite_backend_open(storage_backend_t **out, const char *path, int64_t max_queue, char *err,
-                        size_t errlen);
+int sqlite_backend_open(storage_backend_t **out, const char *path, const storage_params_t *params,
+                        char *err, size_t errlen);
 /* storage/postgres/: the database at url (libpq's URI), shared by replicas. */
-int postgres_backend_open(storage_backend_t **out, const char *url, int64_t max_queue, char *err,
-                          size_t errlen);
+int postgres_backend_open(storage_backend_t **out, const char *url, const storage_params_t *params,
+                          char *err, size_t errlen);
 
 #endif

@@ -344,7 +344,7 @@ static void store_thread_main(void *arg) {
   /* A name of its own, so top -H, perf and /proc/PID/task tell the storage
    * thread's CPU and I/O from the loop's (bench/purge.py reads it). */
   pthread_setname_np(pthread_self(), "retryd-store");
-  int rc = s->opts.open_backend(&s->db, s->opts.location, s->opts.max_queue, s->open_err,
+  int rc = s->opts.open_backend(&s->db, s->opts.location, &s->opts.params, s->open_err,
                                 sizeof(s->open_err));
   uv_mutex_lock(&s->mu);
   s->open_result = rc;

@@ -96,7 +96,7 @@ struct store_job_s {
 /* Copied by store_open(); location must stay valid until the store closed. */
 typedef struct {
   const char *location; /* what --db says (storage/storage_location.h) */
-  int64_t max_queue;
+  storage_params_t params;
   /* While the store cannot write: the wait after the last durable write
    * tried before the store probes with one of its own (0: 1 s). */
   int64_t probe_interval_ms;
@@ -107,7 +107,7 @@ typedef struct {
   int64_t slice_reclaim;
   /* Opens the backend on the storage thread (NULL: storage_backend_open,
    * which picks it by location). Unit tests pass a fake one. */
-  int (*open_backend)(storage_backend_t **out, const char *location, int64_t max_queue,
+  int (*open_backend)(storage_backend_t **out, const char *location, const storage_params_t *params,
                       char *err, size_t errlen);
 } store_options_t;
 

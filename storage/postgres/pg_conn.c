@@ -38,9 +38,7 @@ static PGconn *pg_connect(const char *url) {
 
 /* The server's notices ("relation already exists, skipping") would go to
  * stderr, between retryd's JSON log lines: they carry nothing to act on. */
-static void pg_drop_notice(void *arg, const PGresult *res) {
-  (void)arg, (void)res;
-}
+static void pg_drop_notice(void *arg, const PGresult *res) { (void)arg, (void)res; }
 
 /* One line: libpq's messages end with a newline and may run over two. */
 static void pg_one_line(char *dst, size_t len, const char *msg) {

@@ -31,9 +31,9 @@
 #include "storage/postgres/pg_conn.h"
 #include "storage/postgres/pg_schema.h"
 
-/* How long a claim holds without renewal, and how often it is renewed. */
-#define PG_LEASE_MS 30000
-#define PG_RENEW_MS (PG_LEASE_MS / 3)
+/* How long a claim holds without renewal unless --claim-lease says; it is
+ * renewed three times per lease. */
+#define PG_LEASE_MS_DEFAULT 30000
 /* The advisory lock that lets one replica purge at a time. */
 #define PG_PURGE_LOCK "1920234618"
 
@@ -114,6 +114,7 @@ typedef struct {
   pg_conn_t *c;
   char replica[96]; /* this process's name in lease_owner and retryd_counts */
   int64_t max_queue;
+  int64_t lease_ms;
   int64_t unfinished; /* as of the last look, plus this batch's changes */
   bool durable;       /* the open transaction's */
   bool wrote;         /* it changed a row */
@@ -439,7 +440,7 @@ static int pg_claim_or_bury(pg_backend_t *pb, int64_t seq, bool expired, int64_t
     return n < 0 ? (int)n : 0;
   }
   p_text(&p, pb->replica);
-  p_int(&p, now + PG_LEASE_MS);
+  p_int(&p, now + pb->lease_ms);
   int rc = pg_get_one(pb, "claim_one", &p, out);
   return rc == 0 ? 1 : rc;
 }
@@ -638,7 +639,7 @@ static void pg_housekeep(storage_backend_t *b) {
     return;
   pg_params_t p = {.n = 0};
   p_text(&p, pb->replica);
-  p_int(&p, pg_now_ms() + PG_LEASE_MS);
+  p_int(&p, pg_now_ms() + pb->lease_ms);
   (void)pg_change(pb, "renew", &p);
 }
 
@@ -671,13 +672,14 @@ static const storage_backend_ops_t pg_ops = {
     .housekeep = pg_housekeep,
 };
 
-int postgres_backend_open(storage_backend_t **out, const char *url, int64_t max_queue, char *err,
-                          size_t errlen) {
+int postgres_backend_open(storage_backend_t **out, const char *url, const storage_params_t *params,
+                          char *err, size_t errlen) {
   *out = NULL;
   pg_backend_t *pb = calloc(1, sizeof(*pb));
   if (pb == NULL)
     return -ENOMEM;
-  pb->max_queue = max_queue;
+  pb->max_queue = params->max_queue;
+  pb->lease_ms = params->lease_ms > 0 ? params->lease_ms : PG_LEASE_MS_DEFAULT;
   pg_replica_name(pb->replica, sizeof(pb->replica));
   /* The schema first, on a session without prepared statements (they name
    * tables that may not exist yet), then the session proper. */
@@ -705,7 +707,7 @@ int postgres_backend_open(storage_backend_t **out, const char *url, int64_t max_
   pb->super.info.recovered = recovered;
   pb->super.info.reclaims_space = true;
   pb->super.info.converted_ms = -1;
-  pb->super.info.housekeep_ms = PG_RENEW_MS;
+  pb->super.info.housekeep_ms = pb->lease_ms / 3 > 0 ? pb->lease_ms / 3 : 1;
   *out = &pb->super;
   return 0;
 }

@@ -181,13 +181,13 @@ static const storage_backend_ops_t sqlite_backend_ops = {
     .unfinished = sqlite_backend_unfinished,
 };
 
-int sqlite_backend_open(storage_backend_t **out, const char *path, int64_t max_queue, char *err,
-                        size_t errlen) {
+int sqlite_backend_open(storage_backend_t **out, const char *path, const storage_params_t *params,
+                        char *err, size_t errlen) {
   *out = NULL;
   sqlite_backend_t *sb = calloc(1, sizeof(*sb));
   if (sb == NULL)
     return -ENOMEM;
-  int rc = sqlite_queue_open(&sb->q, path, max_queue, err, errlen);
+  int rc = sqlite_queue_open(&sb->q, path, params->max_queue, err, errlen);
   if (rc != 0) {
     free(sb);
     return rc;

@@ -200,12 +200,12 @@ static int fx_teardown(void **state) {
 }
 
 static void fx_open(fx_t *fx, const store_options_t *extra) {
-  store_options_t o = {.location = fx->path, .max_queue = BIG_QUEUE};
+  store_options_t o = {.location = fx->path, .params.max_queue = BIG_QUEUE};
   if (extra != NULL) {
     o = *extra;
     o.location = fx->path;
-    if (o.max_queue == 0)
-      o.max_queue = BIG_QUEUE;
+    if (o.params.max_queue == 0)
+      o.params.max_queue = BIG_QUEUE;
   }
   char err[512] = "";
   int rc = store_open(&fx->store, &fx->loop, &o, err, sizeof(err));
@@ -381,7 +381,7 @@ static void child_insert_fails_then_dies(const char *path, const char *id, size_
   memset(&child, 0, sizeof(child));
   snprintf(child.path, sizeof(child.path), "%s", path);
   uv_loop_init(&child.loop); /* the parent's loop is not the child's to use */
-  store_options_t o = {.location = child.path, .max_queue = BIG_QUEUE};
+  store_options_t o = {.location = child.path, .params.max_queue = BIG_QUEUE};
   char err[256];
   if (store_open(&child.store, &child.loop, &o, err, sizeof(err)) != 0)
     _exit(10);

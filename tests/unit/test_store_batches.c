@@ -234,9 +234,9 @@ static const storage_backend_ops_t fake_ops = {
     .unfinished = fake_unfinished,
 };
 
-static int fake_open(storage_backend_t **out, const char *location, int64_t max_queue, char *err,
-                     size_t errlen) {
-  (void)location, (void)max_queue, (void)err, (void)errlen;
+static int fake_open(storage_backend_t **out, const char *location,
+                     const storage_params_t *params, char *err, size_t errlen) {
+  (void)location, (void)params, (void)err, (void)errlen;
   fake.super.ops = &fake_ops;
   *out = &fake.super;
   return 0;
@@ -264,7 +264,7 @@ static int fx_setup(void **state) {
 
 static void fx_open(fx_t *fx, int64_t probe_interval_ms) {
   store_options_t o = {.location = "fake",
-                       .max_queue = 1000,
+                       .params.max_queue = 1000,
                        .probe_interval_ms = probe_interval_ms,
                        .slice_rows = 16,
                        .open_backend = fake_open};
