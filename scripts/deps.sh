@@ -12,12 +12,14 @@ packages=(
   libcurl4-openssl-dev                 # https upstreams over HTTP/2 (curl multi)
   libssl-dev                           # TLS for retryd's own HTTP/1.1 upstream client
   libsqlite3-dev                       # the durable queue
+  libpq-dev                            # PostgreSQL backend (--db postgres://)
   node-llhttp                          # llhttp C sources, built by CMake
   ca-certificates                      # verifying an https upstream
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(
     libcmocka-dev                      # C unit tests
+    postgresql                         # a real PostgreSQL, started by the tests
     python3 openssl                    # integration tests and their TLS certificates
     python3-prometheus-client          # checks /_retryd/metrics with a real parser
     chromium                           # loads the status page headless in a test
