@@ -19,6 +19,7 @@ packages=(
 if [ "${1:-}" = "--test" ]; then
   packages+=(
     libcmocka-dev                      # C unit tests
+    postgresql                         # a real PostgreSQL, started by the tests
     python3 openssl                    # integration tests and their TLS certificates
     python3-prometheus-client          # checks /_retryd/metrics with a real parser
     chromium                           # loads the status page headless in a test
