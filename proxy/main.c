@@ -15,6 +15,7 @@
 #include "proxy/router.h"
 #include "proxy/queue/scheduler.h"
 #include "proxy/upstream/upstream.h"
+#include "storage/storage_location.h"
 #include "storage/store.h"
 #include "storage/uuid7.h"
 #include "proxy/version.h"
@@ -103,6 +104,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "retryd: %s\n", err);
     return 2;
   }
+  /* The options are copied by now: a password in --db need not stay
+   * readable in ps and /proc/PID/cmdline (DESIGN: it appears nowhere). */
+  for (int i = 1; i < argc; i++)
+    (void)storage_location_mask_password(argv[i]);
   if (healthcheck)
     return healthcheck_run(&cfg);
   /* A client that goes away mid-write must not kill the process. */

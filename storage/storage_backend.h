@@ -16,7 +16,8 @@
  * whether the commit must wait until what it wrote survives a power cut
  * (every acknowledged change does); a batch of reads and claims passes
  * false, and the next durable commit carries its writes along. Outside a
- * transaction only probe(), purge_finished() and housekeep() are called.
+ * transaction only probe(), purge_finished(), housekeep(), and, after
+ * every commit or rollback, next_due() and unfinished() are called.
  *
  * Errors are the negative errno values of storage/stored_request.h. */
 #ifndef RETRYD_STORAGE_BACKEND_H

@@ -45,3 +45,28 @@ int storage_location_parse(const char *text, storage_location_t *out, char *err,
   out->path = path;
   return 0;
 }
+
+bool storage_location_mask_password(char *text) {
+  bool masked = false;
+  for (char *p = strstr(text, "://"); p != NULL; p = strstr(p, "://")) {
+    char *user = p + 3;
+    /* The userinfo ends at the first '@' before the host's '/', '?' or '#'. */
+    size_t auth = strcspn(user, "/?#");
+    char *at = memchr(user, '@', auth);
+    p = user;
+    if (at == NULL)
+      continue;
+    /* The last '@' of the authority ends it: a password may hold '@'. */
+    for (char *q = at + 1; q < user + auth; q++)
+      if (*q == '@')
+        at = q;
+    char *colon = memchr(user, ':', (size_t)(at - user));
+    if (colon == NULL)
+      continue;
+    for (char *q = colon + 1; q < at; q++)
+      *q = '*';
+    masked = masked || at > colon + 1;
+    p = at;
+  }
+  return masked;
+}

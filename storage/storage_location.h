@@ -15,6 +15,7 @@
 #ifndef RETRYD_STORAGE_LOCATION_H
 #define RETRYD_STORAGE_LOCATION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum {
@@ -31,5 +32,12 @@ typedef struct {
 
 /* 0, or -EINVAL with one line in err (without the option's name). */
 int storage_location_parse(const char *text, storage_location_t *out, char *err, size_t errlen);
+
+/* Overwrites, in place, the password of a URL's userinfo (scheme://user:
+ * PASSWORD@host...) found anywhere in text with '*', keeping its length.
+ * main() runs it over its own argv once the options are read, so the
+ * password of --db does not stay readable in ps or /proc/PID/cmdline.
+ * Returns whether it masked anything. */
+bool storage_location_mask_password(char *text);
 
 #endif

@@ -12,17 +12,18 @@
  * rq_state_t's numbers (storage/stored_request.h pins them). */
 static const char *const pg_schema_steps[] = {
     /* 1: the queue, its answers, the counters and their trigger, and the
-     * probe row. lease_owner and lease_until: the replica that claimed an
+     * probe row. The target and the idempotency key are bytes, as the client
+     * sent them: a text column would refuse what is not UTF-8. lease_owner and lease_until: the replica that claimed an
      * inflight row, and until when its claim holds. */
     "CREATE TABLE retryd_requests ("
     "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     "  id text NOT NULL UNIQUE,"
     "  state smallint NOT NULL,"
     "  method text NOT NULL,"
-    "  target text NOT NULL,"
+    "  target bytea NOT NULL,"
     "  headers bytea NOT NULL,"
     "  body bytea,"
-    "  idempotency_key text,"
+    "  idempotency_key bytea,"
     "  attempts bigint NOT NULL DEFAULT 0,"
     "  created_at bigint NOT NULL,"
     "  next_attempt_at bigint,"

@@ -319,12 +319,20 @@ static int pg_probe(storage_backend_t *b) {
 
 /* ---- rows in and out --------------------------------------------------- */
 
+/* A string sent as bytes (a bytea column): whatever the client sent. */
+static void p_bytes_of(pg_params_t *p, const char *s) {
+  if (s != NULL)
+    p_bytes(p, s, strlen(s));
+  else
+    p_text(p, NULL);
+}
+
 static int pg_find(storage_backend_t *b, const char *key, const char *method, const char *target,
                    stored_request_t *out) {
   pg_params_t p = {.n = 0};
-  p_text(&p, key);
+  p_bytes_of(&p, key);
   p_text(&p, method);
-  p_text(&p, target);
+  p_bytes_of(&p, target);
   return pg_get_one(PG(b), "find", &p, out);
 }
 
@@ -332,23 +340,30 @@ static int pg_find(storage_backend_t *b, const char *key, const char *method, co
  * transaction, and with it every other client's insert. */
 static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing) {
   pg_backend_t *pb = PG(b);
-  if (pb->unfinished >= pb->max_queue)
+  bool takes_room = r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
+  if (takes_room && pb->unfinished >= pb->max_queue) {
+    /* A repeat of a stored request is answered from its twin even when
+     * the queue is full: it takes no room. */
+    if (r->idempotency_key != NULL && existing != NULL &&
+        pg_find(b, r->idempotency_key, r->method, r->target, existing) == 0)
+      return -EEXIST;
     return -EDQUOT;
+  }
   pg_params_t p = {.n = 0};
   p_text(&p, r->id);
   p_int(&p, r->state);
   p_text(&p, r->method);
-  p_text(&p, r->target);
+  p_bytes_of(&p, r->target);
   p_bytes(&p, r->headers != NULL ? r->headers : "", r->headers_len);
   if (r->body != NULL)
     p_bytes(&p, r->body, r->body_len);
   else
     p_text(&p, NULL);
-  p_text(&p, r->idempotency_key);
+  p_bytes_of(&p, r->idempotency_key);
   p_int(&p, r->attempts);
   p_int(&p, r->created_at);
   p_int_or_null(&p, r->next_attempt_at);
-  p_int(&p, r->updated_at);
+  p_int(&p, r->updated_at != 0 ? r->updated_at : r->created_at);
   p_int_or_null(&p, r->last_status);
   p_text(&p, r->last_error);
   pg_result_t *res;
@@ -365,7 +380,7 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
     return r->idempotency_key != NULL ? -EEXIST : -EIO;
   }
   pb->wrote = true;
-  if (r->state == RQ_QUEUED || r->state == RQ_INFLIGHT)
+  if (takes_room)
     pb->unfinished++;
   return 0;
 }
