@@ -413,8 +413,57 @@ class DeployFiles(unittest.TestCase):
         app_env = [e.get("value") for c in spec["containers"] for e in c.get("env", [])]
         self.assertIn("http://127.0.0.1:%d" % self.df["ports"][0], app_env)
 
+    def test_kubernetes_postgres(self):
+        """Three replicas sharing one PostgreSQL queue: a rolling update, the
+        DSN from a Secret, no volume for the queue, and no health-based
+        readiness or liveness (a database outage would take every pod down)."""
+        docs = ch.load_yaml_all(os.path.join(ch.REPO, "deploy", "kubernetes-postgres.yaml"))
+        kinds = {d["kind"]: d for d in docs}
+        self.assertEqual(set(kinds), {"Deployment"})
+        dep = kinds["Deployment"]["spec"]
+        self.assertEqual(dep["replicas"], 3)
+        self.assertEqual(dep["strategy"]["type"], "RollingUpdate")
+        self.assertEqual(dep["strategy"]["rollingUpdate"]["maxUnavailable"], 0)
+        spec = dep["template"]["spec"]
+        sidecars = [c for c in spec["initContainers"] if c.get("restartPolicy") == "Always"]
+        self.assertEqual([c["name"] for c in sidecars], ["retryd"])
+        rd = sidecars[0]
+        env = {e["name"]: e for e in rd["env"]}
+        for name in env:
+            self.assertIn(name, self.options, "unknown option in kubernetes-postgres.yaml")
+        self.assertNotIn("value", env["RETRYD_DB"], "the DSN must come from a Secret")
+        self.assertEqual(env["RETRYD_DB"]["valueFrom"]["secretKeyRef"]["name"], "retryd")
+        self.assertEqual(rd["startupProbe"]["httpGet"]["path"], "/_retryd/health")
+        self.assertNotIn("readinessProbe", rd)
+        self.assertNotIn("httpGet", rd["livenessProbe"])
+        self.assertFalse([v for v in spec["volumes"] if "persistentVolumeClaim" in v])
+        self.assertLess(_seconds(env["RETRYD_SHUTDOWN_TIMEOUT"]["value"]),
+                        spec["terminationGracePeriodSeconds"])
+
+    def test_compose_postgres(self):
+        """Two application replicas, each with its retryd, on one postgres
+        service; the password from the environment, never in the URL."""
+        docs = ch.load_yaml_all(os.path.join(ch.REPO, "deploy", "docker-compose-postgres.yml"))
+        services = docs[0]["services"]
+        self.assertEqual(set(services), {"postgres", "retryd-1", "retryd-2", "app-1", "app-2"})
+        for i in (1, 2):
+            rd, app = services["retryd-%d" % i], services["app-%d" % i]
+            env = rd["environment"]
+            for name in env:
+                if not name.startswith("PG"):  # libpq's own environment
+                    self.assertIn(name, self.options, "unknown option in the compose file")
+            self.assertTrue(env["RETRYD_DB"].startswith("postgres://retryd@postgres:"),
+                            env["RETRYD_DB"])
+            self.assertIn("PGPASSWORD", env)
+            self.assertEqual(rd["depends_on"]["postgres"]["condition"], "service_healthy")
+            self.assertEqual(app["network_mode"], "service:retryd-%d" % i)
+            self.assertEqual(app["depends_on"]["retryd-%d" % i]["condition"], "service_healthy")
+            self.assertGreater(_seconds(rd["stop_grace_period"]),
+                               _seconds(env["RETRYD_SHUTDOWN_TIMEOUT"]))
+
     def test_readme(self):
-        for needle in ("docker-compose.yml", "kubernetes.yaml", "PID 1", "zombie",
+        for needle in ("docker-compose.yml", "kubernetes.yaml", "docker-compose-postgres.yml",
+                       "kubernetes-postgres.yaml", "PGPASSWORD", "PID 1", "zombie",
                        "emptyDir", str(UID), "/_retryd/health", "--format docker"):
             self.assertIn(needle, self.readme)
 
