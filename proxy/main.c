@@ -11,6 +11,7 @@
 #include "proxy/config.h"
 #include "proxy/control/healthcheck.h"
 #include "proxy/log.h"
+#include "proxy/migrate_cmd.h"
 #include "proxy/queue/retention.h"
 #include "proxy/router.h"
 #include "proxy/queue/scheduler.h"
@@ -90,6 +91,9 @@ static void app_close_leftover(uv_handle_t *h, void *arg) {
 int main(int argc, char **argv) {
   static config_t cfg;
   char err[1024];
+  /* `retryd migrate FROM TO`: move a queue to another backend, then exit. */
+  if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+    return migrate_cmd_run(argc - 1, argv + 1);
   /* `retryd healthcheck [OPTION...]`: ask a running retryd, then exit. */
   bool healthcheck = argc > 1 && strcmp(argv[1], "healthcheck") == 0;
   if (healthcheck) {
