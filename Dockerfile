@@ -20,6 +20,7 @@ RUN apt-get update \
 WORKDIR /src
 # Only what the build reads (tests are not built: BUILD_TESTING=OFF).
 COPY CMakeLists.txt ./
+COPY lib/ lib/
 COPY proxy/ proxy/
 COPY storage/ storage/
 RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
