@@ -54,6 +54,8 @@ int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app
   srv->owner.dispatch = dispatch;
   srv->owner.rejected = rejected;
   srv->owner.closed = server_conn_closed;
+  list_init(&srv->owner.conns);
+  list_init(&srv->owner.idle);
   int rc = uv_tcp_init(loop, &srv->listener);
   if (rc != 0)
     return rc;
@@ -129,15 +131,10 @@ void server_drain(server_t *srv, void (*on_drained)(server_t *srv)) {
     srv->listening = false;
     uv_close((uv_handle_t *)&srv->listener, server_listener_closed);
   }
-  for (http_conn_t *c = srv->owner.conns; c != NULL;) {
-    http_conn_t *next = http_conn_next(c);
-    http_conn_drain(c);
-    c = next;
-  }
+  http_conn_drain_all(&srv->owner);
   server_check_drained(srv);
 }
 
 void server_close_all(server_t *srv) {
-  for (http_conn_t *c = srv->owner.conns; c != NULL; c = http_conn_next(c))
-    http_conn_close(c);
+  http_conn_close_all(&srv->owner);
 }
