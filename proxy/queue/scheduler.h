@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "lib/list.h"
 #include "proxy/queue/attempt.h"
 
 struct app_s;
@@ -29,14 +30,16 @@ struct scheduler_waiter_s {
    * rq and response), or NULL when the scheduler stops. The waiter is
    * already unregistered. */
   void (*cb)(scheduler_waiter_t *w, const attempt_t *a);
-  scheduler_waiter_t *prev, *next;
+  list_t link; /* the scheduler's */
 };
 
 int scheduler_start(struct app_s *app);
 /* A storage job reported the earliest due time (0: none queued). */
 void scheduler_note_due(scheduler_t *s, int64_t next_due_ms);
+/* w stays registered until its callback runs or scheduler_unwait(), which
+ * may be called for a waiter the callback already unregistered. */
 void scheduler_wait(scheduler_t *s, scheduler_waiter_t *w);
-void scheduler_unwait(scheduler_t *s, scheduler_waiter_t *w);
+void scheduler_unwait(scheduler_waiter_t *w);
 /* Stops claiming; on_stopped runs once no attempt is in flight. */
 void scheduler_stop(scheduler_t *s, void (*on_stopped)(struct app_s *app));
 void scheduler_cancel_all(scheduler_t *s);
