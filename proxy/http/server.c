@@ -44,6 +44,7 @@ static void server_connection_cb(uv_stream_t *listener, int status) {
 }
 
 static void server_conn_closed(http_conn_owner_t *owner);
+static void server_listener_closed(uv_handle_t *h);
 
 int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app,
                  http_dispatch_fn dispatch, uint64_t *rejected) {
@@ -60,12 +61,15 @@ int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app
   if (rc != 0)
     return rc;
   srv->listener.data = srv;
-  srv->listening = true;
   rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&cfg->listen_addr, 0);
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&srv->listener, SERVER_BACKLOG, server_connection_cb);
-  if (rc != 0)
+  if (rc != 0) {
+    /* A failed start leaves nothing open. */
+    uv_close((uv_handle_t *)&srv->listener, server_listener_closed);
     return rc;
+  }
+  srv->listening = true;
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   char host[64] = "?";
