@@ -4,8 +4,12 @@
  * next_attempt_at the store has reported (every storage job returns it).
  * When it fires, the scheduler claims due rows — earliest due first, then
  * oldest — up to the free slots of --retry-concurrency, and starts an
- * attempt for each. When an attempt's outcome is committed, its slot frees
- * and the timer is re-armed from the store's new earliest due time.
+ * attempt for each. An attempt's slot frees as soon as its answer is in;
+ * when rows are due, the claim that refills it goes out on the next turn of
+ * the loop, one claim for every slot freed in that turn. Once its outcome
+ * is committed, the timer is re-armed from the store's new earliest due
+ * time. One claim at a time; a failed claim or commit is tried again a
+ * second later.
  *
  * Waiters (Prefer: wait) register for a request id and are told of each
  * outcome committed for it (they register again to hear the next). On stop, waiters are released at
