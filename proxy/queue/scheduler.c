@@ -13,6 +13,8 @@
 
 struct scheduler_s {
   app_t *app;
+  scheduler_submit_fn submit; /* where claims and outcomes go */
+  void *submit_arg;
   uv_timer_t timer;
   int64_t armed_for;     /* Unix ms the timer fires at; 0: not armed */
   size_t active;         /* attempts talking to the upstream */
@@ -138,7 +140,8 @@ static void scheduler_submit_finish(attempt_t *a) {
   a->finish.ctx = a;
   a->finish.outcome = a->outcome;
   a->finish.now = 0;
-  store_submit(a->app->store, &a->finish);
+  scheduler_t *s = a->app->scheduler;
+  s->submit(s->submit_arg, &a->finish);
 }
 
 static void scheduler_finish_retry_cb(uv_timer_t *t) {
@@ -217,16 +220,27 @@ static void scheduler_claim(scheduler_t *s) {
   job->cb = scheduler_claimed;
   job->ctx = s;
   s->claiming = true;
-  store_submit(s->app->store, job);
+  s->submit(s->submit_arg, job);
 }
 
 /* ---- public ---------------------------------------------------------- */
 
+static void scheduler_submit_to_store(void *arg, store_job_t *job) {
+  app_t *app = arg;
+  store_submit(app->store, job);
+}
+
 int scheduler_start(app_t *app) {
+  return scheduler_start_with(app, scheduler_submit_to_store, app);
+}
+
+int scheduler_start_with(app_t *app, scheduler_submit_fn submit, void *arg) {
   scheduler_t *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return UV_ENOMEM;
   s->app = app;
+  s->submit = submit;
+  s->submit_arg = arg;
   list_init(&s->attempts);
   list_init(&s->waiters);
   uv_timer_init(app->loop, &s->timer);

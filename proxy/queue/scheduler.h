@@ -15,7 +15,11 @@
  * outcome committed for it (they register again to hear the next). On stop, waiters are released at
  * once, no new rows are claimed, and attempts in flight finish; at the
  * shutdown deadline, scheduler_cancel_all() returns the rest to queued.
- * Loop thread only. */
+ *
+ * The scheduler reaches the store only through its submit function: in
+ * retryd store_submit() on the app's store (scheduler_start); a unit test
+ * passes its own (scheduler_start_with) and answers claims and outcomes
+ * itself, with no SQLite and no storage thread. Loop thread only. */
 #ifndef RETRYD_SCHEDULER_H
 #define RETRYD_SCHEDULER_H
 
@@ -37,7 +41,13 @@ struct scheduler_waiter_s {
   list_t link; /* the scheduler's */
 };
 
+/* Hands a store job over; its callback runs later, on the loop thread. */
+typedef void (*scheduler_submit_fn)(void *arg, store_job_t *job);
+
+/* Starts claiming due rows from app->store. */
 int scheduler_start(struct app_s *app);
+/* The same with submit(arg, job) in place of store_submit(). */
+int scheduler_start_with(struct app_s *app, scheduler_submit_fn submit, void *arg);
 /* A storage job reported the earliest due time (0: none queued). */
 void scheduler_note_due(scheduler_t *s, int64_t next_due_ms);
 /* w stays registered until its callback runs or scheduler_unwait(), which
