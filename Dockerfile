@@ -20,6 +20,7 @@ RUN apt-get update \
 WORKDIR /src
 # Only what the build reads (tests are not built: BUILD_TESTING=OFF).
 COPY CMakeLists.txt ./
+COPY lib/ lib/
 COPY proxy/ proxy/
 COPY storage/ storage/
 COPY lib/ lib/

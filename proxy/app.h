@@ -15,6 +15,17 @@
 
 struct scheduler_s;
 
+/* How far start-up got (main.c's app_start, in this order): stopping takes
+ * down exactly what was started, last first. */
+typedef enum {
+  APP_NOTHING,
+  APP_UPSTREAM, /* the upstream client */
+  APP_STORE,    /* the storage thread and its file */
+  APP_SERVER,   /* the listener */
+  APP_SIGNALS,  /* SIGTERM, SIGINT and the shutdown deadline */
+  APP_RUNNING,  /* the scheduler and purges too: everything */
+} app_stage_t;
+
 typedef struct app_s {
   uv_loop_t *loop;
   const config_t *cfg;
@@ -29,6 +40,7 @@ typedef struct app_s {
   uv_timer_t retention_timer;
   stats_t stats;
   upstream_t *upstream; /* the configured origin */
+  app_stage_t started;
 } app_t;
 
 #endif

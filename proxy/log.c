@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "lib/list.h"
+
 /* One log line is at most this long; longer values are cut by buf's cap. */
 #define LOG_LINE_MAX (16 * 1024)
 /* A value is cut to this many bytes, so a few fields always fit a line. */
@@ -15,8 +17,8 @@
 /* Lines waiting for the writer; past this they are dropped, not buffered. */
 #define LOG_QUEUE_MAX (1024 * 1024)
 
-typedef struct log_entry {
-  struct log_entry *next;
+typedef struct {
+  list_t link; /* in L.queue, or in the writer's batch */
   size_t len;
   char data[];
 } log_entry_t;
@@ -27,7 +29,7 @@ static struct {
   uv_thread_t thread;
   uv_mutex_t mu;
   uv_cond_t cond;
-  log_entry_t *head, *tail;
+  list_t queue; /* lines for the writer, oldest first; under mu */
   size_t queued_bytes;
   uint64_t dropped;
   bool stopping;
@@ -52,18 +54,17 @@ static void log_thread_main(void *arg) {
   (void)arg;
   uv_mutex_lock(&L.mu);
   for (;;) {
-    while (L.head == NULL && !L.stopping)
+    while (list_empty(&L.queue) && !L.stopping)
       uv_cond_wait(&L.cond, &L.mu);
-    log_entry_t *list = L.head;
-    L.head = L.tail = NULL;
+    list_t batch;
+    list_move_all(&L.queue, &batch);
     L.queued_bytes = 0;
     bool stop = L.stopping;
     uv_mutex_unlock(&L.mu);
-    while (list != NULL) {
-      log_entry_t *next = list->next;
-      log_write_all(list->data, list->len);
-      free(list);
-      list = next;
+    list_foreach_safe(l, &batch) {
+      log_entry_t *e = list_entry(l, log_entry_t, link);
+      log_write_all(e->data, e->len);
+      free(e);
     }
     if (stop)
       return;
@@ -73,6 +74,7 @@ static void log_thread_main(void *arg) {
 
 int log_init(log_level_t level) {
   L.level = level;
+  list_init(&L.queue);
   if (uv_mutex_init(&L.mu) != 0 || uv_cond_init(&L.cond) != 0)
     return -ENOMEM;
   int rc = uv_thread_create(&L.thread, log_thread_main, NULL);
@@ -177,7 +179,6 @@ void log_end(log_line_t *l) {
   bool fits = !l->broken;
   log_entry_t *e = fits ? malloc(sizeof(*e) + l->buf.len) : NULL;
   if (e != NULL) {
-    e->next = NULL;
     e->len = l->buf.len;
     memcpy(e->data, l->buf.data, l->buf.len);
   }
@@ -188,11 +189,7 @@ void log_end(log_line_t *l) {
     free(e);
   } else {
     L.dropped -= dropped;
-    if (L.tail)
-      L.tail->next = e;
-    else
-      L.head = e;
-    L.tail = e;
+    list_insert_tail(&L.queue, &e->link);
     L.queued_bytes += e->len;
     uv_cond_signal(&L.cond);
   }

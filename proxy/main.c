@@ -1,6 +1,14 @@
 /* retryd: an HTTP/1.1 proxy with a durable retry queue, run beside an
- * application. main() reads the configuration, starts the loop, and turns
- * SIGTERM/SIGINT into a graceful stop. */
+ * application. main() reads the configuration, starts the pieces of retryd
+ * (app_start), runs the loop, and turns SIGTERM/SIGINT into a graceful stop.
+ *
+ * Design note. One start, one stop. app_start() brings the pieces up in
+ * order (app_stage_t) and records how far it got; app_stop() takes down
+ * what was started, last first. A start that fails half-way goes to
+ * app_stop() from its one failure label, and main runs the loop on until
+ * what was started has closed: the store's thread has stopped before
+ * main() returns, whichever way it ends. A graceful stop drains clients
+ * and settles retries first, then comes to the same app_stop(). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,38 +29,59 @@
 #include "storage/uuid7.h"
 #include "proxy/version.h"
 
-/* Shutdown runs in steps: clients drained and retries settled → the
- * store closed (its last jobs run first) → handles closed, the loop ends. */
+/* The last of app_stop(): the signal handlers and the shutdown deadline
+ * stay until the store has closed, so that a second signal while it
+ * commits its last jobs is still caught (and changes nothing) instead of
+ * killing the process; the upstream goes last, as it came first. */
 static void app_store_closed(void *arg) {
   app_t *app = arg;
-  uv_timer_stop(&app->shutdown_timer);
-  uv_close((uv_handle_t *)&app->shutdown_timer, NULL);
-  uv_close((uv_handle_t *)&app->sigterm, NULL);
-  uv_close((uv_handle_t *)&app->sigint, NULL);
+  if (app->started >= APP_SIGNALS) {
+    uv_timer_stop(&app->shutdown_timer);
+    uv_close((uv_handle_t *)&app->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+  }
   upstream_close(app->upstream);
   app->upstream = NULL;
+  app->started = APP_NOTHING;
 }
 
-static void app_maybe_close_store(app_t *app) {
+/* Takes down what app_start() started, last first; the loop must run on
+ * until it has closed. Once: on shutdown, after clients are drained and
+ * retries settled; or from a start that failed. */
+static void app_stop(app_t *app) {
+  if (app->started >= APP_RUNNING) {
+    retention_stop(app);
+    scheduler_close(app->scheduler);
+  }
+  if (app->started >= APP_SERVER && !app->server.draining)
+    server_drain(&app->server, NULL); /* closes the listener */
+  if (app->started < APP_STORE) {
+    app_store_closed(app);
+    return;
+  }
+  store_t *store = app->store;
+  app->store = NULL;
+  store_close(store, app_store_closed, app); /* its last jobs run first */
+}
+
+/* Shutdown runs in steps: clients drained and retries settled → app_stop()
+ * → the loop ends. */
+static void app_maybe_stop(app_t *app) {
   if (app->server.owner.nconns > 0 || !app->server.draining || app->scheduler_running)
     return;
   if (app->store == NULL)
-    return;
-  store_t *store = app->store;
-  app->store = NULL;
-  if (app->scheduler != NULL)
-    scheduler_close(app->scheduler);
-  retention_stop(app);
-  store_close(store, app_store_closed, app);
+    return; /* stopping already */
+  app_stop(app);
 }
 
 static void app_server_drained(server_t *srv) {
-  app_maybe_close_store(srv->owner.app);
+  app_maybe_stop(srv->owner.app);
 }
 
 static void app_scheduler_stopped(app_t *app) {
   app->scheduler_running = false;
-  app_maybe_close_store(app);
+  app_maybe_stop(app);
 }
 
 static void app_shutdown_deadline(uv_timer_t *t) {
@@ -82,15 +111,142 @@ static void app_signal_cb(uv_signal_t *s, int signum) {
   server_drain(&app->server, app_server_drained);
 }
 
+/* ---- starting -------------------------------------------------------- */
+
+static void app_log_error(const char *msg, const char *key, const char *value) {
+  log_line_t l;
+  log_begin(&l, LOG_ERROR, msg);
+  log_str(&l, key, value);
+  log_end(&l);
+}
+
+static int app_open_store(app_t *app, char *err, size_t errlen) {
+  store_options_t sopts = {.location = app->cfg->db_path,
+                           .params = {.max_queue = (int64_t)app->cfg->max_queue,
+                                      .lease_ms = (int64_t)app->cfg->claim_lease_ms}};
+  int rc = store_open(&app->store, app->loop, &sopts, err, errlen);
+  if (rc != 0)
+    return rc;
+  app->stats.requeued_at_start = (uint64_t)store_recovered(app->store);
+  if (store_recovered(app->store) > 0) {
+    log_line_t l;
+    log_begin(&l, LOG_WARN, "requests left inflight by a crash are queued again");
+    log_int(&l, "count", store_recovered(app->store));
+    log_end(&l);
+  }
+  return 0;
+}
+
+static int app_listen(app_t *app) {
+  const config_t *cfg = app->cfg;
+  int rc = server_start(&app->server, app->loop, cfg, app, router_dispatch, &app->stats.rejected);
+  if (rc != 0) {
+    log_line_t l;
+    log_begin(&l, LOG_ERROR, "cannot listen");
+    log_str(&l, "listen", cfg->listen_text);
+    log_str(&l, "error", uv_strerror(rc));
+    log_end(&l);
+    return rc;
+  }
+  if (cfg->admin_token[0] == '\0' && !server_addr_is_loopback(&cfg->listen_addr)) {
+    /* Without a token anyone who can reach this address can list, retry
+     * and cancel stored requests: allowed (a private network may be
+     * trusted), but never silently. */
+    log_line_t l;
+    log_begin(&l, LOG_WARN, "the control API is open to the network: set --admin-token");
+    log_str(&l, "listen", cfg->listen_text);
+    log_str(&l, "hint", "/_retryd/* other than health then needs X-Retryd-Token");
+    log_end(&l);
+  }
+  return 0;
+}
+
+static void app_catch_signals(app_t *app) {
+  uv_timer_init(app->loop, &app->shutdown_timer);
+  app->shutdown_timer.data = app;
+  uv_signal_init(app->loop, &app->sigterm);
+  uv_signal_init(app->loop, &app->sigint);
+  app->sigterm.data = app->sigint.data = app;
+  uv_signal_start(&app->sigterm, app_signal_cb, SIGTERM);
+  uv_signal_start(&app->sigint, app_signal_cb, SIGINT);
+}
+
+static void app_log_started(const app_t *app) {
+  log_line_t l;
+  log_begin(&l, LOG_INFO, "started");
+  log_str(&l, "version", RETRYD_VERSION);
+  log_str(&l, "upstream", app->cfg->upstream);
+  log_end(&l);
+}
+
+/* Starts the pieces of retryd in order, each step recorded in
+ * app->started. 0, or the exit status (1) after a failure, which is logged,
+ * or, when it is the log writer or the store (like a bad option), left in
+ * err as one line for stderr once the log is closed; what was started is
+ * then being taken down, and the loop must run until it has closed. */
+static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) {
+  app->loop = uv_default_loop();
+  app->cfg = cfg;
+  stats_init(&app->stats);
+  char why[1024];
+  if (log_init(cfg->log_level) != 0) {
+    snprintf(err, errlen, "cannot start the log writer");
+    goto fail;
+  }
+  uuid7_init(); /* before the loop: seeding may read /dev/urandom */
+  app->upstream = upstream_new(app->loop, cfg, cfg->upstream, why, sizeof(why));
+  if (app->upstream == NULL) {
+    app_log_error("cannot start the upstream client", "error", why);
+    goto fail;
+  }
+  app->started = APP_UPSTREAM;
+  if (app_open_store(app, err, errlen) != 0)
+    goto fail;
+  app->started = APP_STORE;
+  if (app_listen(app) != 0)
+    goto fail;
+  app->started = APP_SERVER;
+  app_catch_signals(app);
+  app->started = APP_SIGNALS;
+  if (scheduler_start(app) != 0) {
+    log_msg(LOG_ERROR, "cannot start the scheduler");
+    goto fail;
+  }
+  app->scheduler_running = true;
+  retention_start(app);
+  app->started = APP_RUNNING;
+  app_log_started(app);
+  return 0;
+fail:
+  app_stop(app);
+  return 1;
+}
+
+/* ---- the end --------------------------------------------------------- */
+
 static void app_close_leftover(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h))
     uv_close(h, NULL);
 }
 
+/* After the loop ran out: whatever handle is left is closed, the loop and
+ * then the log writer with it, and a start-up failure meant for stderr is
+ * printed last, alone. Returns the exit status. */
+static int app_finish(app_t *app, int exit_code, const char *err) {
+  uv_walk(app->loop, app_close_leftover, NULL);
+  uv_run(app->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(app->loop) != 0 && exit_code == 0)
+    exit_code = 1;
+  log_close();
+  if (err[0] != '\0')
+    fprintf(stderr, "retryd: %s\n", err);
+  return exit_code;
+}
+
 int main(int argc, char **argv) {
   static config_t cfg;
-  char err[1024];
+  char err[1024] = "";
   /* `retryd migrate FROM TO`: move a queue to another backend, then exit. */
   if (argc > 1 && strcmp(argv[1], "migrate") == 0)
     return migrate_cmd_run(argc - 1, argv + 1);
@@ -116,102 +272,14 @@ int main(int argc, char **argv) {
     return healthcheck_run(&cfg);
   /* A client that goes away mid-write must not kill the process. */
   signal(SIGPIPE, SIG_IGN);
-  if (log_init(cfg.log_level) != 0) {
-    fprintf(stderr, "retryd: cannot start the log writer\n");
-    return 1;
-  }
 
   static app_t app;
-  app.loop = uv_default_loop();
-  app.cfg = &cfg;
-  stats_init(&app.stats);
-  uuid7_init(); /* before the loop: seeding may read /dev/urandom */
-  int exit_code = 0;
-  app.upstream = upstream_new(app.loop, &cfg, cfg.upstream, err, sizeof(err));
-  if (app.upstream == NULL) {
-    log_line_t l;
-    log_begin(&l, LOG_ERROR, "cannot start the upstream client");
-    log_str(&l, "error", err);
-    log_end(&l);
-    exit_code = 1;
-    goto out;
-  }
-  {
-    store_options_t sopts = {.location = cfg.db_path,
-                             .params = {.max_queue = (int64_t)cfg.max_queue,
-                                        .lease_ms = (int64_t)cfg.claim_lease_ms}};
-    rc = store_open(&app.store, app.loop, &sopts, err, sizeof(err));
-    if (rc != 0) {
-      /* Like a bad option: one plain line, before anything is served. */
-      log_close();
-      fprintf(stderr, "retryd: %s\n", err);
-      upstream_close(app.upstream);
-      uv_run(app.loop, UV_RUN_DEFAULT);
-      uv_loop_close(app.loop);
-      return 1;
-    }
-    app.stats.requeued_at_start = (uint64_t)store_recovered(app.store);
-    if (store_recovered(app.store) > 0) {
-      log_line_t l;
-      log_begin(&l, LOG_WARN, "requests left inflight by a crash are queued again");
-      log_int(&l, "count", store_recovered(app.store));
-      log_end(&l);
-    }
-  }
-  rc = server_start(&app.server, app.loop, &cfg, &app, router_dispatch, &app.stats.rejected);
-  if (rc != 0) {
-    log_line_t l;
-    log_begin(&l, LOG_ERROR, "cannot listen");
-    log_str(&l, "listen", cfg.listen_text);
-    log_str(&l, "error", uv_strerror(rc));
-    log_end(&l);
-    exit_code = 1;
-    /* The store closes its own handle once its thread has stopped: run the
-     * loop until then, and only after that close what is left. */
-    upstream_close(app.upstream);
-    store_close(app.store, NULL, NULL);
-    uv_run(app.loop, UV_RUN_DEFAULT);
-    goto out;
-  }
-  if (cfg.admin_token[0] == '\0' && !server_addr_is_loopback(&cfg.listen_addr)) {
-    /* Without a token anyone who can reach this address can list, retry
-     * and cancel stored requests: allowed (a private network may be
-     * trusted), but never silently. */
-    log_line_t l;
-    log_begin(&l, LOG_WARN, "the control API is open to the network: set --admin-token");
-    log_str(&l, "listen", cfg.listen_text);
-    log_str(&l, "hint", "/_retryd/* other than health then needs X-Retryd-Token");
-    log_end(&l);
-  }
-  uv_timer_init(app.loop, &app.shutdown_timer);
-  app.shutdown_timer.data = &app;
-  uv_signal_init(app.loop, &app.sigterm);
-  uv_signal_init(app.loop, &app.sigint);
-  app.sigterm.data = app.sigint.data = &app;
-  uv_signal_start(&app.sigterm, app_signal_cb, SIGTERM);
-  uv_signal_start(&app.sigint, app_signal_cb, SIGINT);
-  if (scheduler_start(&app) != 0) {
-    log_msg(LOG_ERROR, "cannot start the scheduler");
-    return 1;
-  }
-  app.scheduler_running = true;
-  retention_start(&app);
-  {
-    log_line_t l;
-    log_begin(&l, LOG_INFO, "started");
-    log_str(&l, "version", RETRYD_VERSION);
-    log_str(&l, "upstream", cfg.upstream);
-    log_end(&l);
-  }
-
+  err[0] = '\0';
+  int exit_code = app_start(&app, &cfg, err, sizeof(err));
+  /* Serves until stopped; after a failed start, runs until what was
+   * started has closed (the store's thread included). */
   uv_run(app.loop, UV_RUN_DEFAULT);
-  log_msg(LOG_INFO, "stopped");
-
-out:
-  uv_walk(app.loop, app_close_leftover, NULL);
-  uv_run(app.loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(app.loop) != 0)
-    exit_code = exit_code ? exit_code : 1;
-  log_close();
-  return exit_code;
+  if (exit_code == 0)
+    log_msg(LOG_INFO, "stopped");
+  return app_finish(&app, exit_code, err);
 }

@@ -38,9 +38,8 @@ struct http_conn_s {
   int open_handles;
   http_conn_owner_t *srv; /* the owner: its lists and count are kept here */
   const config_t *cfg;
-  http_conn_t *prev, *next;           /* the owner's list */
-  http_conn_t *idle_prev, *idle_next; /* the owner's idle keep-alive list, oldest first */
-  bool in_idle_list;
+  list_t link;      /* in the owner's conns */
+  list_t idle_link; /* in the owner's idle keep-alive list, oldest first (or in none) */
 
   request_parser_t parser;
   request_t req;
@@ -89,37 +88,17 @@ static void conn_begin_close_after_flush(http_conn_t *c);
  * that at --max-connections the one idle longest can make room for a new
  * client (the server asks, http_conn_reclaim_idle). */
 static void conn_idle_add(http_conn_t *c) {
-  http_conn_owner_t *srv = c->srv;
-  if (c->in_idle_list)
-    return;
-  c->in_idle_list = true;
-  c->idle_next = NULL;
-  c->idle_prev = srv->idle_tail;
-  if (srv->idle_tail)
-    srv->idle_tail->idle_next = c;
-  else
-    srv->idle_head = c;
-  srv->idle_tail = c;
+  if (!list_linked(&c->idle_link))
+    list_insert_tail(&c->srv->idle, &c->idle_link);
 }
 
 static void conn_idle_remove(http_conn_t *c) {
-  http_conn_owner_t *srv = c->srv;
-  if (!c->in_idle_list)
-    return;
-  c->in_idle_list = false;
-  if (c->idle_prev)
-    c->idle_prev->idle_next = c->idle_next;
-  else
-    srv->idle_head = c->idle_next;
-  if (c->idle_next)
-    c->idle_next->idle_prev = c->idle_prev;
-  else
-    srv->idle_tail = c->idle_prev;
-  c->idle_prev = c->idle_next = NULL;
+  list_remove(&c->idle_link);
 }
 
 bool http_conn_reclaim_idle(http_conn_owner_t *srv) {
-  for (http_conn_t *c = srv->idle_head; c != NULL; c = c->idle_next) {
+  list_foreach(l, &srv->idle) {
+    http_conn_t *c = list_entry(l, http_conn_t, idle_link);
     /* Idle means nothing is owed either way: no request begun, no answer
      * bytes still queued. */
     if (c->state == CONN_IDLE && c->queued == 0 && c->pending.len == 0 && !c->closing) {
@@ -610,12 +589,7 @@ static void conn_closed_cb(uv_handle_t *h) {
   request_free(&c->req);
   buf_free(&c->pending);
   http_conn_owner_t *srv = c->srv;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    srv->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+  list_remove(&c->link);
   free(c);
   srv->nconns--;
   srv->closed(srv);
@@ -651,10 +625,8 @@ int http_conn_start(http_conn_owner_t *srv, uv_stream_t *listener) {
   deadline_init(srv->loop, &c->timer, conn_timer_cb, c);
   c->tcp.data = c;
   c->open_handles = 2;
-  c->next = srv->conns;
-  if (srv->conns)
-    srv->conns->prev = c;
-  srv->conns = c;
+  list_init(&c->idle_link);
+  list_insert_head(&srv->conns, &c->link);
   srv->nconns++;
   int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
   if (rc != 0) {
@@ -668,6 +640,14 @@ int http_conn_start(http_conn_owner_t *srv, uv_stream_t *listener) {
   return 0;
 }
 
-http_conn_t *http_conn_next(const http_conn_t *c) {
-  return c->next;
+void http_conn_drain_all(http_conn_owner_t *owner) {
+  list_foreach_safe(l, &owner->conns) {
+    http_conn_drain(list_entry(l, http_conn_t, link));
+  }
+}
+
+void http_conn_close_all(http_conn_owner_t *owner) {
+  list_foreach_safe(l, &owner->conns) {
+    http_conn_close(list_entry(l, http_conn_t, link));
+  }
 }

@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/list.h"
 #include "proxy/http/request.h"
 
 /* uv_buf_t is not const-correct; a write never changes the bytes, so
@@ -52,9 +53,11 @@ struct app_s;
 typedef void (*http_dispatch_fn)(struct app_s *app, http_conn_t *c, request_t *req);
 
 /* Whoever accepts the connections (the server). This module links every
- * connection it starts into conns, keeps the idle keep-alive ones in
- * idle_head..idle_tail (oldest first) and counts them; the owner walks
- * them (http_conn_next) and hears of every close through closed(). */
+ * connection it starts into conns (newest first) and counts them in nconns,
+ * and keeps the idle keep-alive ones in idle (oldest first); the owner
+ * initialises both lists (list_init) before the first connection, acts on
+ * every connection through http_conn_drain_all() and http_conn_close_all(),
+ * and hears of every close through closed(). */
 typedef struct http_conn_owner_s http_conn_owner_t;
 struct http_conn_owner_s {
   uv_loop_t *loop;
@@ -63,8 +66,8 @@ struct http_conn_owner_s {
   http_dispatch_fn dispatch;
   uint64_t *rejected; /* counts requests refused by the parser (stats) */
   size_t nconns;
-  http_conn_t *conns;
-  http_conn_t *idle_head, *idle_tail;
+  list_t conns; /* every connection not yet freed */
+  list_t idle;  /* idle keep-alive connections */
   void (*closed)(http_conn_owner_t *owner); /* one connection fewer */
 };
 
@@ -120,7 +123,9 @@ void http_conn_close(http_conn_t *c);
  * connection is busy (in the middle of a request or an answer) or has not
  * sent a request yet. */
 bool http_conn_reclaim_idle(http_conn_owner_t *owner);
-/* The next connection in the owner's list, for walking it. */
-http_conn_t *http_conn_next(const http_conn_t *c);
+/* Server shutdown and its deadline: http_conn_drain() or http_conn_close()
+ * on every connection of the owner. */
+void http_conn_drain_all(http_conn_owner_t *owner);
+void http_conn_close_all(http_conn_owner_t *owner);
 
 #endif

@@ -44,6 +44,7 @@ static void server_connection_cb(uv_stream_t *listener, int status) {
 }
 
 static void server_conn_closed(http_conn_owner_t *owner);
+static void server_listener_closed(uv_handle_t *h);
 
 int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app,
                  http_dispatch_fn dispatch, uint64_t *rejected) {
@@ -54,16 +55,21 @@ int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app
   srv->owner.dispatch = dispatch;
   srv->owner.rejected = rejected;
   srv->owner.closed = server_conn_closed;
+  list_init(&srv->owner.conns);
+  list_init(&srv->owner.idle);
   int rc = uv_tcp_init(loop, &srv->listener);
   if (rc != 0)
     return rc;
   srv->listener.data = srv;
-  srv->listening = true;
   rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&cfg->listen_addr, 0);
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&srv->listener, SERVER_BACKLOG, server_connection_cb);
-  if (rc != 0)
+  if (rc != 0) {
+    /* A failed start leaves nothing open. */
+    uv_close((uv_handle_t *)&srv->listener, server_listener_closed);
     return rc;
+  }
+  srv->listening = true;
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   char host[64] = "?";
@@ -129,15 +135,10 @@ void server_drain(server_t *srv, void (*on_drained)(server_t *srv)) {
     srv->listening = false;
     uv_close((uv_handle_t *)&srv->listener, server_listener_closed);
   }
-  for (http_conn_t *c = srv->owner.conns; c != NULL;) {
-    http_conn_t *next = http_conn_next(c);
-    http_conn_drain(c);
-    c = next;
-  }
+  http_conn_drain_all(&srv->owner);
   server_check_drained(srv);
 }
 
 void server_close_all(server_t *srv) {
-  for (http_conn_t *c = srv->owner.conns; c != NULL; c = http_conn_next(c))
-    http_conn_close(c);
+  http_conn_close_all(&srv->owner);
 }

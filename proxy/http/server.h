@@ -30,9 +30,12 @@ typedef struct server_s {
   void (*on_drained)(struct server_s *srv);
 } server_t;
 
-/* Binds and listens; the bound address is logged ("listening"). */
+/* Binds and listens; the bound address is logged ("listening"). 0, or a
+ * UV_E* code with nothing left open. */
 int server_start(server_t *srv, uv_loop_t *loop, const config_t *cfg, struct app_s *app,
                  http_dispatch_fn dispatch, uint64_t *rejected);
+/* on_drained may be NULL: before any connection, draining only closes the
+ * listener (how main undoes a start that failed after the server's). */
 void server_drain(server_t *srv, void (*on_drained)(server_t *srv));
 void server_close_all(server_t *srv);
 

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "lib/list.h"
 #include "proxy/buf.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/upstream/upstream.h"
@@ -28,7 +29,7 @@ struct attempt_s {
   attempt_outcome_t outcome;
   store_job_t finish;       /* records the outcome */
   attempt_done_cb done;
-  attempt_t *prev, *next;   /* the scheduler's list */
+  list_t link;              /* in the scheduler's list */
 
   /* Private. */
   upstream_xfer_t *xfer;

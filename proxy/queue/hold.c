@@ -85,7 +85,7 @@ static void hold_outcome(scheduler_waiter_t *w, const attempt_t *a) {
 
 static void hold_timeout_cb(uv_timer_t *t) {
   hold_t *hd = t->data;
-  scheduler_unwait(hd->app->scheduler, &hd->waiter);
+  scheduler_unwait(&hd->waiter);
   char applied[48];
   hold_applied(hd, applied, sizeof(applied));
   accepted_reply(hd->conn, &hd->rq, applied);
@@ -95,7 +95,7 @@ static void hold_timeout_cb(uv_timer_t *t) {
 static void hold_client_gone(void *ctx) {
   hold_t *hd = ctx;
   hd->conn = NULL;
-  scheduler_unwait(hd->app->scheduler, &hd->waiter);
+  scheduler_unwait(&hd->waiter);
   uv_timer_stop(&hd->timer);
   hold_release(hd);
 }

@@ -13,6 +13,8 @@
 
 struct scheduler_s {
   app_t *app;
+  scheduler_submit_fn submit; /* where claims and outcomes go */
+  void *submit_arg;
   uv_timer_t timer;
   int64_t armed_for;     /* Unix ms the timer fires at; 0: not armed */
   size_t active;         /* attempts talking to the upstream */
@@ -22,8 +24,8 @@ struct scheduler_s {
   bool stopping;
   void (*on_stopped)(app_t *app);
   store_job_t claim;
-  attempt_t *attempts;   /* in flight, for cancel_all */
-  scheduler_waiter_t *waiters;
+  list_t attempts;       /* in flight and finishing, for cancel_all (attempt_t link) */
+  list_t waiters;        /* scheduler_waiter_t link */
 };
 
 static void scheduler_claim(scheduler_t *s);
@@ -75,14 +77,12 @@ static void scheduler_maybe_stopped(scheduler_t *s) {
  * A waiter may register again from its callback; it goes to the head,
  * behind the walk. */
 static void scheduler_notify_waiters(scheduler_t *s, const attempt_t *a) {
-  scheduler_waiter_t *w = s->waiters;
-  while (w != NULL) {
-    scheduler_waiter_t *next = w->next;
+  list_foreach_safe(l, &s->waiters) {
+    scheduler_waiter_t *w = list_entry(l, scheduler_waiter_t, link);
     if (strcmp(w->id, a->rq.id) == 0) {
-      scheduler_unwait(s, w);
+      scheduler_unwait(w);
       w->cb(w, a);
     }
-    w = next;
   }
 }
 
@@ -120,12 +120,7 @@ static void scheduler_finish_committed(store_job_t *job) {
     uv_timer_start(&a->timer, scheduler_finish_retry_cb, SCHEDULER_STORE_RETRY_MS, 0);
     return;
   }
-  if (a->prev)
-    a->prev->next = a->next;
-  else
-    s->attempts = a->next;
-  if (a->next)
-    a->next->prev = a->prev;
+  list_remove(&a->link);
   s->finishing--;
   if (a->outcome.kind == OUTCOME_COMPLETED)
     s->app->stats.recovered++;
@@ -145,7 +140,8 @@ static void scheduler_submit_finish(attempt_t *a) {
   a->finish.ctx = a;
   a->finish.outcome = a->outcome;
   a->finish.now = 0;
-  store_submit(a->app->store, &a->finish);
+  scheduler_t *s = a->app->scheduler;
+  s->submit(s->submit_arg, &a->finish);
 }
 
 static void scheduler_finish_retry_cb(uv_timer_t *t) {
@@ -189,10 +185,7 @@ static void scheduler_claimed(store_job_t *job) {
       continue; /* stays inflight on disk until the next start */
     }
     s->active++;
-    a->next = s->attempts;
-    if (s->attempts)
-      s->attempts->prev = a;
-    s->attempts = a;
+    list_insert_head(&s->attempts, &a->link);
   }
   bool full = (size_t)job->nrows == job->limit;
   free(job->rows);
@@ -227,16 +220,29 @@ static void scheduler_claim(scheduler_t *s) {
   job->cb = scheduler_claimed;
   job->ctx = s;
   s->claiming = true;
-  store_submit(s->app->store, job);
+  s->submit(s->submit_arg, job);
 }
 
 /* ---- public ---------------------------------------------------------- */
 
+static void scheduler_submit_to_store(void *arg, store_job_t *job) {
+  app_t *app = arg;
+  store_submit(app->store, job);
+}
+
 int scheduler_start(app_t *app) {
+  return scheduler_start_with(app, scheduler_submit_to_store, app);
+}
+
+int scheduler_start_with(app_t *app, scheduler_submit_fn submit, void *arg) {
   scheduler_t *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return UV_ENOMEM;
   s->app = app;
+  s->submit = submit;
+  s->submit_arg = arg;
+  list_init(&s->attempts);
+  list_init(&s->waiters);
   uv_timer_init(app->loop, &s->timer);
   s->timer.data = s;
   app->scheduler = s;
@@ -247,21 +253,11 @@ int scheduler_start(app_t *app) {
 }
 
 void scheduler_wait(scheduler_t *s, scheduler_waiter_t *w) {
-  w->prev = NULL;
-  w->next = s->waiters;
-  if (s->waiters)
-    s->waiters->prev = w;
-  s->waiters = w;
+  list_insert_head(&s->waiters, &w->link);
 }
 
-void scheduler_unwait(scheduler_t *s, scheduler_waiter_t *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else if (s->waiters == w)
-    s->waiters = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  w->prev = w->next = NULL;
+void scheduler_unwait(scheduler_waiter_t *w) {
+  list_remove(&w->link);
 }
 
 void scheduler_stop(scheduler_t *s, void (*on_stopped)(app_t *app)) {
@@ -269,17 +265,18 @@ void scheduler_stop(scheduler_t *s, void (*on_stopped)(app_t *app)) {
   s->on_stopped = on_stopped;
   uv_timer_stop(&s->timer);
   s->armed_for = 0;
-  while (s->waiters != NULL) {
-    scheduler_waiter_t *w = s->waiters;
-    scheduler_unwait(s, w);
+  list_t *l;
+  while ((l = list_pop_head(&s->waiters)) != NULL) {
+    scheduler_waiter_t *w = list_entry(l, scheduler_waiter_t, link);
     w->cb(w, NULL);
   }
   scheduler_maybe_stopped(s);
 }
 
 void scheduler_cancel_all(scheduler_t *s) {
-  for (attempt_t *a = s->attempts; a != NULL; a = a->next)
-    attempt_cancel(a);
+  list_foreach_safe(l, &s->attempts) {
+    attempt_cancel(list_entry(l, attempt_t, link));
+  }
 }
 
 static void scheduler_timer_closed(uv_handle_t *h) {

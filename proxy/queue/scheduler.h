@@ -4,19 +4,28 @@
  * next_attempt_at the store has reported (every storage job returns it).
  * When it fires, the scheduler claims due rows — earliest due first, then
  * oldest — up to the free slots of --retry-concurrency, and starts an
- * attempt for each. When an attempt's outcome is committed, its slot frees
- * and the timer is re-armed from the store's new earliest due time.
+ * attempt for each. An attempt's slot frees as soon as its answer is in;
+ * when rows are due, the claim that refills it goes out on the next turn of
+ * the loop, one claim for every slot freed in that turn. Once its outcome
+ * is committed, the timer is re-armed from the store's new earliest due
+ * time. One claim at a time; a failed claim or commit is tried again a
+ * second later.
  *
  * Waiters (Prefer: wait) register for a request id and are told of each
  * outcome committed for it (they register again to hear the next). On stop, waiters are released at
  * once, no new rows are claimed, and attempts in flight finish; at the
  * shutdown deadline, scheduler_cancel_all() returns the rest to queued.
- * Loop thread only. */
+ *
+ * The scheduler reaches the store only through its submit function: in
+ * retryd store_submit() on the app's store (scheduler_start); a unit test
+ * passes its own (scheduler_start_with) and answers claims and outcomes
+ * itself, with no SQLite and no storage thread. Loop thread only. */
 #ifndef RETRYD_SCHEDULER_H
 #define RETRYD_SCHEDULER_H
 
 #include <stdint.h>
 
+#include "lib/list.h"
 #include "proxy/queue/attempt.h"
 
 struct app_s;
@@ -29,14 +38,22 @@ struct scheduler_waiter_s {
    * rq and response), or NULL when the scheduler stops. The waiter is
    * already unregistered. */
   void (*cb)(scheduler_waiter_t *w, const attempt_t *a);
-  scheduler_waiter_t *prev, *next;
+  list_t link; /* the scheduler's */
 };
 
+/* Hands a store job over; its callback runs later, on the loop thread. */
+typedef void (*scheduler_submit_fn)(void *arg, store_job_t *job);
+
+/* Starts claiming due rows from app->store. */
 int scheduler_start(struct app_s *app);
+/* The same with submit(arg, job) in place of store_submit(). */
+int scheduler_start_with(struct app_s *app, scheduler_submit_fn submit, void *arg);
 /* A storage job reported the earliest due time (0: none queued). */
 void scheduler_note_due(scheduler_t *s, int64_t next_due_ms);
+/* w stays registered until its callback runs or scheduler_unwait(), which
+ * may be called for a waiter the callback already unregistered. */
 void scheduler_wait(scheduler_t *s, scheduler_waiter_t *w);
-void scheduler_unwait(scheduler_t *s, scheduler_waiter_t *w);
+void scheduler_unwait(scheduler_waiter_t *w);
 /* Stops claiming; on_stopped runs once no attempt is in flight. */
 void scheduler_stop(scheduler_t *s, void (*on_stopped)(struct app_s *app));
 void scheduler_cancel_all(scheduler_t *s);

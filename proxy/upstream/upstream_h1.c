@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/list.h"
 #include "proxy/upstream/answer_parser.h"
 #include "proxy/buf.h"
 #include "proxy/upstream/resolver.h"
@@ -88,7 +89,7 @@ struct h1_conn_s {
   h1_state_t state;
   h1_upstream_t *up;
   h1_xfer_t *xfer;
-  h1_conn_t *prev, *next; /* the idle list, or the list waiting for a lookup */
+  list_t link;            /* in the idle pool, or waiting for a lookup (or in neither) */
   char *rbuf;             /* the answer's bytes, as parsed */
   /* https://: the session, what the socket gave before decryption, and
    * what goes out to it (the buffer a uv_write in flight is sending). */
@@ -110,11 +111,11 @@ struct h1_upstream_s {
   upstream_tls_ctx_t *tls; /* https:// only */
   size_t tls_out_max;
   char record[16384]; /* one TLS record's worth of request, put together */
-  h1_conn_t *idle;    /* most recently used first */
+  list_t idle;        /* most recently used first */
   size_t nidle;
   /* One lookup at a time: new connections wait for the one in flight. */
   resolver_t resolver;
-  h1_conn_t *resolving;
+  list_t resolving;
   bool resolver_closed;
   size_t nconns;      /* connections not yet closed */
   bool closing;       /* upstream_close() came: freed with the last one */
@@ -210,27 +211,12 @@ static void h1_conn_closed(uv_handle_t *h) {
   h1_upstream_maybe_free(u);
 }
 
-/* Takes conn out of the doubly linked list whose head is *head. */
-static void h1_list_unlink(h1_conn_t **head, h1_conn_t *conn) {
-  if (conn->prev != NULL)
-    conn->prev->next = conn->next;
-  else
-    *head = conn->next;
-  if (conn->next != NULL)
-    conn->next->prev = conn->prev;
-  conn->prev = conn->next = NULL;
-}
-
-static void h1_list_push(h1_conn_t **head, h1_conn_t *conn) {
-  conn->prev = NULL;
-  conn->next = *head;
-  if (*head != NULL)
-    (*head)->prev = conn;
-  *head = conn;
+static h1_conn_t *h1_conn_of(list_t *link) {
+  return list_entry(link, h1_conn_t, link);
 }
 
 static void h1_idle_unlink(h1_conn_t *conn) {
-  h1_list_unlink(&conn->up->idle, conn);
+  list_remove(&conn->link);
   conn->up->nidle--;
 }
 
@@ -242,7 +228,7 @@ static void h1_conn_close(h1_conn_t *conn) {
   if (was == H1_IDLE)
     h1_idle_unlink(conn);
   else if (was == H1_RESOLVING)
-    h1_list_unlink(&conn->up->resolving, conn);
+    list_remove(&conn->link);
   uv_close((uv_handle_t *)&conn->tcp, h1_conn_closed);
 }
 
@@ -309,7 +295,7 @@ static void h1_complete(h1_conn_t *conn, bool reusable) {
     conn->reused = true;
     h1_read_on(conn); /* it may have ended right after a pause */
     conn->idle_since = uv_now(u->loop);
-    h1_list_push(&u->idle, conn);
+    list_insert_head(&u->idle, &conn->link);
     u->nidle++;
   } else {
     h1_conn_close(conn);
@@ -615,6 +601,7 @@ static h1_conn_t *h1_conn_new(h1_xfer_t *x) {
     return NULL;
   }
   conn->up = u;
+  list_init(&conn->link);
   u->nconns++;
   conn->tcp.data = conn;
   conn->connect_req.data = conn;
@@ -675,9 +662,9 @@ static void h1_resolved(resolver_t *r, int status, struct addrinfo *res) {
   if (res != NULL)
     freeaddrinfo(res);
   bool fresh = upstream_origin_fresh(&u->origin, uv_now(u->loop));
-  while (u->resolving != NULL) {
-    h1_conn_t *conn = u->resolving;
-    h1_list_unlink(&u->resolving, conn);
+  list_t *l;
+  while ((l = list_pop_head(&u->resolving)) != NULL) {
+    h1_conn_t *conn = h1_conn_of(l);
     conn->state = H1_CONNECTING;
     h1_xfer_t *x = conn->xfer;
     if (!fresh) {
@@ -696,8 +683,8 @@ static void h1_resolved(resolver_t *r, int status, struct addrinfo *res) {
 /* An idle connection young enough to reuse, or NULL. */
 static h1_conn_t *h1_idle_take(h1_upstream_t *u) {
   uint64_t now = uv_now(u->loop);
-  while (u->idle != NULL) {
-    h1_conn_t *conn = u->idle;
+  while (!list_empty(&u->idle)) {
+    h1_conn_t *conn = h1_conn_of(list_first(&u->idle));
     h1_idle_unlink(conn);
     if (now - conn->idle_since <= H1_IDLE_MAX_MS) {
       conn->state = H1_BUSY;
@@ -732,7 +719,7 @@ static int h1_attach(h1_xfer_t *x) {
                                       : resolver_start(&u->resolver, u->origin.host, u->origin.port);
     if (rc == 0) {
       conn->state = H1_RESOLVING;
-      h1_list_push(&u->resolving, conn);
+      list_insert_head(&u->resolving, &conn->link);
     }
   }
   if (rc != 0) {
@@ -864,6 +851,8 @@ static upstream_t *h1_create(uv_loop_t *loop, const config_t *cfg, const char *u
     return NULL;
   }
   u->loop = loop;
+  list_init(&u->idle);
+  list_init(&u->resolving);
   if (resolver_init(&u->resolver, loop, h1_resolved) != 0) {
     snprintf(err, errlen, "out of memory");
     free(u);
@@ -892,8 +881,8 @@ fail:
 static void h1_close(upstream_t *up) {
   h1_upstream_t *u = (h1_upstream_t *)up;
   u->closing = true;
-  while (u->idle != NULL)
-    h1_conn_close(u->idle);
+  while (!list_empty(&u->idle))
+    h1_conn_close(h1_conn_of(list_first(&u->idle)));
   /* A lookup still running is abandoned, not waited for. */
   resolver_close(&u->resolver, h1_resolver_closed);
   h1_upstream_maybe_free(u);
