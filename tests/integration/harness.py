@@ -2,18 +2,28 @@
 
 Python 3 standard library only.
 
-    RETRYD_BIN   path of the binary (default: build/retryd of this checkout)
+    RETRYD_BIN            path of the binary (default: build/retryd of this checkout)
+    RETRYD_TEST_STORAGE   the queue of a retryd started without db=: "sqlite"
+                          (the default: a file in its temporary directory) or
+                          "postgres" (a database of its own on the cluster in
+                          RETRYD_TEST_PG_DIR, dropped when the test retires
+                          the retryd; tests/CMakeLists.txt's integration-pg/*)
+
+STORAGE says which is in use, for tests of what only one backend has.
 """
 
 import atexit
 import ctypes
 import http.client
+import itertools
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -27,6 +37,55 @@ DEFAULT_BIN = os.path.normpath(
 
 def retryd_bin():
     return os.environ.get("RETRYD_BIN") or DEFAULT_BIN
+
+
+# --------------------------------------------------------------------------
+# Where a retryd's queue lives
+# --------------------------------------------------------------------------
+
+STORAGE = os.environ.get("RETRYD_TEST_STORAGE") or "sqlite"
+if STORAGE not in ("sqlite", "postgres"):
+    raise RuntimeError("RETRYD_TEST_STORAGE=%r: expected sqlite or postgres" % STORAGE)
+if STORAGE == "postgres" and not os.environ.get("RETRYD_TEST_PG_DIR"):
+    # Never fall back to SQLite: the PostgreSQL run would pass without
+    # testing PostgreSQL.
+    raise RuntimeError("RETRYD_TEST_STORAGE=postgres needs RETRYD_TEST_PG_DIR, the directory "
+                       "of a cluster started by tests/pg/pg_cluster.py (ctest's fixture pg)")
+
+_pg = None
+_db_seq = itertools.count(1)
+_OWNED_DBS = set()   # names of the PostgreSQL databases made here, not yet dropped
+
+
+def _pg_cluster():
+    global _pg
+    if _pg is None:
+        sys.path.insert(0, os.path.join(HERE, "..", "pg"))
+        from pg_cluster import PgCluster
+        _pg = PgCluster.attach(os.environ["RETRYD_TEST_PG_DIR"])
+    return _pg
+
+
+def new_db(tmpdir):
+    """A fresh, empty queue for the backend in use: (location, name). The
+    location is what --db gets: tmpdir/q.db for SQLite (it goes with
+    tmpdir); for PostgreSQL the DSN of a new database on the fixture's
+    cluster, whose name drop_db(name) takes (None for SQLite). Several
+    retryds given the same location share one queue, on either backend."""
+    if STORAGE == "sqlite":
+        return os.path.join(tmpdir, "q.db"), None
+    # Unique across the test processes ctest runs at once on one cluster.
+    name = "it_%d_%d_%s" % (os.getpid(), next(_db_seq), secrets.token_hex(3))
+    dsn = _pg_cluster().create_database(name)
+    _OWNED_DBS.add(name)
+    return dsn, name
+
+
+def drop_db(name):
+    """Drops a database new_db() made (ending sessions still in it)."""
+    if name is not None and name in _OWNED_DBS:
+        _OWNED_DBS.discard(name)
+        _pg_cluster().drop_database(name)
 
 
 def child_env(extra=None):
@@ -60,6 +119,12 @@ _LIVE = set()
 def _kill_leftovers():
     for rd in list(_LIVE):
         rd.kill()
+    if _OWNED_DBS:
+        try:
+            _pg_cluster().drop_databases(sorted(_OWNED_DBS))
+        except Exception:
+            pass  # the cluster goes with the fixture anyway
+        _OWNED_DBS.clear()
 
 
 def _die_with_parent():
@@ -79,9 +144,17 @@ class Retryd:
                  tmpdir=None, db=None, binary=None, prefix=()):
         # prefix: a command the binary runs under (e.g. strace ...); the
         # process started is then the prefix's, see descendant_pids().
+        # db: where the queue lives (--db). Without it, a fresh queue of the
+        # backend in use (STORAGE), this retryd's own: a PostgreSQL database
+        # is dropped by cleanup(). Either way self.db is its location, which
+        # another Retryd takes as db= to open the same queue (and is retired
+        # first: a test's cleanups run the last-started retryd's first).
         self.own_tmp = tmpdir is None
         self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="retryd-it-")
-        self.db = db or os.path.join(self.tmpdir, "q.db")
+        self.own_db = None
+        if not db:
+            db, self.own_db = new_db(self.tmpdir)
+        self.db = db
         self.binary = binary or retryd_bin()
         self.argv = list(prefix) + [self.binary]
         if upstream_url is not None:
@@ -173,6 +246,8 @@ class Retryd:
 
     def cleanup(self):
         self.kill()
+        drop_db(self.own_db)
+        self.own_db = None
         if self.own_tmp:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
@@ -509,6 +584,14 @@ class RetrydTestCase(unittest.TestCase):
     _class_retryds = ()
 
     # ---- per test ----
+    def fresh_db(self, tmpdir):
+        """A queue of the backend in use for retryds this test starts
+        itself (Retryd(..., db=...)), removed when the test ends (a
+        PostgreSQL database is dropped; a SQLite file is tmpdir's)."""
+        location, name = new_db(tmpdir)
+        self.addCleanup(drop_db, name)
+        return location
+
     def start_upstream(self, **kw):
         up = FakeUpstream(**kw).start()
         self.addCleanup(up.stop)

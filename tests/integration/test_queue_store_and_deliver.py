@@ -9,7 +9,10 @@ request JSON and errors, Prefer: wait / respond-async, the db file's mode and
 the single-instance lock.
 
 The schedule (--retry-interval, Retry-After, --max-attempts, --max-age),
-cancel and Idempotency-Key are in test_queue_schedule.py."""
+cancel and Idempotency-Key are in test_queue_schedule.py.
+
+Runs on both backends (tests/CMakeLists.txt); on PostgreSQL the file's mode,
+the lock and sqlite:PATH, which only SQLite has, are skipped."""
 
 import json
 import os
@@ -21,7 +24,7 @@ import time
 import unittest
 
 from fake_upstream import FakeUpstream, Response
-from harness import (RetrydTestCase, UUID7_RE, child_env, closed_port, control_get,
+from harness import (STORAGE, RetrydTestCase, UUID7_RE, child_env, closed_port, control_get,
                      get_stored, parse_timestamp, retryd_bin, send_request,
                      wait_stored_state)
 
@@ -422,6 +425,8 @@ class PreferTest(QueueTestCase):
 
 class DatabaseFileTest(QueueTestCase):
 
+    @unittest.skipIf(STORAGE == "postgres", "SQLite-only: the queue file's mode 0600 and its "
+                     "-wal/-journal/-shm files")
     def test_db_file_created_0600(self):
         old = os.umask(0o022)
         try:
@@ -440,6 +445,8 @@ class DatabaseFileTest(QueueTestCase):
                 m = stat.S_IMODE(os.stat(p).st_mode)
                 self.assertEqual(m & 0o077, 0, "%s mode %o readable by others" % (p, m))
 
+    @unittest.skipIf(STORAGE == "postgres", "SQLite-only: the file lock that refuses a second "
+                     "retryd (PostgreSQL replicas share one queue by design)")
     def test_second_retryd_on_same_db_refused(self):
         up = self.start_upstream()
         rd = self.start_retryd(up)
@@ -455,6 +462,8 @@ class DatabaseFileTest(QueueTestCase):
         # the first one is unaffected
         self.assertEqual(control_get(rd.port, "/_retryd/health").status, 200)
 
+    @unittest.skipIf(STORAGE == "postgres", "SQLite-only: --db sqlite:PATH names a SQLite file "
+                     "(the SQLite run covers it)")
     def test_sqlite_scheme_names_the_same_file_as_its_path(self):
         up = self.start_upstream()
         up.default = Response(507)
