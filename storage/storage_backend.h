@@ -51,6 +51,10 @@ typedef struct {
   int64_t converted_ms;
   /* How often housekeep() wants to run while the store is idle (0: never). */
   int64_t housekeep_ms;
+  /* Shared backends: others add and free rows this process hears nothing
+   * of, so its scheduler looks for due rows at least this often (0: it
+   * knows every change, and waits for the next one it knows of). */
+  int64_t poll_ms;
 } storage_info_t;
 
 typedef struct {

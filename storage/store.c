@@ -484,6 +484,10 @@ bool store_reclaims_space(const store_t *s) { return s->info.reclaims_space; }
 
 int64_t store_converted_ms(const store_t *s) { return s->info.converted_ms; }
 
+int64_t store_poll_ms(const store_t *s) {
+  return s->info.poll_ms;
+}
+
 bool store_writable(const store_t *s) {
   return atomic_load_explicit(&s->writable, memory_order_acquire);
 }

@@ -194,6 +194,12 @@ static void scheduler_claimed(store_job_t *job) {
   /* Slots freed while this claim was out, and rows still due, are claimed
    * when the timer fires (at once when they are due now). */
   scheduler_arm(s, job->next_due);
+  /* A shared queue also changes where this process cannot see it (another
+   * replica stored rows and died, or a lease ran out): look again within
+   * the store's poll interval whatever it said. */
+  int64_t poll = s->app->store != NULL ? store_poll_ms(s->app->store) : 0;
+  if (poll > 0)
+    scheduler_arm(s, store_now_ms() + poll);
   if (full)
     scheduler_claim(s); /* there may be more due right now */
   scheduler_maybe_stopped(s);

@@ -34,6 +34,9 @@
 /* How long a claim holds without renewal unless --claim-lease says; it is
  * renewed three times per lease. */
 #define PG_LEASE_MS_DEFAULT 30000
+/* How often a replica looks for due rows it was not told of: rows another
+ * replica stored and then died without retrying, or whose lease ran out. */
+#define PG_POLL_MS 2000
 /* The advisory lock that lets one replica purge at a time. */
 #define PG_PURGE_LOCK "1920234618"
 
@@ -722,6 +725,7 @@ int postgres_backend_open(storage_backend_t **out, const char *url, const storag
   pb->super.info.recovered = recovered;
   pb->super.info.reclaims_space = true;
   pb->super.info.converted_ms = -1;
+  pb->super.info.poll_ms = PG_POLL_MS;
   pb->super.info.housekeep_ms = pb->lease_ms / 3 > 0 ? pb->lease_ms / 3 : 1;
   *out = &pb->super;
   return 0;

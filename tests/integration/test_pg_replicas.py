@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fake_upstream import Response  # noqa: E402
 from harness import RetrydTestCase, control_get, send_request  # noqa: E402
-from pg_cluster import PgCluster  # noqa: E402
+from pg_cluster import PgCluster, query  # noqa: E402
 
 LEASE = "2s"
 INTERVAL = "500ms"
@@ -157,6 +157,29 @@ class PgReplicasTest(RetrydTestCase):
         # answered it while A was being killed.
         self.assertLessEqual(len(dup), held, dup)
         self.assertTrue(all(n == 2 for n in dup.values()), dup)
+
+    def test_an_idle_replica_retries_what_a_dead_one_stored(self):
+        """Rows queued (not claimed) by a replica that then died: an idle
+        replica that was told nothing of them finds them by polling."""
+        up = self.start_upstream()
+        h = Counting()
+        up.handler = h
+        dsn = self.fresh_db()
+        idle = self.replica(up, dsn, "--retry-interval", "1s")
+        time.sleep(0.5)  # its start-up claim found nothing: no due time known
+        a = self.replica(up, dsn, "--retry-interval", "1h")
+        statuses = self.send_all([a], 20, "orphan")
+        self.assertEqual(collections.Counter(statuses.values()), {202: 20})
+        a.stopped = True  # killed on purpose, before any retry of its own
+        a.kill()
+        h.set(failing=False)
+        # The rows are due in an hour; make them due now in the database
+        # itself (as a retry-now through another replica would), so that
+        # the idle replica is told nothing: only its polling can find them.
+        query(dsn, "UPDATE retryd_requests SET next_attempt_at = 0 WHERE state = 0")
+        q = self.wait_completed(idle, 20, 20)
+        self.assertEqual((q["queued"], q["inflight"]), (0, 0), q)
+        self.assertEqual(set(h.delivered), set(statuses))
 
     def start_load(self, ports, prefix, workers=8):
         """POSTs in a loop over ports (a list the test may change) until
