@@ -6,8 +6,8 @@
  * durable batch, a claim or a read a batch that is not, a purge slice a
  * batch of its own followed by purge_finished(); next_due() and
  * unfinished() are asked after the commit, outside a transaction, as
- * store_fill_after() asks them (storage_backend.h names only probe() and
- * purge_finished() as called outside one).
+ * store_fill_after() asks them. A scenario may close its backend and open
+ * it again, as a restarted retryd does.
  *
  *   sqlite    always: "sqlite:" and a file in a temporary directory.
  *   postgres  when RETRYD_TEST_PG_DIR names a running cluster
@@ -18,17 +18,18 @@
  *             cluster that cannot make the databases.
  *
  * What is asserted is what the SQLite backend does today
- * (tests/unit/test_sqlite_queue.c tests its SQLite side: pages, the WAL,
- * migrations, locking). Ids are UUID-shaped, as retryd's are, so a backend
- * may keep them in a uuid column; keys and header values are bytes, not
- * UTF-8 (HTTP allows obs-text in a field value). */
+ * (tests/unit/test_sqlite_queue.c tests its SQLite side: the file and the
+ * files it refuses, migrations, locking, the WAL, pages, recovery at open).
+ * Ids are UUID-shaped, as retryd's are, so a backend may keep them in a
+ * uuid column; keys and header values are bytes, not UTF-8 (HTTP allows
+ * obs-text in a field value). The states' names (stored_request.h) are
+ * tested once, without a backend. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #include "storage/storage_backend.h"
+#include "test_support.h"
 
 #define BIG_QUEUE 1000000
 #define T0 1700000000000ll                     /* a plausible "now", Unix ms */
@@ -66,8 +68,7 @@ static int sqlite_setup(void **state) {
   if (fx == NULL)
     return -1;
   fx->kind = ON_SQLITE;
-  snprintf(fx->dir, sizeof(fx->dir), "/tmp/retryd-test-backend-XXXXXX");
-  if (mkdtemp(fx->dir) == NULL) {
+  if (test_dir_make(fx->dir, sizeof(fx->dir), "backend") != 0) {
     free(fx);
     return -1;
   }
@@ -172,28 +173,12 @@ static int postgres_setup(void **state) {
   return 0;
 }
 
-static void remove_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d != NULL) {
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-        continue;
-      char p[512];
-      snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-      unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
-
 static int fx_teardown(void **state) {
   fx_t *fx = *state;
   if (fx->b != NULL)
     fx->b->ops->close(fx->b);
   if (fx->kind == ON_SQLITE)
-    remove_dir(fx->dir);
+    test_dir_remove(fx->dir);
   free(fx);
   return 0;
 }
@@ -215,6 +200,13 @@ static storage_backend_t *open_ok(fx_t *fx, int64_t max_queue) {
   return fx->b;
 }
 
+/* Closes this test's backend and opens it again, as a restarted retryd. */
+static storage_backend_t *reopen(fx_t *fx, int64_t max_queue) {
+  fx->b->ops->close(fx->b);
+  fx->b = NULL;
+  return open_ok(fx, max_queue);
+}
+
 /* ---- transactions --------------------------------------------------------- */
 
 static void begin_ok(storage_backend_t *b, bool durable) {
@@ -230,26 +222,8 @@ static bool commit_ok(storage_backend_t *b) {
 
 /* ---- batches of one job, as the store runs them ------------------------------- */
 
-static const char HEADERS[] = "Content-Type: application/json\r\nAuthorization: Token abc\r\n";
-static const char BODY[] = "{\"meeting_url\":\"https://x\"}";
-
-/* A queued row with a small payload; the caller owns nothing. */
-static stored_request_t new_row(const char *id, int64_t created, int64_t due, const char *key) {
-  stored_request_t r;
-  memset(&r, 0, sizeof(r));
-  snprintf(r.id, sizeof(r.id), "%s", id);
-  r.state = RQ_QUEUED;
-  r.method = "POST";
-  r.target = "/api/v1/bot";
-  r.headers = HEADERS;
-  r.headers_len = sizeof(HEADERS) - 1;
-  r.body = BODY;
-  r.body_len = sizeof(BODY) - 1;
-  r.idempotency_key = key;
-  r.created_at = created;
-  r.next_attempt_at = due;
-  return r;
-}
+/* A row is test_support.h's new_row() (a queued POST with HEADERS and
+ * BODY), an outcome its simple_outcome() unless a test says more. */
 
 static int batch_insert(storage_backend_t *b, const stored_request_t *r,
                         stored_request_t *existing) {
@@ -334,13 +308,7 @@ static int batch_finish(storage_backend_t *b, const char *id, int64_t now,
 }
 
 static void finish_ok(storage_backend_t *b, const char *id, int64_t now, outcome_t kind) {
-  attempt_outcome_t o;
-  memset(&o, 0, sizeof(o));
-  o.kind = kind;
-  if (kind == OUTCOME_COMPLETED)
-    o.response_status = 200;
-  if (kind == OUTCOME_RETRY)
-    o.next_attempt_at = now + 1000;
+  attempt_outcome_t o = simple_outcome(kind, now);
   assert_int_equal(batch_finish(b, id, now, &o), 0);
 }
 
@@ -668,6 +636,20 @@ static void a_different_method_target_or_key_is_no_conflict(void **state) {
   insert_ok(b, ID(a5), T0, T0, NULL);
   insert_ok(b, ID(a6), T0, T0, NULL);
   assert_int_equal(unfinished(b), 6);
+
+  /* Each keyed row is found by its own key, method and target. */
+  const struct {
+    const char *key, *method, *target, *id;
+  } finds[] = {{"idem-1", "POST", "/api/v1/bot", ID(a1)},
+               {"idem-1", "PUT", "/api/v1/bot", ID(a2)},
+               {"idem-1", "POST", "/api/v1/bot/other", ID(a3)},
+               {"idem-2", "POST", "/api/v1/bot", ID(a4)}};
+  for (size_t i = 0; i < sizeof(finds) / sizeof(finds[0]); i++) {
+    stored_request_t r;
+    assert_int_equal(batch_find(b, finds[i].key, finds[i].method, finds[i].target, &r), 0);
+    assert_string_equal(r.id, finds[i].id);
+    stored_request_free(&r);
+  }
 }
 
 /* ---- claim ------------------------------------------------------------------ */
@@ -1161,6 +1143,43 @@ static void max_queue_refuses_the_insert_beyond_it_with_edquot(void **state) {
   assert_int_equal(unfinished(b), 2);
 }
 
+/* After a restart the count is that of the stored rows (a backend that
+ * keeps it in memory counts again at open). Nothing is inflight at the
+ * close: that is each backend's own recovery (test_sqlite_queue.c, and
+ * tests/integration/test_pg_replicas.py for a shared backend). */
+static void a_reopened_backend_counts_its_stored_rows_against_max_queue(void **state) {
+  fx_t *fx = *state;
+  storage_backend_t *b = open_ok(fx, 2);
+  insert_ok(b, ID(01), T0, T0, NULL);
+  insert_ok(b, ID(02), T0 + 1, T0 + 1, "idem-1");
+  claim_one(b, T0, ID(01));
+  finish_ok(b, ID(01), T0 + 1, OUTCOME_COMPLETED);
+  insert_ok(b, ID(03), T0 + 2, T0 + 1000000, NULL);
+  claim_one(b, T0 + 2, ID(02));
+  finish_ok(b, ID(02), T0 + 3, OUTCOME_RETRY); /* due at T0+1003 */
+  cancel_ok(b, ID(03), T0 + 4);
+  assert_int_equal(unfinished(b), 1);
+
+  /* unfinished() and next_due() are asked after a commit, as ever. */
+  b = reopen(fx, 2);
+  assert_int_equal(b->info.recovered, 0);
+  assert_int_equal(state_of(b, ID(01)), RQ_COMPLETED);
+  assert_int_equal(state_of(b, ID(03)), RQ_CANCELLED);
+  stored_request_t r;
+  assert_int_equal(batch_find(b, "idem-1", "POST", "/api/v1/bot", &r), 0);
+  assert_string_equal(r.id, ID(02));
+  assert_int_equal(r.attempts, 1);
+  stored_request_free(&r);
+  assert_int_equal(unfinished(b), 1);
+  assert_int_equal(next_due(b), T0 + 1003);
+
+  insert_ok(b, ID(04), T0 + 5, T0 + 5, NULL);
+  assert_int_equal(unfinished(b), 2);
+  stored_request_t r5 = new_row(ID(05), T0 + 6, T0 + 6, NULL);
+  assert_int_equal(batch_insert(b, &r5, NULL), -EDQUOT);
+  assert_int_equal(batch_get(b, ID(05), false, &r), -ENOENT);
+}
+
 static void unfinished_counts_queued_and_inflight_rows(void **state) {
   storage_backend_t *b = open_ok(*state, BIG_QUEUE);
   assert_int_equal(unfinished(b), 0);
@@ -1547,6 +1566,20 @@ static void list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps(voi
   stored_request_free(&rows[0]);
 }
 
+/* ---- the states' names (stored_request.h), once ---------------------------------------- */
+
+static void state_names_and_parse_round_trip(void **state) {
+  (void)state;
+  const char *names[] = {"queued", "inflight", "completed", "dead", "cancelled"};
+  for (int i = 0; i < RQ_NSTATES; i++) {
+    assert_string_equal(rq_state_name((rq_state_t)i), names[i]);
+    assert_int_equal(rq_state_parse(names[i]), i);
+  }
+  assert_int_equal(rq_state_parse("QUEUED"), -1);
+  assert_int_equal(rq_state_parse(""), -1);
+  assert_string_equal(rq_state_name((rq_state_t)7), "unknown");
+}
+
 /* ---- every scenario, once per backend ------------------------------------------------ */
 
 #define SCENARIOS(X)                                                                               \
@@ -1574,6 +1607,7 @@ static void list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps(voi
   X(retry_now_makes_a_queued_row_due_now)                                                          \
   X(retry_now_of_an_inflight_completed_or_cancelled_row_is_eperm)                                  \
   X(max_queue_refuses_the_insert_beyond_it_with_edquot)                                            \
+  X(a_reopened_backend_counts_its_stored_rows_against_max_queue)                                   \
   X(unfinished_counts_queued_and_inflight_rows)                                                    \
   X(a_rolled_back_transaction_keeps_nothing)                                                       \
   X(an_operations_refusal_does_not_spoil_its_batch)                                                \
@@ -1589,12 +1623,14 @@ static void list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps(voi
 #define ON_POSTGRES_TEST(f) cmocka_unit_test_setup_teardown(f, postgres_setup, fx_teardown),
 
 int main(void) {
+  const struct CMUnitTest no_backend[] = {cmocka_unit_test(state_names_and_parse_round_trip)};
   const struct CMUnitTest on_sqlite[] = {SCENARIOS(ON_SQLITE_TEST)};
   const struct CMUnitTest on_postgres[] = {SCENARIOS(ON_POSTGRES_TEST)};
+  int failed = cmocka_run_group_tests_name("stored_request", no_backend, NULL, NULL);
   /* cmocka does not print a group's name: say which backend runs. */
   printf("[----------] sqlite\n");
   fflush(stdout);
-  int failed = cmocka_run_group_tests_name("sqlite", on_sqlite, NULL, NULL);
+  failed += cmocka_run_group_tests_name("sqlite", on_sqlite, NULL, NULL);
   pg.dir = getenv("RETRYD_TEST_PG_DIR");
   if (pg.dir != NULL && pg.dir[0] != '\0') {
     pg.count = (int)(sizeof(on_postgres) / sizeof(on_postgres[0]));

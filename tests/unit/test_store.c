@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -29,6 +28,7 @@
 
 #include "storage/sqlite/sqlite_queue.h"
 #include "storage/store.h"
+#include "test_support.h"
 
 #define BIG_QUEUE 1000000
 
@@ -149,8 +149,7 @@ static int fx_setup(void **state) {
   fx_t *fx = calloc(1, sizeof(*fx));
   if (fx == NULL)
     return -1;
-  snprintf(fx->dir, sizeof(fx->dir), "/tmp/retryd-test-store-XXXXXX");
-  if (mkdtemp(fx->dir) == NULL) {
+  if (test_dir_make(fx->dir, sizeof(fx->dir), "store") != 0) {
     free(fx);
     return -1;
   }
@@ -181,19 +180,7 @@ static int fx_teardown(void **state) {
   fx_close_store(fx);
   uv_run(&fx->loop, UV_RUN_DEFAULT);
   int loop_rc = uv_loop_close(&fx->loop);
-  DIR *d = opendir(fx->dir);
-  if (d != NULL) {
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-        continue;
-      char p[512];
-      snprintf(p, sizeof(p), "%s/%s", fx->dir, e->d_name);
-      unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(fx->dir);
+  test_dir_remove(fx->dir);
   free(fx);
   /* Every test ends with a loop that closes clean: no handle left behind. */
   return loop_rc == 0 ? 0 : -1;
