@@ -712,6 +712,11 @@ int postgres_backend_open(storage_backend_t **out, const char *url, const storag
   if (rc == 0)
     pg_conn_set_session(pb->c, pg_on_session, pb);
   int64_t recovered = rc == 0 ? pg_expire_leases(pb, pg_now_ms()) : 0;
+  if (recovered >= 0 && rc == 0) {
+    int64_t n = pg_read_unfinished(pb); /* right from the start, not only after a batch */
+    if (n >= 0)
+      pb->unfinished = n;
+  }
   if (recovered < 0) {
     rc = (int)recovered;
     snprintf(err, errlen, "cannot queue again the requests of stopped replicas");
