@@ -23,6 +23,14 @@ Queue benchmarks: durable acceptance (upstream answers 507), drain of
 100,000 stored requests, memory (idle, 10,000 idle connections, 1,000,000
 stored) and start-up time with 1,000,000 stored.
 
+PostgreSQL cell (--only postgres): a throwaway PostgreSQL 15 cluster of its
+own (tests/pg/pg_cluster.py; fsync and synchronous_commit on) on the disk of
+the SQLite files, pinned to CPU 1 with the upstream and retryd. Durable
+acceptance on PostgreSQL, on SQLite and pgbench's one-INSERT-per-transaction
+rate on the same cluster (64 clients, -j 2, pinned to CPU 0 like wrk),
+interleaved; then the drain of the stored requests by one and by three
+replicas sharing one database.
+
 Writes bench/RESULTS.md and bench/passthrough.png. Run it through
 bench/run.sh, which installs and builds what it needs. A run with --only
 replaces only its own sections of an existing RESULTS.md. --retryd PATH
@@ -42,6 +50,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPU_LOAD = "0"      # wrk
@@ -556,6 +565,284 @@ def memory(args, tmp, lua):
 
 
 # ---------------------------------------------------------------------------
+# PostgreSQL: retryd's durable acceptance on a PostgreSQL queue against
+# PostgreSQL's own one-commit-per-insert rate (pgbench), and the drain of a
+# shared queue by one and by three replicas.
+
+PG_TARGETS = ("postgres", "sqlite", "pgbench")
+PG_CLIENTS, PG_JOBS = 64, 2
+PG_RATIO_TARGET = 3.0
+PG_REPLICAS = (1, 3)
+# Seconds of pgbench's -T for its 64 sessions to connect, on top of the
+# warm-up and the measured seconds: well under one on a quiet machine, but
+# up to 6 seen on a busy one (each session is a backend forked, and
+# authenticated by SCRAM, on the one CPU the server has).
+PGBENCH_CONNECT_S = 10
+PGBENCH_TABLE = ("CREATE TABLE bench_rows (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                 "created_at timestamptz NOT NULL DEFAULT now(), body text NOT NULL)")
+# One row per transaction (autocommit), its body the 1 KiB JSON wrk POSTs.
+PGBENCH_SQL = "INSERT INTO bench_rows (body) VALUES ('%s');\n" % POST_BODY
+assert "'" not in POST_BODY and "\\" not in POST_BODY
+
+
+def pg_module():
+    """tests/pg/pg_cluster.py, imported as the tests import it."""
+    d = os.path.join(HERE, "..", "tests", "pg")
+    if d not in sys.path:
+        sys.path.insert(0, d)
+    import pg_cluster
+    return pg_cluster
+
+
+def pin_process_tree(pid, cpu):
+    """Pins pid and its children to cpu ("1"). The PostgreSQL backends and
+    workers forked later inherit the postmaster's affinity."""
+    cpus = {int(c) for c in cpu.split(",")}
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    for p in pids:
+        try:
+            os.sched_setaffinity(p, cpus)
+        except ProcessLookupError:
+            pass
+
+
+def start_pg(tmp):
+    """A PostgreSQL cluster of the cell's own, pinned with the servers.
+    Its files go on the disk of the SQLite files (tmp's parent, /var/tmp or
+    TMPDIR, not a /tmp that may be tmpfs), so that a commit costs the same
+    fdatasync on both backends. pg_cluster makes its directory with
+    tempfile.mkdtemp(); tmp itself (0700) is out of the postgres user's reach."""
+    pgc = pg_module()
+    saved = tempfile.tempdir
+    tempfile.tempdir = os.path.dirname(tmp)
+    try:
+        pg = pgc.PgCluster().start()
+    finally:
+        tempfile.tempdir = saved
+    pin_process_tree(pg.postmaster_pid(), CPU_SERVERS)
+    return pg
+
+
+def pg_password(dsn):
+    return dsn.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+
+
+def pgbench_argv(pg, script, seconds, database="pgbench", display=False):
+    """pgbench's command line (display: as the report shows it, with the
+    script's name and without the cluster's port)."""
+    exe = "pgbench" if display else os.path.join(pg.bindir, "pgbench")
+    return ["taskset", "-c", CPU_LOAD, exe, "-n", "-M", "prepared", "-c", str(PG_CLIENTS),
+            "-j", str(PG_JOBS), "-T", str(seconds), "-P", "1",
+            "-f", os.path.basename(script) if display else script,
+            "-h", "127.0.0.1", "-p", "PORT" if display else str(pg.port), "-U", "retryd",
+            database]
+
+
+def pgbench_seconds(args):
+    """-T: pgbench's duration counts its connecting too."""
+    return PGBENCH_CONNECT_S + args.warmup + args.seconds
+
+
+def run_pgbench(pg, dsn, script, args):
+    """One pgbench run. Its 64 sessions are new, and their first
+    transactions load their caches: like wrk against a retryd that has run
+    a warm-up, the rate is that of args.seconds of its 1-second progress
+    reports (-P 1) that follow args.warmup seconds of transactions."""
+    env = dict(os.environ, PGPASSWORD=pg_password(dsn), PGCONNECT_TIMEOUT="10")
+    for k in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGOPTIONS"):
+        env.pop(k, None)
+    total = pgbench_seconds(args)
+    p = subprocess.run(pgbench_argv(pg, script, total), capture_output=True, text=True,
+                       env=env, timeout=total + 120)
+    if p.returncode != 0:
+        raise RuntimeError("pgbench failed (exit %d): %s" % (
+            p.returncode, (p.stderr.strip().splitlines() or ["no output"])[-1]))
+    res = {"non2xx": 0, "connect_ms": float("nan"), "tps_all": 0.0}
+    for line in p.stdout.splitlines():
+        s = line.strip()
+        if s.startswith("tps ="):
+            res["tps_all"] = float(s.split()[2])
+        elif s.startswith("number of failed transactions:"):
+            res["non2xx"] = int(s.split(":")[1].split()[0])
+        elif s.startswith("initial connection time ="):
+            res["connect_ms"] = float(s.split()[4])
+    # "progress: 5.0 s, 1553.0 tps, lat 41.166 ms stddev 23.591, 0 failed"
+    reports = []
+    for line in p.stderr.splitlines():
+        if line.startswith("progress:"):
+            parts = line.split(",")
+            reports.append((float(parts[0].split()[1]), float(parts[1].split()[0]),
+                            float(parts[2].split()[1])))
+    # The first report ends when every session is connected; the warm-up
+    # runs from there to the first report args.warmup seconds later, and
+    # the measured run from that one to args.seconds after it.
+    start = next((i for i, r in enumerate(reports)
+                  if r[0] >= reports[0][0] + args.warmup - 0.05), None)
+    taken = [] if start is None else [
+        r for r in reports[start + 1:] if r[0] <= reports[start][0] + args.seconds + 0.05]
+    if not taken:
+        raise RuntimeError("pgbench: %d progress reports, none after the %d s warm-up "
+                           "(connecting took %.0f ms)" % (len(reports), args.warmup,
+                                                          res["connect_ms"]))
+    span = taken[-1][0] - reports[start][0]
+    if span < args.seconds - 0.5:
+        log("pgbench: only %.1f of %d s measured (connecting took %.0f ms)"
+            % (span, args.seconds, res["connect_ms"]))
+    # Each report's tps is over the time since the one before.
+    done = [tps * (t - prev[0]) for (t, tps, _), prev in zip(taken, reports[start:])]
+    res["requests"] = int(round(sum(done)))
+    res["seconds"] = span
+    res["rps"] = res["ok_rps"] = sum(done) / span
+    res["latency_ms"] = sum(n * r[2] for n, r in zip(done, taken)) / max(sum(done), 1e-9)
+    return res
+
+
+def pg_durable(args, tmp, lua, pg):
+    """202s per second through retryd on PostgreSQL and on SQLite (the
+    durable cell's set-up: upstream answers 507, 64 connections, 1 KiB
+    POSTs), and pgbench's one-INSERT-per-transaction rate on the same
+    cluster, interleaved, each run after a CHECKPOINT."""
+    pgc = pg_module()
+    up_port = free_port()
+    flag = os.path.join(tmp, "outage-pg")
+    open(flag, "w").close()
+    upstream = start_upstream(tmp, up_port, "upstream-pg-507", flag)
+    dsn, bench_dsn = pg.create_databases(["durable", "pgbench"])
+    pgc.query(bench_dsn, PGBENCH_TABLE)
+    script = os.path.join(tmp, "insert.sql")
+    with open(script, "w") as f:
+        f.write(PGBENCH_SQL)
+    ports, servers, runs = {}, {}, {}
+    try:
+        ports["sqlite"] = free_port()
+        servers["sqlite"] = start_retryd(args, tmp, ports["sqlite"], up_port,
+                                         os.path.join(tmp, "pg-cell-durable.db"),
+                                         ["--retry-interval", "1h"], "retryd-durable-sqlite")
+        ports["postgres"] = free_port()
+        servers["postgres"] = start_retryd(args, tmp, ports["postgres"], up_port, dsn,
+                                           ["--retry-interval", "1h"], "retryd-durable-pg")
+        urls = {t: "http://127.0.0.1:%d/api/v1/bot/" % ports[t] for t in ports}
+
+        def one(t, seconds):
+            if t == "pgbench":
+                return run_pgbench(pg, bench_dsn, script, args)
+            r = measure(urls[t], PG_CLIENTS, seconds, lua, servers[t].pid)
+            r["ok_rps"] = r["rps"] * (r["requests"] - r["non2xx"]) / max(r["requests"], 1)
+            return r
+
+        for t in ("postgres", "sqlite"):  # pgbench warms up in each of its runs
+            run_wrk(urls[t], PG_CLIENTS, args.warmup, lua)
+        for rep in range(args.reps):
+            k = rep % len(PG_TARGETS)
+            for t in PG_TARGETS[k:] + PG_TARGETS[:k]:
+                # Every run starts from a checkpoint: none lands inside one
+                # run and not another, and each pays the same full-page
+                # writes after it.
+                pg.psql("CHECKPOINT;")
+                r = one(t, args.seconds)
+                runs.setdefault(t, []).append(r)
+                log("postgres durable %-8s rep %d: %8.0f /s%s%s" % (
+                    t, rep, r["ok_rps"],
+                    "  latency %.2f ms over %.1f s, connecting %.0f ms, whole run %.0f tps" % (
+                        r["latency_ms"], r["seconds"], r["connect_ms"], r["tps_all"])
+                    if t == "pgbench" else "  p50 %.2f ms p99 %.2f ms %.1f us/req" % (
+                        r["p50"], r["p99"], r["cpu_us_per_req"]),
+                    "  NON-2XX/FAILED %d" % r["non2xx"] if r["non2xx"] else ""))
+    finally:
+        for s in servers.values():
+            s.stop()
+        upstream.stop()
+    return {"runs": runs,
+            "pgbench_argv": pgbench_argv(pg, script, pgbench_seconds(args), display=True),
+            "fsync_per_s": fdatasync_rate(tmp)}
+
+
+def fill_replicas(ports, lua, target, conns=64, seconds_cap=600):
+    """POSTs through every replica at once (conns connections in all, wrk
+    on CPU 0) until target requests wait in the shared queue (queued or
+    inflight: the replicas keep retrying them against the 507)."""
+    urls = ["http://127.0.0.1:%d/api/v1/bot/" % p for p in ports]
+    split = [conns // len(ports) + (i < conns % len(ports)) for i in range(len(ports))]
+    t0 = time.time()
+    with ThreadPoolExecutor(len(ports)) as pool:
+        while True:
+            q = get_json(ports[0], "/_retryd/stats")["queue"]
+            waiting = q["queued"] + q["inflight"]
+            if waiting >= target or time.time() - t0 > seconds_cap:
+                return waiting, time.time() - t0
+            list(pool.map(lambda a: run_wrk(a[0], a[1], 5, lua), zip(urls, split)))
+
+
+def pg_drain(args, tmp, lua, pg, replicas):
+    """The drain cell on PostgreSQL: replicas retryd processes on one fresh
+    database (the drain cell's flags), filled through all of them while the
+    upstream answers 507; then the upstream recovers and the clock runs until
+    the shared queue is empty."""
+    pgc = pg_module()
+    up_port = free_port()
+    flag = os.path.join(tmp, "outage-pg-drain-%d" % replicas)
+    open(flag, "w").close()
+    upstream = start_upstream(tmp, up_port, "upstream-pg-drain-%d" % replicas, flag)
+    dsn = pg.create_database("drain_%d" % replicas)
+    servers, ports = [], []
+    try:
+        for i in range(replicas):
+            ports.append(free_port())
+            servers.append(start_retryd(args, tmp, ports[-1], up_port, dsn,
+                                        ["--retry-interval", "2s", "--retry-concurrency", "64"],
+                                        "retryd-pg-drain-%d-%d" % (replicas, i)))
+        stored, took = fill_replicas(ports, lua, args.drain_rows)
+        log("postgres drain x%d: %d stored in %.1f s; upstream recovers" % (replicas, stored, took))
+        time.sleep(2.5)  # every row is due now
+        os.unlink(flag)
+        t0 = time.time()
+        while True:
+            q = get_json(ports[0], "/_retryd/stats")["queue"]
+            if q["queued"] + q["inflight"] == 0:
+                break
+            if time.time() - t0 > 600:
+                raise RuntimeError("postgres drain x%d did not finish in 600 s: %r" % (replicas, q))
+            time.sleep(0.1)
+        seconds = time.time() - t0
+        completed = get_json(ports[0], "/_retryd/stats")["queue"]["completed"]
+    finally:
+        for s in servers:
+            s.stop()
+        upstream.stop()
+    # Who completed them: retryd's per-replica counters (state 2 is
+    # completed). Only for the report; a schema that moved on loses the
+    # column, not the run.
+    try:
+        shares = sorted((int(l.split("|")[1]) for l in pgc.query(
+            dsn, "SELECT replica, n FROM retryd_counts WHERE state = 2 AND n > 0")), reverse=True)
+    except pgc.PgError as e:
+        log("postgres drain x%d: per-replica counts unavailable: %s" % (replicas, e))
+        shares = []
+    return {"replicas": replicas, "stored": stored, "fill_s": took, "seconds": seconds,
+            "completed": completed, "shares": shares}
+
+
+def postgres_cell(args, tmp, lua):
+    pg = start_pg(tmp)
+    try:
+        out = {"server_version": pg.psql("SHOW server_version;").strip(),
+               "pgbench_version": version([os.path.join(pg.bindir, "pgbench"), "--version"])}
+        out["durable"] = pg_durable(args, tmp, lua, pg)
+        out["drains"] = [pg_drain(args, tmp, lua, pg, n) for n in PG_REPLICAS]
+    finally:
+        pg.cleanup()
+    return out
+
+
+# ---------------------------------------------------------------------------
 
 def med(runs, key):
     v = [r[key] for r in runs]
@@ -661,6 +948,84 @@ def https_section(args, hs):
     return L
 
 
+def postgres_section(args, pgr):
+    """The postgres cell's lines."""
+    d = pgr["durable"]
+    runs = d["runs"]
+    L = []
+    w = L.append
+    w("## PostgreSQL\n")
+    w("Measured %s; command `bench/run.sh%s --only postgres` or a full run (%d repetitions of %d s "
+      "after a %d s warm-up each, interleaved); %s; PostgreSQL %s; %s." % (
+          time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), " --quick" if args.quick else "",
+          args.reps, args.seconds, args.warmup, version([args.retryd, "--version"]),
+          pgr["server_version"], pgr["pgbench_version"]))
+    w("")
+    w("A throwaway PostgreSQL cluster (`tests/pg/pg_cluster.py`: `fsync`, `synchronous_commit` "
+      "and `full_page_writes` on, everything else default), its files on the disk of the SQLite "
+      "files (that disk's fdatasync rate: %.0f/s), reached over TCP on loopback. The postmaster "
+      "and every backend run pinned to CPU %s with the upstream and retryd (the database is part "
+      "of the server side, as SQLite is inside retryd); wrk and pgbench run on CPU %s. "
+      "**Durable acceptance**: the durable cell's set-up (the upstream answers 507, %d connections "
+      "POST 1 KiB, `--retry-interval 1h`), once with `--db postgres://...` (each 202 sent after "
+      "`COMMIT` returned, `synchronous_commit = on` set by retryd, every request waiting in the "
+      "same transaction) and once with a SQLite file (`synchronous=FULL`), against pgbench "
+      "inserting a row of the same 1 KiB body per transaction (autocommit) into a database of "
+      "the same cluster. The three alternate, each run after a `CHECKPOINT`.\n"
+      % (d["fsync_per_s"], CPU_SERVERS, CPU_LOAD, PG_CLIENTS))
+    w("| what | per second, median of %d (min–max) | non-2xx / failed | p50 / p99 ms "
+      "| retryd CPU µs per stored request |" % args.reps)
+    w("|---|---|---|---|---|")
+    labels = {"postgres": "retryd `--db postgres://...`: 202s",
+              "sqlite": "retryd `--db FILE` (SQLite): 202s",
+              "pgbench": "pgbench, one `INSERT` per transaction: commits"}
+    for t in PG_TARGETS:
+        rs = runs[t]
+        m, lo, hi = med(rs, "ok_rps")
+        if t == "pgbench":
+            lat = "(average %.2f)" % med(rs, "latency_ms")[0]
+            cpu = "—"
+        else:
+            lat = "%.2f / %.2f" % (med(rs, "p50")[0], med(rs, "p99")[0])
+            cpu = "%.1f" % med(rs, "cpu_us_per_req")[0]
+        w("| %s | %.0f (%.0f–%.0f) | %d | %s | %s |" % (labels[t], m, lo, hi,
+                                                      sum(r["non2xx"] for r in rs), lat, cpu))
+    pg_rate = med(runs["postgres"], "ok_rps")[0]
+    ratio = pg_rate / max(med(runs["pgbench"], "ok_rps")[0], 1e-9)
+    w("\n| ratio | value |\n|---|---|")
+    w("| retryd on PostgreSQL ÷ pgbench (target ≥ %.2f) | %.2f %s |" % (
+        PG_RATIO_TARGET, ratio, "met" if ratio >= PG_RATIO_TARGET else "**missed**"))
+    w("| retryd on PostgreSQL ÷ retryd on SQLite | %.2f |" % (
+        pg_rate / max(med(runs["sqlite"], "ok_rps")[0], 1e-9)))
+    w("")
+    w("pgbench: `%s` (`PGPASSWORD` in its environment), `insert.sql` being `INSERT INTO bench_rows "
+      "(body) VALUES ('<the 1,024-byte JSON body wrk POSTs>');` into `%s`. Its `-T` counts the "
+      "time its 64 new sessions take to connect (median %.0f ms here), and their first "
+      "transactions load their caches: its rate is that of the %d s of its 1-second progress "
+      "reports (`-P 1`) that follow %d s of transactions, as retryd's follows a %d s warm-up "
+      "(pgbench's own tps over the whole run, without connecting: %.0f)." % (
+          " ".join(d["pgbench_argv"]), PGBENCH_TABLE, med(runs["pgbench"], "connect_ms")[0],
+          args.seconds, args.warmup, args.warmup, med(runs["pgbench"], "tps_all")[0]))
+    w("")
+    w("**Drain**: the drain cell on PostgreSQL. Each replica is a retryd process on one fresh "
+      "database (`--retry-interval 2s --retry-concurrency 64`, the default `--claim-lease 30s`), "
+      "all of them pinned to CPU %s with PostgreSQL and the upstream, so three replicas show what "
+      "sharing one queue costs on the same CPU, not what more machines would add. They are "
+      "filled through all replicas at once (%d connections in all) while the upstream answers "
+      "507; then the upstream recovers and the clock runs until the first replica's stats (the "
+      "whole shared queue) show nothing queued or inflight. *Completed by each replica* is "
+      "retryd's per-replica counter of rows it moved to completed.\n" % (CPU_SERVERS, PG_CLIENTS))
+    w("| replicas | stored, then upstream recovers | seconds until the queue is empty "
+      "| requests/s | rows completed | completed by each replica |")
+    w("|---|---|---|---|---|---|")
+    for dr in pgr["drains"]:
+        w("| %d | %d | %.1f | %.0f | %d | %s |" % (
+            dr["replicas"], dr["stored"], dr["seconds"], dr["completed"] / max(dr["seconds"], 1e-9),
+            dr["completed"], " / ".join("%d" % n for n in dr["shares"]) or "?"))
+    w("")
+    return L
+
+
 def split_sections(text):
     """(preamble, [(heading, text)]) of a report, cut at its '## ' lines."""
     parts = ("\n" + text).split("\n## ")
@@ -671,7 +1036,8 @@ def split_sections(text):
 # The sections of a full run, in order: where a partial run puts a section
 # that the last report did not have.
 SECTION_ORDER = ["Pass-through", "Pass-through to an https upstream",
-                 "Durable acceptance (upstream answers 507)", "Drain", "Memory and start-up"]
+                 "Durable acceptance (upstream answers 507)", "Drain", "Memory and start-up",
+                 "PostgreSQL"]
 
 
 def splice(old, new):
@@ -693,7 +1059,7 @@ def splice(old, new):
     return pre + "".join(t for _, t in sections)
 
 
-def report(args, pt, durable, dr, mem, path, hs=None):
+def report(args, pt, durable, dr, mem, path, hs=None, pgr=None):
     L = []
     w = L.append
     w("# retryd benchmarks\n")
@@ -777,6 +1143,8 @@ def report(args, pt, durable, dr, mem, path, hs=None):
             mem["stored"], mem["startup_s"], "met" if mem["startup_s"] <= 1 else "**missed**"))
         w("| database size | %.0f MiB |" % (mem["db_bytes"] / 2**20))
         w("")
+    if pgr:
+        L.extend(postgres_section(args, pgr))
     # The analysis below the marker is written by hand from profiles; a new
     # run keeps it.
     # A run of some sections (--only) replaces just those in the last
@@ -794,13 +1162,15 @@ def report(args, pt, durable, dr, mem, path, hs=None):
         f.write(generated + kept)
 
 
+CELLS = ["passthrough", "https", "durable", "drain", "memory", "postgres"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--retryd", required=True, help="the retryd binary to measure")
     ap.add_argument("--quick", action="store_true", help="short runs, small queues (smoke test)")
-    ap.add_argument("--only", choices=["passthrough", "https", "durable", "drain", "memory"],
-                    action="append", help="run these only (repeatable); the report keeps the "
-                    "other sections of the last one")
+    ap.add_argument("--only", choices=CELLS, action="append", help="run these only (repeatable); "
+                    "the report keeps the other sections of the last one")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = ap.parse_args()
     args.conns = [64, 256]
@@ -818,7 +1188,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(65536, args.idle_conns + 1000)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-    only = set(args.only or ["passthrough", "https", "durable", "drain", "memory"])
+    only = set(args.only or CELLS)
     tmp = tempfile.mkdtemp(prefix="retryd-bench-", dir=os.environ.get("TMPDIR", "/var/tmp"))
     try:
         lua = write_post_lua(tmp)
@@ -833,9 +1203,18 @@ def main():
         mem = memory(args, tmp, lua) if "memory" in only else None
         if mem:
             log("memory: %r" % mem)
+        pgr = postgres_cell(args, tmp, lua) if "postgres" in only else None
+        if pgr:
+            pr = {t: med(pgr["durable"]["runs"][t], "ok_rps")[0] for t in PG_TARGETS}
+            log("postgres: %.0f 202/s on PostgreSQL, %.0f on SQLite, pgbench %.0f/s (ratio %.2f); "
+                "drain %s" % (pr["postgres"], pr["sqlite"], pr["pgbench"],
+                              pr["postgres"] / max(pr["pgbench"], 1e-9),
+                              ", ".join("x%d: %d rows in %.1f s" % (d["replicas"], d["completed"],
+                                                                     d["seconds"])
+                                        for d in pgr["drains"])))
         if pt:
             chart(args, pt, os.path.join(os.path.dirname(args.out), "passthrough.png"))
-        report(args, pt, durable, dr, mem, args.out, hs)
+        report(args, pt, durable, dr, mem, args.out, hs, pgr)
         log("wrote %s" % args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
