@@ -2,6 +2,8 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "storage/storage_location.h"
 #include "storage/storage_migrate.h"
@@ -20,14 +22,20 @@ int migrate_cmd_run(int argc, char **argv) {
       return 2;
     }
   }
-  /* Copied below before any use: the passwords leave ps at once. */
-  char from[4096], to[4096];
-  snprintf(from, sizeof(from), "%s", argv[1]);
-  snprintf(to, sizeof(to), "%s", argv[2]);
+  /* Copied before any use, so the passwords leave ps at once. */
+  char *from = strdup(argv[1]), *to = strdup(argv[2]);
   (void)storage_location_mask_password(argv[1]);
   (void)storage_location_mask_password(argv[2]);
+  if (from == NULL || to == NULL) {
+    free(from);
+    free(to);
+    fprintf(stderr, "retryd: migrate: out of memory\n");
+    return 1;
+  }
   storage_migrate_result_t r;
   int rc = storage_migrate(from, to, &r, err, sizeof(err));
+  free(from);
+  free(to);
   if (rc != 0) {
     fprintf(stderr, "retryd: migrate: %s (moved %" PRId64 " before that)\n", err, r.moved);
     return 1;

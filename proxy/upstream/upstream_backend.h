@@ -26,6 +26,16 @@ struct upstream_xfer_s {
   void *ctx;
 };
 
+/* Fills the base of a new transfer: what every client's send() does first. */
+static inline void upstream_xfer_init(upstream_xfer_t *x, upstream_t *owner,
+                                      response_head_t *head, const upstream_ops_t *ops,
+                                      void *ctx) {
+  x->owner = owner;
+  x->head = head;
+  x->ops = ops;
+  x->ctx = ctx;
+}
+
 struct upstream_backend_s {
   /* NULL on failure, with err set. url: the origin and path prefix. */
   upstream_t *(*create)(uv_loop_t *loop, const config_t *cfg, const char *url, char *err,

@@ -589,10 +589,7 @@ static upstream_xfer_t *curl_send(upstream_t *up, const upstream_request_t *r,
   curl_xfer_t *x = calloc(1, sizeof(*x));
   if (x == NULL)
     return NULL;
-  x->super.owner = up;
-  x->super.head = head;
-  x->super.ops = ops;
-  x->super.ctx = ctx;
+  upstream_xfer_init(&x->super, up, head, ops, ctx);
   answer_parser_start(&x->answer, head, strcmp(r->method, "HEAD") == 0, &curl_answer_ops, x);
   buf_init(&x->url, strlen(u->url) + strlen(r->target) + 1);
   x->easy = upstream_easy(u);

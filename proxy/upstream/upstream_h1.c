@@ -763,10 +763,7 @@ static upstream_xfer_t *h1_send(upstream_t *up, const upstream_request_t *r,
                                      strlen(u->origin.authority) + r->headers_len + 96);
   if (x == NULL)
     return NULL;
-  x->super.owner = up;
-  x->super.head = head;
-  x->super.ops = ops;
-  x->super.ctx = ctx;
+  upstream_xfer_init(&x->super, up, head, ops, ctx);
   x->body = r->body;
   x->body_len = r->body_len;
   x->is_head = strcmp(r->method, "HEAD") == 0;

@@ -164,7 +164,7 @@ static void p_int_or_null(pg_params_t *p, int64_t x) {
 }
 
 static void p_bytes(pg_params_t *p, const char *data, size_t len) {
-  p->v[p->n] = data != NULL ? data : NULL;
+  p->v[p->n] = data;
   p->len[p->n] = (int)len;
   p->bin[p->n] = 1;
   p->n++;
