@@ -63,6 +63,10 @@ typedef struct {
   size_t response_headers_len;
   char *response_body;
   size_t response_body_len;
+  /* Shared backends: which claim of the row this is, a fencing token that
+   * only grows (claim() sets it; finish() must be given it back). 0 in a
+   * backend that keeps none: one process owns all its rows. */
+  int64_t claim_token;
 } stored_request_t;
 
 void stored_request_free(stored_request_t *r);
@@ -77,6 +81,9 @@ typedef enum {
 
 typedef struct {
   outcome_t kind;
+  /* The claim the attempt ran under (its row's claim_token): a shared
+   * backend records the outcome only while that claim still holds. */
+  int64_t claim_token;
   int64_t next_attempt_at;
   int last_status;        /* 0: none (network error) */
   const char *last_error; /* NULL: none */

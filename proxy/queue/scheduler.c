@@ -16,16 +16,16 @@ struct scheduler_s {
   scheduler_submit_fn submit; /* where claims and outcomes go */
   void *submit_arg;
   uv_timer_t timer;
-  int64_t armed_for;     /* Unix ms the timer fires at; 0: not armed */
-  size_t active;         /* attempts talking to the upstream */
-  size_t finishing;      /* outcomes known, their commit pending */
-  int64_t next_due;      /* the store's last word on the earliest due row */
+  int64_t armed_for; /* Unix ms the timer fires at; 0: not armed */
+  size_t active;     /* attempts talking to the upstream */
+  size_t finishing;  /* outcomes known, their commit pending */
+  int64_t next_due;  /* the store's last word on the earliest due row */
   bool claiming;
   bool stopping;
   void (*on_stopped)(app_t *app);
   store_job_t claim;
-  list_t attempts;       /* in flight and finishing, for cancel_all (attempt_t link) */
-  list_t waiters;        /* scheduler_waiter_t link */
+  list_t attempts; /* in flight and finishing, for cancel_all (attempt_t link) */
+  list_t waiters;  /* scheduler_waiter_t link */
 };
 
 static void scheduler_claim(scheduler_t *s);
@@ -63,8 +63,7 @@ void scheduler_note_due(scheduler_t *s, int64_t next_due_ms) {
 }
 
 static void scheduler_maybe_stopped(scheduler_t *s) {
-  if (s->stopping && s->active == 0 && s->finishing == 0 && !s->claiming &&
-      s->on_stopped != NULL) {
+  if (s->stopping && s->active == 0 && s->finishing == 0 && !s->claiming && s->on_stopped != NULL) {
     void (*cb)(app_t *) = s->on_stopped;
     s->on_stopped = NULL;
     cb(s->app);
@@ -139,14 +138,13 @@ static void scheduler_submit_finish(attempt_t *a) {
   a->finish.cb = scheduler_finish_committed;
   a->finish.ctx = a;
   a->finish.outcome = a->outcome;
+  a->finish.outcome.claim_token = a->rq.claim_token;
   a->finish.now = 0;
   scheduler_t *s = a->app->scheduler;
   s->submit(s->submit_arg, &a->finish);
 }
 
-static void scheduler_finish_retry_cb(uv_timer_t *t) {
-  scheduler_submit_finish(t->data);
-}
+static void scheduler_finish_retry_cb(uv_timer_t *t) { scheduler_submit_finish(t->data); }
 
 /* The slot frees as soon as the answer is in, not when its outcome is
  * committed: the claim that refills it goes out on the next turn of the
@@ -262,9 +260,7 @@ void scheduler_wait(scheduler_t *s, scheduler_waiter_t *w) {
   list_insert_head(&s->waiters, &w->link);
 }
 
-void scheduler_unwait(scheduler_waiter_t *w) {
-  list_remove(&w->link);
-}
+void scheduler_unwait(scheduler_waiter_t *w) { list_remove(&w->link); }
 
 void scheduler_stop(scheduler_t *s, void (*on_stopped)(app_t *app)) {
   s->stopping = true;
@@ -280,14 +276,10 @@ void scheduler_stop(scheduler_t *s, void (*on_stopped)(app_t *app)) {
 }
 
 void scheduler_cancel_all(scheduler_t *s) {
-  list_foreach_safe(l, &s->attempts) {
-    attempt_cancel(list_entry(l, attempt_t, link));
-  }
+  list_foreach_safe(l, &s->attempts) { attempt_cancel(list_entry(l, attempt_t, link)); }
 }
 
-static void scheduler_timer_closed(uv_handle_t *h) {
-  free(h->data);
-}
+static void scheduler_timer_closed(uv_handle_t *h) { free(h->data); }
 
 void scheduler_close(scheduler_t *s) {
   s->app->scheduler = NULL;

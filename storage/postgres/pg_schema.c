@@ -13,8 +13,8 @@
 static const char *const pg_schema_steps[] = {
     /* 1: the queue, its answers, the counters and their trigger, and the
      * probe row. The target and the idempotency key are bytes, as the client
-     * sent them: a text column would refuse what is not UTF-8. lease_owner and lease_until: the replica that claimed an
-     * inflight row, and until when its claim holds. */
+     * sent them: a text column would refuse what is not UTF-8. lease_owner and lease_until: the
+     * replica that claimed an inflight row, and until when its claim holds. */
     "CREATE TABLE retryd_requests ("
     "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     "  id text NOT NULL UNIQUE,"
@@ -67,6 +67,13 @@ static const char *const pg_schema_steps[] = {
     "  EXECUTE FUNCTION retryd_count_change();"
     "CREATE TABLE retryd_probe (n bigint NOT NULL);"
     "INSERT INTO retryd_probe VALUES (0);",
+    /* 2: fencing tokens. Each claim of a row takes the next number of one
+     * sequence, and an attempt's outcome is recorded only under the claim
+     * it ran under: a replica whose lease ran out and that claimed the row
+     * again (or whose row another replica took over) cannot record the
+     * outcome of its first, stale attempt. */
+    "ALTER TABLE retryd_requests ADD COLUMN claim_token bigint;"
+    "CREATE SEQUENCE retryd_claim_tokens;",
 };
 
 #define PG_NSTEPS (int)(sizeof(pg_schema_steps) / sizeof(pg_schema_steps[0]))

@@ -11,9 +11,12 @@
  *           whose lease ran out (their replica died) are queued again by
  *           the next claim of any replica, and next_due() wakes the
  *           scheduler when the earliest foreign lease runs out.
- *   finish  an attempt's result is recorded only while its replica still
- *           holds the row: one that lost its lease cannot overwrite the
- *           result of the replica that took the row over.
+ *   finish  an attempt's result is recorded only while the claim it ran
+ *           under still holds: the same replica (lease_owner) and the same
+ *           fencing token (claim_token, a new number from one sequence at
+ *           every claim). A replica that lost its lease cannot overwrite
+ *           the result of the replica that took the row over, nor, having
+ *           claimed the row again itself, record its stale first attempt.
  *   purge   one replica at a time (a transaction-scoped advisory lock).
  * A COMMIT that fails because the connection broke has an unknown outcome:
  * the batch is reported failed (its clients get 503 and send again), and
@@ -44,11 +47,11 @@
   "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
   "r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "                   \
   "r.response_status, r.response_headers, "                                                        \
-  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq)"
+  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token"
 #define PG_ROW_BRIEF                                                                               \
   "r.seq, r.id, r.state, r.method, r.target, NULL::bytea, NULL::bytea, r.idempotency_key, "        \
   "r.attempts, r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "       \
-  "r.response_status, NULL::bytea, NULL::bytea"
+  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token"
 
 static const struct {
   const char *name;
@@ -74,22 +77,23 @@ static const struct {
     {"due", "SELECT seq, created_at FROM retryd_requests WHERE state = 0 AND "
             "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
     {"claim_one", "UPDATE retryd_requests r SET state = 1, attempts = attempts + 1, "
-                  "next_attempt_at = NULL, updated_at = $2, lease_owner = $3, lease_until = $4 "
-                  "WHERE seq = $1 RETURNING " PG_ROW},
+                  "next_attempt_at = NULL, updated_at = $2, lease_owner = $3, lease_until = $4, "
+                  "claim_token = nextval('retryd_claim_tokens') WHERE seq = $1 RETURNING " PG_ROW},
     {"expire_one",
      "UPDATE retryd_requests SET state = 3, next_attempt_at = NULL, updated_at = $2, "
      "last_error = coalesce(last_error, 'expired: older than --max-age') WHERE seq = $1"},
     {"finish", "UPDATE retryd_requests SET state = $2, next_attempt_at = $3, updated_at = $4, "
                "last_status = $5, last_error = $6, response_status = $7, response_headers = $8, "
                "lease_owner = NULL, lease_until = NULL "
-               "WHERE id = $1 AND state = 1 AND lease_owner = $9 RETURNING seq"},
+               "WHERE id = $1 AND state = 1 AND lease_owner = $9 AND claim_token = $10 "
+               "RETURNING seq"},
     {"answer_put", "INSERT INTO retryd_answers (seq, body) VALUES ($1, $2) "
                    "ON CONFLICT (seq) DO UPDATE SET body = EXCLUDED.body"},
     /* Not attempted after all: the attempt is not counted, the last real
      * one's status and error stay. */
     {"release", "UPDATE retryd_requests SET state = 0, next_attempt_at = $2, updated_at = $2, "
                 "attempts = attempts - 1, lease_owner = NULL, lease_until = NULL "
-                "WHERE id = $1 AND state = 1 AND lease_owner = $3"},
+                "WHERE id = $1 AND state = 1 AND lease_owner = $3 AND claim_token = $4"},
     {"next_due", "SELECT least((SELECT min(next_attempt_at) FROM retryd_requests WHERE state = 0), "
                  "(SELECT min(lease_until) FROM retryd_requests WHERE state = 1 AND "
                  "lease_owner IS DISTINCT FROM $1))"},
@@ -211,6 +215,7 @@ static int64_t pg_row_read(const pg_result_t *r, int row, stored_request_t *out)
   out->response_status = (int)pg_result_int(r, row, 14);
   out->response_headers = pg_result_dup(r, row, 15, &out->response_headers_len);
   out->response_body = pg_result_dup(r, row, 16, &out->response_body_len);
+  out->claim_token = pg_result_int(r, row, 17);
   return seq;
 }
 
@@ -515,6 +520,7 @@ static int pg_finish(storage_backend_t *b, const char *id, int64_t now,
   if (o->kind == OUTCOME_RELEASE) {
     p_int(&p, now);
     p_text(&p, pb->replica);
+    p_int(&p, o->claim_token);
     int64_t n = pg_change(pb, "release", &p);
     if (n < 0)
       return (int)n;
@@ -535,13 +541,14 @@ static int pg_finish(storage_backend_t *b, const char *id, int64_t now,
   else
     p_text(&p, NULL);
   p_text(&p, pb->replica);
+  p_int(&p, o->claim_token);
   pg_result_t *r;
   int rc = pg_run(pb, "finish", &p, &r);
   if (rc != 0)
     return rc;
   if (pg_result_rows(r) == 0) {
     pg_result_free(r);
-    return -ENOENT; /* not inflight, or no longer ours */
+    return -ENOENT; /* not inflight, or no longer this claim's */
   }
   int64_t seq = pg_result_int(r, 0, 0);
   pg_result_free(r);

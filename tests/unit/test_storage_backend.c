@@ -173,8 +173,11 @@ static int postgres_setup(void **state) {
   return 0;
 }
 
+static void forget_claims(void);
+
 static int fx_teardown(void **state) {
   fx_t *fx = *state;
+  forget_claims();
   if (fx->b != NULL)
     fx->b->ops->close(fx->b);
   if (fx->kind == ON_SQLITE)
@@ -269,12 +272,43 @@ static int batch_find(storage_backend_t *b, const char *key, const char *method,
   return rc;
 }
 
+/* The latest claim token each row was claimed under, as the scheduler keeps
+ * it with the attempt: a finish that names none is given its row's (a
+ * shared backend records an outcome only under the claim it ran under). */
+static struct {
+  char id[40];
+  int64_t token;
+} claimed[64];
+
+static void note_claims(const stored_request_t *rows, int n) {
+  for (int i = 0; i < n; i++) {
+    size_t k = 0;
+    while (k < sizeof(claimed) / sizeof(claimed[0]) && claimed[k].id[0] != '\0' &&
+           strcmp(claimed[k].id, rows[i].id) != 0)
+      k++;
+    assert_true(k < sizeof(claimed) / sizeof(claimed[0]));
+    snprintf(claimed[k].id, sizeof(claimed[k].id), "%s", rows[i].id);
+    claimed[k].token = rows[i].claim_token;
+  }
+}
+
+static void forget_claims(void) { memset(claimed, 0, sizeof(claimed)); }
+
+static int64_t token_of(const char *id) {
+  for (size_t k = 0; k < sizeof(claimed) / sizeof(claimed[0]) && claimed[k].id[0] != '\0'; k++)
+    if (strcmp(claimed[k].id, id) == 0)
+      return claimed[k].token;
+  return 0;
+}
+
 static int batch_claim(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
                        stored_request_t *rows, int64_t *dead) {
   *dead = -1;
   begin_ok(b, false);
   int n = b->ops->claim(b, now, max_age_ms, limit, rows, dead);
   commit_ok(b);
+  if (n > 0)
+    note_claims(rows, n);
   return n;
 }
 
@@ -300,9 +334,12 @@ static void claim_one(storage_backend_t *b, int64_t now, const char *id) {
 }
 
 static int batch_finish(storage_backend_t *b, const char *id, int64_t now,
-                        const attempt_outcome_t *o) {
+                        const attempt_outcome_t *given) {
+  attempt_outcome_t o = *given;
+  if (o.claim_token == 0)
+    o.claim_token = token_of(id);
   begin_ok(b, true);
-  int rc = b->ops->finish(b, id, now, o);
+  int rc = b->ops->finish(b, id, now, &o);
   commit_ok(b);
   return rc;
 }
@@ -1217,6 +1254,7 @@ static void a_rolled_back_transaction_keeps_nothing(void **state) {
   stored_request_t rows[4];
   int64_t dead;
   assert_int_equal(b->ops->claim(b, T0 + 2, NEVER_EXPIRES, 4, rows, &dead), 2); /* 01, 03 */
+  note_claims(rows, 2);
   stored_request_free(&rows[0]);
   stored_request_free(&rows[1]);
   memset(&r, 0, sizeof(r));
@@ -1290,6 +1328,7 @@ static void an_operations_refusal_does_not_spoil_its_batch(void **state) {
   stored_request_free(&r);
   r = new_row(ID(13), T0 + 8, T0 + 8, NULL);
   assert_int_equal(b->ops->insert(b, &r, NULL), 0);
+  o.claim_token = token_of(ID(02));
   assert_int_equal(b->ops->finish(b, ID(02), T0 + 9, &o), 0);
   assert_true(commit_ok(b));
 
@@ -1317,6 +1356,7 @@ static void a_transaction_sees_its_own_writes(void **state) {
   stored_request_t rows[2];
   int64_t dead;
   assert_int_equal(b->ops->claim(b, T0, NEVER_EXPIRES, 2, rows, &dead), 1);
+  note_claims(rows, 1);
   stored_request_free(&rows[0]);
   queue_counts_t c;
   assert_int_equal(b->ops->counts(b, &c), 0);
@@ -1354,6 +1394,7 @@ static void commit_says_synced_only_for_a_durable_transaction_that_wrote(void **
   stored_request_t rows[2];
   int64_t dead;
   assert_int_equal(b->ops->claim(b, T0, NEVER_EXPIRES, 2, rows, &dead), 1);
+  note_claims(rows, 1);
   stored_request_free(&rows[0]);
   assert_false(commit_ok(b));
   begin_ok(b, false);
@@ -1366,6 +1407,7 @@ static void commit_says_synced_only_for_a_durable_transaction_that_wrote(void **
   memset(&o, 0, sizeof(o));
   o.kind = OUTCOME_COMPLETED;
   o.response_status = 200;
+  o.claim_token = token_of(ID(01));
   begin_ok(b, true);
   assert_int_equal(b->ops->finish(b, ID(01), T0 + 1, &o), 0);
   assert_true(commit_ok(b));
@@ -1580,6 +1622,42 @@ static void state_names_and_parse_round_trip(void **state) {
   assert_string_equal(rq_state_name((rq_state_t)7), "unknown");
 }
 
+/* ---- shared backends --------------------------------------------------------------- */
+
+/* The lease ran out (open_ok's is a year) and the row was claimed again,
+ * here by the same replica, as one whose attempt outlived its lease does:
+ * the stale claim's outcome, a result or a release, is refused and changes
+ * nothing; the new claim's is recorded. */
+static void a_stale_claim_cannot_record_its_outcome(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  insert_ok(b, ID(01), T0, T0, NULL);
+  stored_request_t rows[2];
+  int64_t dead;
+  assert_int_equal(batch_claim(b, T0, NEVER_EXPIRES, 2, rows, &dead), 1);
+  int64_t stale = rows[0].claim_token;
+  stored_request_free(&rows[0]);
+  assert_true(stale > 0);
+
+  int64_t later = T0 + 2 * 365ll * 24 * 3600 * 1000;
+  assert_int_equal(batch_claim(b, later, NEVER_EXPIRES, 2, rows, &dead), 1);
+  int64_t current = rows[0].claim_token;
+  assert_int_equal(rows[0].attempts, 2);
+  stored_request_free(&rows[0]);
+  assert_true(current > stale);
+
+  attempt_outcome_t o = simple_outcome(OUTCOME_COMPLETED, later + 1);
+  o.claim_token = stale;
+  assert_int_equal(batch_finish(b, ID(01), later + 1, &o), -ENOENT);
+  o.kind = OUTCOME_RELEASE;
+  assert_int_equal(batch_finish(b, ID(01), later + 1, &o), -ENOENT);
+  assert_int_equal(state_of(b, ID(01)), RQ_INFLIGHT);
+
+  o = simple_outcome(OUTCOME_COMPLETED, later + 2);
+  o.claim_token = current;
+  assert_int_equal(batch_finish(b, ID(01), later + 2, &o), 0);
+  assert_int_equal(state_of(b, ID(01)), RQ_COMPLETED);
+}
+
 /* ---- every scenario, once per backend ------------------------------------------------ */
 
 #define SCENARIOS(X)                                                                               \
@@ -1619,13 +1697,17 @@ static void state_names_and_parse_round_trip(void **state) {
   X(next_due_is_the_earliest_due_time_among_queued_rows)                                           \
   X(list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps)
 
+/* Shared backends only: a backend of one process has no leases to lose. */
+#define SHARED_SCENARIOS(X) X(a_stale_claim_cannot_record_its_outcome)
+
 #define ON_SQLITE_TEST(f) cmocka_unit_test_setup_teardown(f, sqlite_setup, fx_teardown),
 #define ON_POSTGRES_TEST(f) cmocka_unit_test_setup_teardown(f, postgres_setup, fx_teardown),
 
 int main(void) {
   const struct CMUnitTest no_backend[] = {cmocka_unit_test(state_names_and_parse_round_trip)};
   const struct CMUnitTest on_sqlite[] = {SCENARIOS(ON_SQLITE_TEST)};
-  const struct CMUnitTest on_postgres[] = {SCENARIOS(ON_POSTGRES_TEST)};
+  const struct CMUnitTest on_postgres[] = {SCENARIOS(ON_POSTGRES_TEST)
+                                               SHARED_SCENARIOS(ON_POSTGRES_TEST)};
   int failed = cmocka_run_group_tests_name("stored_request", no_backend, NULL, NULL);
   /* cmocka does not print a group's name: say which backend runs. */
   printf("[----------] sqlite\n");
