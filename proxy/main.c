@@ -75,9 +75,7 @@ static void app_maybe_stop(app_t *app) {
   app_stop(app);
 }
 
-static void app_server_drained(server_t *srv) {
-  app_maybe_stop(srv->owner.app);
-}
+static void app_server_drained(server_t *srv) { app_maybe_stop(srv->owner.app); }
 
 static void app_scheduler_stopped(app_t *app) {
   app->scheduler_running = false;
@@ -120,10 +118,18 @@ static void app_log_error(const char *msg, const char *key, const char *value) {
   log_end(&l);
 }
 
+/* A shared queue's backend heard what another replica did. */
+static void app_heard(void *arg, const storage_notice_t *n) {
+  app_t *app = arg;
+  scheduler_notice(app->scheduler, n);
+}
+
 static int app_open_store(app_t *app, char *err, size_t errlen) {
   store_options_t sopts = {.location = app->cfg->db_path,
                            .params = {.max_queue = (int64_t)app->cfg->max_queue,
-                                      .lease_ms = (int64_t)app->cfg->claim_lease_ms}};
+                                      .lease_ms = (int64_t)app->cfg->claim_lease_ms},
+                           .on_notice = app_heard,
+                           .notice_arg = app};
   int rc = store_open(&app->store, app->loop, &sopts, err, errlen);
   if (rc != 0)
     return rc;

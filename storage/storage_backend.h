@@ -31,6 +31,21 @@
 
 typedef struct storage_backend_s storage_backend_t;
 
+/* What a shared backend hears of the changes other processes made to the
+ * queue (storage_params_t.notify): told so the scheduler and the clients
+ * holding with Prefer: wait need not poll. */
+typedef enum {
+  STORAGE_NOTICE_DUE,    /* queued rows become due at at_ms */
+  STORAGE_NOTICE_ENDED,  /* row id was completed, given up (dead) or cancelled */
+  STORAGE_NOTICE_MISSED, /* notices may have been lost: look at everything again */
+} storage_notice_kind_t;
+
+typedef struct {
+  storage_notice_kind_t kind;
+  int64_t at_ms;
+  char id[40];
+} storage_notice_t;
+
 /* What the user asked of any backend. */
 typedef struct {
   int64_t max_queue; /* unfinished rows at most: --max-queue */
@@ -38,6 +53,11 @@ typedef struct {
    * renewal (--claim-lease); once it ran out, any replica retries the row.
    * 0: the default, 30 s. */
   int64_t lease_ms;
+  /* Shared backends: called with each change another process made, from a
+   * thread of the backend's own, at any time between open and close (NULL:
+   * nobody listens). */
+  void (*notify)(void *arg, const storage_notice_t *n);
+  void *notify_arg;
 } storage_params_t;
 
 /* Set by the backend at open, read-only afterwards. */
@@ -51,9 +71,10 @@ typedef struct {
   int64_t converted_ms;
   /* How often housekeep() wants to run while the store is idle (0: never). */
   int64_t housekeep_ms;
-  /* Shared backends: others add and free rows this process hears nothing
-   * of, so its scheduler looks for due rows at least this often (0: it
-   * knows every change, and waits for the next one it knows of). */
+  /* Shared backends: others add and free rows, and this process may miss
+   * word of some (a replica died before it told, a notice was lost), so its
+   * scheduler looks for due rows at least this often (0: it knows every
+   * change, and waits for the next one it knows of). */
   int64_t poll_ms;
 } storage_info_t;
 

@@ -32,6 +32,13 @@ struct store_s {
   /* Under mu. */
   list_t todo;
   list_t done;
+  /* What a shared backend heard, for the loop (opts.on_notice): due
+   * notices fold into the earliest one, an overflow into missed. */
+  storage_notice_t notices[STORE_NOTICES_MAX];
+  int nnotices;
+  int64_t notice_due;
+  bool notices_missed;
+  bool async_ready; /* the loop's async handle exists: notices may wake it */
   bool stopping;
   bool stopped;
   bool opened; /* open finished (ok or not) */
@@ -387,6 +394,54 @@ static void store_thread_main(void *arg) {
   uv_async_send(&s->async);
 }
 
+/* ---- notices (a thread of the backend's) ----------------------------- */
+
+static void store_heard(void *arg, const storage_notice_t *n) {
+  store_t *s = arg;
+  uv_mutex_lock(&s->mu);
+  if (n->kind == STORAGE_NOTICE_DUE) {
+    if (s->notice_due == 0 || n->at_ms < s->notice_due)
+      s->notice_due = n->at_ms;
+  } else if (n->kind == STORAGE_NOTICE_MISSED || s->nnotices == STORE_NOTICES_MAX) {
+    s->notices_missed = true;
+  } else {
+    s->notices[s->nnotices++] = *n;
+  }
+  bool wake = s->async_ready;
+  uv_mutex_unlock(&s->mu);
+  if (wake)
+    uv_async_send(&s->async);
+}
+
+/* Loop thread: hands over what was heard since the last time. */
+static void store_deliver_notices(store_t *s) {
+  if (s->opts.on_notice == NULL)
+    return;
+  storage_notice_t taken[STORE_NOTICES_MAX];
+  uv_mutex_lock(&s->mu);
+  int n = s->nnotices;
+  memcpy(taken, s->notices, (size_t)n * sizeof(taken[0]));
+  int64_t due = s->notice_due;
+  bool missed = s->notices_missed;
+  s->nnotices = 0;
+  s->notice_due = 0;
+  s->notices_missed = false;
+  uv_mutex_unlock(&s->mu);
+  storage_notice_t one;
+  memset(&one, 0, sizeof(one));
+  if (missed) {
+    one.kind = STORAGE_NOTICE_MISSED;
+    s->opts.on_notice(s->opts.notice_arg, &one);
+  }
+  if (due != 0) {
+    one.kind = STORAGE_NOTICE_DUE;
+    one.at_ms = due;
+    s->opts.on_notice(s->opts.notice_arg, &one);
+  }
+  for (int i = 0; i < n; i++)
+    s->opts.on_notice(s->opts.notice_arg, &taken[i]);
+}
+
 /* ---- loop side ------------------------------------------------------- */
 
 static void store_async_closed(uv_handle_t *h) {
@@ -410,6 +465,7 @@ static void store_async_cb(uv_async_t *a) {
   list_t *l;
   while ((l = list_pop_head(&done)) != NULL)
     JOB(l)->cb(JOB(l));
+  store_deliver_notices(s);
   if (stopped && !uv_is_closing((uv_handle_t *)&s->async)) {
     uv_thread_join(&s->thread); /* it has returned already */
     uv_close((uv_handle_t *)&s->async, store_async_closed);
@@ -434,6 +490,10 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
     s->opts.slice_reclaim = STORE_SLICE_RECLAIM_DEFAULT;
   if (s->opts.open_backend == NULL)
     s->opts.open_backend = storage_backend_open;
+  if (s->opts.on_notice != NULL) {
+    s->opts.params.notify = store_heard;
+    s->opts.params.notify_arg = s;
+  }
   list_init(&s->todo);
   list_init(&s->done);
   atomic_init(&s->writable, true);
@@ -464,6 +524,13 @@ int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char
   }
   uv_async_init(loop, &s->async, store_async_cb);
   s->async.data = s;
+  /* What was heard while the storage opened waits for the first wake-up. */
+  uv_mutex_lock(&s->mu);
+  s->async_ready = true;
+  bool heard = s->nnotices > 0 || s->notice_due != 0 || s->notices_missed;
+  uv_mutex_unlock(&s->mu);
+  if (heard)
+    uv_async_send(&s->async);
   *out = s;
   return 0;
 }
@@ -484,9 +551,7 @@ bool store_reclaims_space(const store_t *s) { return s->info.reclaims_space; }
 
 int64_t store_converted_ms(const store_t *s) { return s->info.converted_ms; }
 
-int64_t store_poll_ms(const store_t *s) {
-  return s->info.poll_ms;
-}
+int64_t store_poll_ms(const store_t *s) { return s->info.poll_ms; }
 
 bool store_writable(const store_t *s) {
   return atomic_load_explicit(&s->writable, memory_order_acquire);

@@ -105,6 +105,12 @@ typedef struct {
   int64_t slice_ms;
   int64_t slice_rows;
   int64_t slice_reclaim;
+  /* Called on the loop thread with each change another process made to a
+   * shared queue, as the backend heard of it (NULL: not wanted). Notices
+   * are kept until the loop takes them, at most STORE_NOTICES_MAX; beyond
+   * that they are dropped for one STORAGE_NOTICE_MISSED. */
+  void (*on_notice)(void *arg, const storage_notice_t *n);
+  void *notice_arg;
   /* Opens the backend on the storage thread (NULL: storage_backend_open,
    * which picks it by location). Unit tests pass a fake one. */
   int (*open_backend)(storage_backend_t **out, const char *location, const storage_params_t *params,
@@ -112,6 +118,8 @@ typedef struct {
 } store_options_t;
 
 /* err gets one line on failure. */
+#define STORE_NOTICES_MAX 256
+
 int store_open(store_t **out, uv_loop_t *loop, const store_options_t *opts, char *err,
                size_t errlen);
 void store_submit(store_t *s, store_job_t *job);

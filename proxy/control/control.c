@@ -55,8 +55,8 @@ static void control_health(app_t *app, http_conn_t *c) {
   } else {
     static const char body[] = "{\"status\":\"unavailable\",\"message\":\"the queue cannot be "
                                "written\"}\n";
-    http_conn_respond(c, 503, "Cache-Control: no-store\r\nRetry-After: 5\r\n",
-                      "application/json", body, sizeof(body) - 1);
+    http_conn_respond(c, 503, "Cache-Control: no-store\r\nRetry-After: 5\r\n", "application/json",
+                      body, sizeof(body) - 1);
   }
 }
 
@@ -118,6 +118,10 @@ static void control_got(conn_job_t *cj) {
 
 static void control_changed(conn_job_t *cj) {
   scheduler_note_due(cj->app->scheduler, cj->job.next_due);
+  /* A client held with Prefer: wait for a request cancelled here gets its
+   * answer now, not at the end of its wait. */
+  if (cj->job.op == STORE_CANCEL && cj->job.result == 0)
+    scheduler_row_changed(cj->app->scheduler, &cj->job.rq);
   control_got(cj);
 }
 
@@ -189,8 +193,8 @@ static void control_counted(conn_job_t *cj) {
   buf_t body;
   buf_init(&body, 256 * 1024);
   bool prometheus = cj->data != NULL;
-  int rc = prometheus ? stats_report_prometheus(&body, &app->stats, &cj->job.counts,
-                                                store_now_ms(), uv_hrtime())
+  int rc = prometheus ? stats_report_prometheus(&body, &app->stats, &cj->job.counts, store_now_ms(),
+                                                uv_hrtime())
                       : stats_report_json(&body, &app->stats, &cj->job.counts, store_now_ms(),
                                           uv_hrtime());
   if (rc != 0)

@@ -19,9 +19,7 @@ typedef struct {
   int64_t wait_s;
 } hold_t;
 
-static char *dup_or_null(const char *s) {
-  return s ? strdup(s) : NULL;
-}
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static void hold_timer_closed(uv_handle_t *h) {
   hold_t *hd = h->data;
@@ -39,45 +37,50 @@ static void hold_applied(const hold_t *hd, char *out, size_t len) {
   snprintf(out, len, "wait=%lld", (long long)hd->wait_s);
 }
 
-/* The stored request reached a final state while the client waited. */
-static void hold_outcome(scheduler_waiter_t *w, const attempt_t *a) {
-  hold_t *hd = (hold_t *)w;
-  if (a != NULL && a->outcome.kind == OUTCOME_RETRY) {
-    /* Not final yet: keep the figures current for the 202, wait on. */
-    hd->rq.attempts = a->rq.attempts;
-    hd->rq.last_status = a->outcome.last_status;
-    hd->rq.next_attempt_at = a->outcome.next_attempt_at;
+/* Keeps the held copy's figures current for the 202. */
+static void hold_take_figures(hold_t *hd, const stored_request_t *row) {
+  hd->rq.state = row->state;
+  hd->rq.attempts = row->attempts;
+  hd->rq.last_status = row->last_status;
+  hd->rq.next_attempt_at = row->next_attempt_at;
+  hd->rq.updated_at = row->updated_at;
+  if (row->last_error != hd->rq.last_error) {
     free(hd->rq.last_error);
-    hd->rq.last_error = dup_or_null(a->outcome.last_error);
+    hd->rq.last_error = dup_or_null(row->last_error);
+  }
+}
+
+/* The stored request changed while the client waited: here (an attempt's
+ * outcome, a cancel) or on another replica. row is NULL when retryd stops. */
+static void hold_outcome(scheduler_waiter_t *w, const stored_request_t *row) {
+  hold_t *hd = (hold_t *)w;
+  if (row != NULL && (row->state == RQ_QUEUED || row->state == RQ_INFLIGHT)) {
+    /* Not final yet: wait on. */
+    hold_take_figures(hd, row);
     scheduler_wait(hd->app->scheduler, &hd->waiter);
     return;
   }
   uv_timer_stop(&hd->timer);
   char applied[48], extra_tail[80];
   hold_applied(hd, applied, sizeof(applied));
-  if (a != NULL && a->outcome.kind == OUTCOME_COMPLETED) {
-    const attempt_outcome_t *o = &a->outcome;
+  if (row != NULL && row->state == RQ_COMPLETED) {
     buf_t extra;
-    buf_init(&extra, o->response_headers_len + sizeof(extra_tail));
-    int rc = response_head_copy_unframed(o->response_headers, o->response_headers_len, &extra);
+    buf_init(&extra, row->response_headers_len + sizeof(extra_tail));
+    int rc = response_head_copy_unframed(row->response_headers, row->response_headers_len, &extra);
     snprintf(extra_tail, sizeof(extra_tail), "Preference-Applied: %s\r\n", applied);
     rc = rc ? rc : buf_append_str(&extra, extra_tail);
-    http_conn_note_status(hd->conn, o->response_status, o->response_status);
+    http_conn_note_status(hd->conn, row->response_status, row->response_status);
     if (rc != 0)
       http_conn_error(hd->conn, 500, "internal", "the final answer's fields could not be copied");
     else
-      http_conn_respond(hd->conn, o->response_status, extra.data ? extra.data : "", NULL,
-                        o->response_body, o->response_body_len);
+      http_conn_respond(hd->conn, row->response_status, extra.data ? extra.data : "", NULL,
+                        row->response_body, row->response_body_len);
     buf_free(&extra);
   } else {
-    if (a != NULL) {
-      /* Dead: say so with the row's latest figures. */
-      hd->rq.state = RQ_DEAD;
-      hd->rq.attempts = a->rq.attempts;
-      hd->rq.last_status = a->outcome.last_status;
-      free(hd->rq.last_error);
-      hd->rq.last_error = dup_or_null(a->outcome.last_error);
-    }
+    /* Dead or cancelled (say so with the row's latest figures), or retryd
+     * stops: the 202 as it stands. */
+    if (row != NULL)
+      hold_take_figures(hd, row);
     accepted_reply(hd->conn, &hd->rq, applied);
   }
   hold_release(hd);

@@ -1,6 +1,7 @@
 #include "proxy/queue/scheduler.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,14 +76,42 @@ static void scheduler_maybe_stopped(scheduler_t *s) {
 /* Waiters are few (clients holding with Prefer: wait), so a list will do.
  * A waiter may register again from its callback; it goes to the head,
  * behind the walk. */
-static void scheduler_notify_waiters(scheduler_t *s, const attempt_t *a) {
+static void scheduler_notify_waiters(scheduler_t *s, const stored_request_t *row) {
   list_foreach_safe(l, &s->waiters) {
     scheduler_waiter_t *w = list_entry(l, scheduler_waiter_t, link);
-    if (strcmp(w->id, a->rq.id) == 0) {
+    if (strcmp(w->id, row->id) == 0) {
       scheduler_unwait(w);
-      w->cb(w, a);
+      w->cb(w, row);
     }
   }
+}
+
+static bool scheduler_has_waiter(scheduler_t *s, const char *id) {
+  list_foreach(l, &s->waiters) {
+    if (strcmp(list_entry(l, scheduler_waiter_t, link)->id, id) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* The row as an attempt's committed outcome left it: a view that borrows
+ * the attempt's strings, for the waiters' callbacks only. */
+static stored_request_t scheduler_row_after(const attempt_t *a) {
+  const attempt_outcome_t *o = &a->outcome;
+  stored_request_t row = a->rq;
+  row.state = o->kind == OUTCOME_COMPLETED ? RQ_COMPLETED
+              : o->kind == OUTCOME_DEAD    ? RQ_DEAD
+                                           : RQ_QUEUED;
+  row.next_attempt_at = o->kind == OUTCOME_RETRY ? o->next_attempt_at : 0;
+  row.last_status = o->last_status;
+  /* Read-only all the same: the callbacks get the row as const. */
+  row.last_error = (char *)(uintptr_t)o->last_error;
+  row.response_status = o->response_status;
+  row.response_headers = (char *)(uintptr_t)o->response_headers;
+  row.response_headers_len = o->response_headers_len;
+  row.response_body = (char *)(uintptr_t)o->response_body;
+  row.response_body_len = o->response_body_len;
+  return row;
 }
 
 static void scheduler_log_outcome(const attempt_t *a) {
@@ -125,8 +154,10 @@ static void scheduler_finish_committed(store_job_t *job) {
     s->app->stats.recovered++;
   else if (a->outcome.kind == OUTCOME_DEAD)
     s->app->stats.dead++;
-  if (a->outcome.kind != OUTCOME_RELEASE)
-    scheduler_notify_waiters(s, a);
+  if (a->outcome.kind != OUTCOME_RELEASE) {
+    stored_request_t row = scheduler_row_after(a);
+    scheduler_notify_waiters(s, &row);
+  }
   attempt_free(a);
   s->next_due = job->next_due;
   scheduler_arm(s, job->next_due); /* due now: the timer fires next turn */
@@ -254,6 +285,53 @@ int scheduler_start_with(app_t *app, scheduler_submit_fn submit, void *arg) {
    * claim's answer arms the timer for the rest. */
   scheduler_claim(s);
   return 0;
+}
+
+/* ---- what other replicas did ------------------------------------------ */
+
+/* Another replica ended a row someone here waits for: read it, with its
+ * answer, and tell them. */
+static void scheduler_ended_read(store_job_t *job) {
+  app_t *app = job->ctx; /* the scheduler may have closed meanwhile */
+  scheduler_t *s = app->scheduler;
+  if (job->result == 0 && job->rq.state >= RQ_COMPLETED && s != NULL)
+    scheduler_notify_waiters(s, &job->rq);
+  stored_request_free(&job->rq);
+  free(job);
+}
+
+void scheduler_notice(scheduler_t *s, const storage_notice_t *n) {
+  if (s == NULL || s->stopping)
+    return;
+  switch (n->kind) {
+  case STORAGE_NOTICE_DUE:
+    if (s->next_due == 0 || n->at_ms < s->next_due)
+      s->next_due = n->at_ms;
+    scheduler_arm(s, n->at_ms);
+    break;
+  case STORAGE_NOTICE_MISSED:
+    scheduler_arm(s, store_now_ms());
+    break;
+  case STORAGE_NOTICE_ENDED: {
+    if (!scheduler_has_waiter(s, n->id))
+      break;
+    store_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+      break; /* the waiter gets its 202 when its wait ends */
+    job->op = STORE_GET;
+    job->with_payload = true;
+    snprintf(job->id, sizeof(job->id), "%s", n->id);
+    job->cb = scheduler_ended_read;
+    job->ctx = s->app;
+    s->submit(s->submit_arg, job);
+    break;
+  }
+  }
+}
+
+void scheduler_row_changed(scheduler_t *s, const stored_request_t *row) {
+  if (s != NULL)
+    scheduler_notify_waiters(s, row);
 }
 
 void scheduler_wait(scheduler_t *s, scheduler_waiter_t *w) {

@@ -12,9 +12,16 @@
  * second later.
  *
  * Waiters (Prefer: wait) register for a request id and are told of each
- * outcome committed for it (they register again to hear the next). On stop, waiters are released at
- * once, no new rows are claimed, and attempts in flight finish; at the
- * shutdown deadline, scheduler_cancel_all() returns the rest to queued.
+ * outcome committed for it (they register again to hear the next), and of
+ * its end wherever it came from: a cancel through the control API, or
+ * another replica that delivered, gave up or cancelled it (a shared
+ * queue's notice, after which the row is read again). On stop, waiters are
+ * released at once, no new rows are claimed, and attempts in flight
+ * finish; at the shutdown deadline, scheduler_cancel_all() returns the rest
+ * to queued.
+ *
+ * A shared queue's other notices arm the timer: rows another replica made
+ * due, and "look again" after notices may have been lost.
  *
  * The scheduler reaches the store only through its submit function: in
  * retryd store_submit() on the app's store (scheduler_start); a unit test
@@ -34,10 +41,11 @@ typedef struct scheduler_waiter_s scheduler_waiter_t;
 
 struct scheduler_waiter_s {
   char id[40];
-  /* a is the attempt whose outcome was just committed (read its outcome,
-   * rq and response), or NULL when the scheduler stops. The waiter is
-   * already unregistered. */
-  void (*cb)(scheduler_waiter_t *w, const attempt_t *a);
+  /* row is the request as it is now (its state, attempts, last status and
+   * error, next attempt, and for a completed one the stored answer), read
+   * only for the call; NULL when the scheduler stops. The waiter is already
+   * unregistered. */
+  void (*cb)(scheduler_waiter_t *w, const stored_request_t *row);
   list_t link; /* the scheduler's */
 };
 
@@ -50,6 +58,10 @@ int scheduler_start(struct app_s *app);
 int scheduler_start_with(struct app_s *app, scheduler_submit_fn submit, void *arg);
 /* A storage job reported the earliest due time (0: none queued). */
 void scheduler_note_due(scheduler_t *s, int64_t next_due_ms);
+/* What a shared queue's backend heard of another replica's changes. */
+void scheduler_notice(scheduler_t *s, const storage_notice_t *n);
+/* row changed here outside an attempt (a cancel): its waiters hear of it. */
+void scheduler_row_changed(scheduler_t *s, const stored_request_t *row);
 /* w stays registered until its callback runs or scheduler_unwait(), which
  * may be called for a waiter the callback already unregistered. */
 void scheduler_wait(scheduler_t *s, scheduler_waiter_t *w);

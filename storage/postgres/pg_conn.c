@@ -98,6 +98,20 @@ int pg_conn_open(pg_conn_t **out, const char *url, pg_session_cb on_session, voi
   return 0;
 }
 
+int pg_conn_open_later(pg_conn_t **out, const char *url, pg_session_cb on_session, void *arg) {
+  *out = NULL;
+  pg_conn_t *c = calloc(1, sizeof(*c));
+  if (c == NULL || (c->url = strdup(url)) == NULL) {
+    free(c);
+    return -ENOMEM;
+  }
+  c->on_session = on_session;
+  c->arg = arg;
+  c->backoff_ms = PG_BACKOFF_FIRST_MS;
+  *out = c;
+  return 0;
+}
+
 void pg_conn_set_session(pg_conn_t *c, pg_session_cb on_session, void *arg) {
   c->on_session = on_session;
   c->arg = arg;
@@ -118,7 +132,11 @@ bool pg_conn_ready(pg_conn_t *c) {
   int64_t now = pg_monotonic_ms();
   if (now < c->retry_at_ms)
     return false;
-  PQreset(c->conn);
+  if (c->conn != NULL) {
+    PQreset(c->conn);
+  } else if ((c->conn = pg_connect(c->url)) != NULL) {
+    PQsetNoticeReceiver(c->conn, pg_drop_notice, NULL);
+  }
   if (PQstatus(c->conn) == CONNECTION_OK && pg_start_session(c) == 0) {
     c->backoff_ms = PG_BACKOFF_FIRST_MS;
     return true;
@@ -223,4 +241,19 @@ char *pg_result_dup(const pg_result_t *r, int row, int col, size_t *len) {
   if (len != NULL)
     *len = n;
   return s;
+}
+
+int pg_conn_socket(pg_conn_t *c) {
+  return PQstatus(c->conn) == CONNECTION_OK ? PQsocket(c->conn) : -1;
+}
+
+int pg_conn_next_notification(pg_conn_t *c, char *payload, size_t len) {
+  if (PQstatus(c->conn) != CONNECTION_OK || !PQconsumeInput(c->conn))
+    return -EIO;
+  PGnotify *n = PQnotifies(c->conn);
+  if (n == NULL)
+    return 0;
+  snprintf(payload, len, "%s", n->extra != NULL ? n->extra : "");
+  PQfreemem(n);
+  return 1;
 }

@@ -31,6 +31,9 @@ typedef int (*pg_session_cb)(pg_conn_t *c, void *arg);
 /* Connects to url. err gets one line on failure. */
 int pg_conn_open(pg_conn_t **out, const char *url, pg_session_cb on_session, void *arg, char *err,
                  size_t errlen);
+/* The same without connecting now: the first pg_conn_ready() does (for a
+ * connection of a thread of its own, which may wait for it). */
+int pg_conn_open_later(pg_conn_t **out, const char *url, pg_session_cb on_session, void *arg);
 void pg_conn_close(pg_conn_t *c);
 /* Sets the callback run after every later reconnect. */
 void pg_conn_set_session(pg_conn_t *c, pg_session_cb on_session, void *arg);
@@ -51,6 +54,14 @@ int pg_conn_commit(pg_conn_t *c);
 int pg_conn_run(pg_conn_t *c, const char *name, int n, const char *const *values, const int *lens,
                 const int *binary, pg_result_t **res);
 int pg_conn_prepare(pg_conn_t *c, const char *name, const char *sql);
+
+/* Notifications (LISTEN), for a connection that only listens: the socket
+ * to poll for input (-1 when down), and the next notification's payload
+ * copied into payload (cut to len - 1 bytes), after reading whatever
+ * arrived: 1 with one, 0 when none is left, -EIO when the connection
+ * broke (pg_conn_ready() reconnects it). */
+int pg_conn_socket(pg_conn_t *c);
+int pg_conn_next_notification(pg_conn_t *c, char *payload, size_t len);
 
 void pg_result_free(pg_result_t *r);
 int pg_result_rows(const pg_result_t *r);

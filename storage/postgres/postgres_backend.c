@@ -18,6 +18,14 @@
  *           the result of the replica that took the row over, nor, having
  *           claimed the row again itself, record its stale first attempt.
  *   purge   one replica at a time (a transaction-scoped advisory lock).
+ *   notices a transaction that made rows due or ended rows tells the other
+ *           replicas with NOTIFY (sent by the COMMIT, so never for what
+ *           rolled back); each replica LISTENs on a connection of its own
+ *           (pg_listen.h) and hands what it hears to the store. A due time
+ *           is told only when it is earlier than the last one told, or that
+ *           one has passed: a replica woken by it claims, and its claim's
+ *           answer brings the next due time from the table. Polling stays,
+ *           slower, for what a replica that died never told.
  * A COMMIT that fails because the connection broke has an unknown outcome:
  * the batch is reported failed (its clients get 503 and send again), and
  * if it did commit, the rows are delivered as well: at least once. */
@@ -32,6 +40,7 @@
 #include <unistd.h>
 
 #include "storage/postgres/pg_conn.h"
+#include "storage/postgres/pg_listen.h"
 #include "storage/postgres/pg_schema.h"
 
 /* How long a claim holds without renewal unless --claim-lease says; it is
@@ -40,6 +49,12 @@
 /* How often a replica looks for due rows it was not told of: rows another
  * replica stored and then died without retrying, or whose lease ran out. */
 #define PG_POLL_MS 2000
+/* The same while notices arrive: only an insurance. */
+#define PG_POLL_MS_LISTENING 10000
+/* The channel replicas tell each other on, and a payload's size that
+ * NOTIFY takes (it refuses 8000 bytes or more). */
+#define PG_CHANNEL "retryd"
+#define PG_PAYLOAD_MAX 7900
 /* The advisory lock that lets one replica purge at a time. */
 #define PG_PURGE_LOCK "1920234618"
 
@@ -81,7 +96,8 @@ static const struct {
                   "claim_token = nextval('retryd_claim_tokens') WHERE seq = $1 RETURNING " PG_ROW},
     {"expire_one",
      "UPDATE retryd_requests SET state = 3, next_attempt_at = NULL, updated_at = $2, "
-     "last_error = coalesce(last_error, 'expired: older than --max-age') WHERE seq = $1"},
+     "last_error = coalesce(last_error, 'expired: older than --max-age') WHERE seq = $1 "
+     "RETURNING id"},
     {"finish", "UPDATE retryd_requests SET state = $2, next_attempt_at = $3, updated_at = $4, "
                "last_status = $5, last_error = $6, response_status = $7, response_headers = $8, "
                "lease_owner = NULL, lease_until = NULL "
@@ -112,6 +128,7 @@ static const struct {
     {"unfinished", "SELECT coalesce(sum(n), 0)::int8 FROM retryd_counts WHERE state IN (0, 1)"},
     {"probe", "UPDATE retryd_probe SET n = n + 1"},
     {"renew", "UPDATE retryd_requests SET lease_until = $2 WHERE state = 1 AND lease_owner = $1"},
+    {"notify", "SELECT pg_notify('" PG_CHANNEL "', $1)"},
 };
 
 #define PG_NSTATEMENTS (sizeof(pg_statements) / sizeof(pg_statements[0]))
@@ -125,6 +142,16 @@ typedef struct {
   int64_t unfinished; /* as of the last look, plus this batch's changes */
   bool durable;       /* the open transaction's */
   bool wrote;         /* it changed a row */
+  /* What the open transaction tells the other replicas at its commit: the
+   * earliest due time it set (0: none) and the ids of the rows it ended
+   * ("id id ..."); told_due is the last due time a commit told. */
+  int64_t tell_due;
+  int64_t told_due;
+  char *ended;
+  size_t ended_len, ended_cap;
+  pg_listen_t *listen; /* NULL: nobody listens (params.notify) */
+  void (*notify)(void *arg, const storage_notice_t *n);
+  void *notify_arg;
 } pg_backend_t;
 
 static pg_backend_t *PG(storage_backend_t *b) { return (pg_backend_t *)b; }
@@ -270,6 +297,115 @@ static void pg_replica_name(char *out, size_t len) {
   snprintf(out, len, "%s-%08x", host, rnd);
 }
 
+/* ---- notices ----------------------------------------------------------- */
+
+static void pg_tell_due(pg_backend_t *pb, int64_t at) {
+  if (at > 0 && (pb->tell_due == 0 || at < pb->tell_due))
+    pb->tell_due = at;
+}
+
+/* A row this transaction ended. Told only if there is room: an id that
+ * cannot be kept is a client held with Prefer: wait on another replica
+ * that gets its 202 at the end of its wait instead of the answer. */
+static void pg_tell_ended(pg_backend_t *pb, const char *id) {
+  size_t n = strlen(id);
+  if (pb->ended_len + n + 1 > pb->ended_cap) {
+    size_t cap = pb->ended_cap ? pb->ended_cap * 2 : 1024;
+    while (cap < pb->ended_len + n + 1)
+      cap *= 2;
+    char *p = realloc(pb->ended, cap);
+    if (p == NULL)
+      return;
+    pb->ended = p;
+    pb->ended_cap = cap;
+  }
+  memcpy(pb->ended + pb->ended_len, id, n);
+  pb->ended_len += n;
+  pb->ended[pb->ended_len++] = ' ';
+}
+
+static int pg_notify_payload(pg_backend_t *pb, const char *payload) {
+  pg_params_t p = {.n = 0};
+  p_text(&p, payload);
+  int64_t n = pg_change(pb, "notify", &p);
+  return n < 0 ? (int)n : 0;
+}
+
+/* Queues this transaction's notices, which its COMMIT sends: "REPLICA d
+ * MS" and "REPLICA e ID ID ...", the ids in payloads that NOTIFY takes.
+ * *told_due gets the due time told (0: none). */
+static int pg_tell_others(pg_backend_t *pb, int64_t *told_due) {
+  *told_due = 0;
+  char head[128];
+  int hl = snprintf(head, sizeof(head), "%s ", pb->replica);
+  char payload[PG_PAYLOAD_MAX + 64];
+  int rc = 0;
+  int64_t now = pg_now_ms();
+  if (pb->tell_due != 0 &&
+      (pb->told_due == 0 || pb->tell_due < pb->told_due || pb->told_due <= now)) {
+    snprintf(payload, sizeof(payload), "%sd %lld", head, (long long)pb->tell_due);
+    rc = pg_notify_payload(pb, payload);
+    if (rc == 0)
+      *told_due = pb->tell_due;
+  }
+  size_t at = 0;
+  while (rc == 0 && at < pb->ended_len) {
+    /* As many whole ids as fit after the head. */
+    size_t len = 0;
+    while (at + len < pb->ended_len) {
+      const char *sp = memchr(pb->ended + at + len, ' ', pb->ended_len - at - len);
+      size_t next = (size_t)(sp - (pb->ended + at)) + 1;
+      if (len > 0 && (size_t)hl + 2 + next > PG_PAYLOAD_MAX)
+        break;
+      len = next;
+    }
+    snprintf(payload, sizeof(payload), "%se %.*s", head, (int)(len - 1), pb->ended + at);
+    rc = pg_notify_payload(pb, payload);
+    at += len;
+  }
+  return rc;
+}
+
+/* What the listening connection heard (NULL: it may have missed some). */
+static void pg_heard(void *arg, const char *payload) {
+  pg_backend_t *pb = arg;
+  storage_notice_t n;
+  memset(&n, 0, sizeof(n));
+  if (payload == NULL) {
+    n.kind = STORAGE_NOTICE_MISSED;
+    pb->notify(pb->notify_arg, &n);
+    return;
+  }
+  size_t rl = strlen(pb->replica);
+  if (strncmp(payload, pb->replica, rl) == 0 && payload[rl] == ' ')
+    return; /* our own: this process knew already */
+  const char *p = strchr(payload, ' ');
+  if (p == NULL || p[1] == '\0' || p[2] != ' ')
+    return;
+  char kind = p[1];
+  p += 3;
+  if (kind == 'd') {
+    n.kind = STORAGE_NOTICE_DUE;
+    n.at_ms = strtoll(p, NULL, 10);
+    if (n.at_ms > 0)
+      pb->notify(pb->notify_arg, &n);
+    return;
+  }
+  if (kind != 'e')
+    return;
+  n.kind = STORAGE_NOTICE_ENDED;
+  while (*p != '\0') {
+    size_t len = strcspn(p, " ");
+    if (len > 0 && len < sizeof(n.id)) {
+      memcpy(n.id, p, len);
+      n.id[len] = '\0';
+      pb->notify(pb->notify_arg, &n);
+    }
+    p += len;
+    p += strspn(p, " ");
+  }
+}
+
 /* ---- transactions ------------------------------------------------------ */
 
 static int64_t pg_read_unfinished(pg_backend_t *pb) {
@@ -288,6 +424,8 @@ static int pg_begin(storage_backend_t *b, bool durable) {
     return -EIO;
   pb->durable = durable;
   pb->wrote = false;
+  pb->tell_due = 0;
+  pb->ended_len = 0;
   /* A batch of reads and claims need not wait for the disk (a lost claim
    * is claimed again once its lease runs out). */
   int rc = pg_conn_exec(pb->c, durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off");
@@ -302,7 +440,12 @@ static int pg_begin(storage_backend_t *b, bool durable) {
 
 static int pg_commit(storage_backend_t *b, bool *synced) {
   pg_backend_t *pb = PG(b);
-  int rc = pg_conn_commit(pb->c);
+  int64_t told_due = 0;
+  int rc = pg_tell_others(pb, &told_due);
+  if (rc == 0)
+    rc = pg_conn_commit(pb->c);
+  if (rc == 0 && told_due != 0)
+    pb->told_due = told_due;
   *synced = rc == 0 && pb->durable && pb->wrote;
   return rc;
 }
@@ -390,6 +533,8 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
   pb->wrote = true;
   if (takes_room)
     pb->unfinished++;
+  if (r->state == RQ_QUEUED)
+    pg_tell_due(pb, r->next_attempt_at);
   return 0;
 }
 
@@ -412,6 +557,7 @@ static int pg_cancel(storage_backend_t *b, const char *id, int64_t now, stored_r
     return (int)n;
   pb->wrote = true;
   pb->unfinished--;
+  pg_tell_ended(pb, id);
   out->state = RQ_CANCELLED;
   out->next_attempt_at = 0;
   out->updated_at = now;
@@ -434,6 +580,7 @@ static int pg_retry_now(storage_backend_t *b, const char *id, int64_t now, store
   if (n < 0)
     return (int)n;
   pb->wrote = true;
+  pg_tell_due(pb, now);
   if (out->state == RQ_DEAD) {
     pb->unfinished++;
     out->created_at = now;
@@ -448,7 +595,10 @@ static int pg_retry_now(storage_backend_t *b, const char *id, int64_t now, store
 static int64_t pg_expire_leases(pg_backend_t *pb, int64_t now) {
   pg_params_t p = {.n = 0};
   p_int(&p, now);
-  return pg_change(pb, "expire_leases", &p);
+  int64_t n = pg_change(pb, "expire_leases", &p);
+  if (n > 0)
+    pg_tell_due(pb, now);
+  return n;
 }
 
 /* Claims one picked row, or buries it when it is past its age: 1 when
@@ -459,8 +609,18 @@ static int pg_claim_or_bury(pg_backend_t *pb, int64_t seq, bool expired, int64_t
   p_int(&p, seq);
   p_int(&p, now);
   if (expired) {
-    int64_t n = pg_change(pb, "expire_one", &p);
-    return n < 0 ? (int)n : 0;
+    pg_result_t *r;
+    int rc = pg_run(pb, "expire_one", &p, &r);
+    if (rc != 0)
+      return rc;
+    if (pg_result_rows(r) > 0) {
+      char *id = pg_result_dup(r, 0, 0, NULL);
+      if (id != NULL)
+        pg_tell_ended(pb, id);
+      free(id);
+    }
+    pg_result_free(r);
+    return 0;
   }
   p_text(&p, pb->replica);
   p_int(&p, now + pb->lease_ms);
@@ -525,6 +685,8 @@ static int pg_finish(storage_backend_t *b, const char *id, int64_t now,
     if (n < 0)
       return (int)n;
     pb->wrote = pb->wrote || n > 0;
+    if (n > 0)
+      pg_tell_due(pb, now);
     return n > 0 ? 0 : -ENOENT;
   }
   rq_state_t state = o->kind == OUTCOME_COMPLETED ? RQ_COMPLETED
@@ -553,8 +715,12 @@ static int pg_finish(storage_backend_t *b, const char *id, int64_t now,
   int64_t seq = pg_result_int(r, 0, 0);
   pg_result_free(r);
   pb->wrote = true;
-  if (state != RQ_QUEUED)
+  if (state != RQ_QUEUED) {
     pb->unfinished--;
+    pg_tell_ended(pb, id);
+  } else {
+    pg_tell_due(pb, o->next_attempt_at);
+  }
   if (!o->response_status)
     return 0;
   pg_params_t a = {.n = 0};
@@ -669,8 +835,11 @@ static void pg_housekeep(storage_backend_t *b) {
 }
 
 static void pg_close(storage_backend_t *b) {
-  pg_conn_close(PG(b)->c);
-  free(b);
+  pg_backend_t *pb = PG(b);
+  pg_listen_stop(pb->listen);
+  pg_conn_close(pb->c);
+  free(pb->ended);
+  free(pb);
 }
 
 static const storage_backend_ops_t pg_ops = {
@@ -728,6 +897,13 @@ int postgres_backend_open(storage_backend_t **out, const char *url, const storag
     rc = (int)recovered;
     snprintf(err, errlen, "cannot queue again the requests of stopped replicas");
   }
+  if (rc == 0 && params->notify != NULL) {
+    pb->notify = params->notify;
+    pb->notify_arg = params->notify_arg;
+    rc = pg_listen_start(&pb->listen, url, PG_CHANNEL, pg_heard, pb);
+    if (rc != 0)
+      snprintf(err, errlen, "cannot start listening for other replicas");
+  }
   if (rc != 0) {
     pg_conn_close(pb->c);
     free(pb);
@@ -737,7 +913,7 @@ int postgres_backend_open(storage_backend_t **out, const char *url, const storag
   pb->super.info.recovered = recovered;
   pb->super.info.reclaims_space = true;
   pb->super.info.converted_ms = -1;
-  pb->super.info.poll_ms = PG_POLL_MS;
+  pb->super.info.poll_ms = pb->listen != NULL ? PG_POLL_MS_LISTENING : PG_POLL_MS;
   pb->super.info.housekeep_ms = pb->lease_ms / 3 > 0 ? pb->lease_ms / 3 : 1;
   *out = &pb->super;
   return 0;

@@ -20,6 +20,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -370,6 +371,36 @@ class PreferTest(QueueTestCase):
         r = send_request(rd.port, "POST", "/wait-404", [("Prefer", "wait=5")], b"{}")
         self.assertVerbatim(r, 404, [("X-F", "nf")], b"gone")
         self.assertEqual(r.header("preference-applied"), "wait=5", r)
+
+    def test_prefer_wait_is_answered_when_the_request_is_cancelled(self):
+        """A held client whose request is cancelled through the control API
+        gets its 202, saying cancelled, at once, not when its wait ends."""
+        up = self.start_upstream()
+        up.default = Response(507)
+        rd = self.start_retryd(up, "--retry-interval", "1h")
+        out = {}
+
+        def held():
+            t0 = time.monotonic()
+            out["r"] = send_request(rd.port, "POST", "/wait-cancel",
+                                    CLIENT_HEADERS + [("Prefer", "wait=20")], b"{}", timeout=30)
+            out["took"] = time.monotonic() - t0
+        t = threading.Thread(target=held)
+        t.start()
+        rid = None
+        deadline = time.monotonic() + 10
+        while rid is None and time.monotonic() < deadline:
+            items = control_get(rd.port, "/_retryd/requests?state=queued").json()["requests"]
+            rid = items[0]["id"] if items else None
+            time.sleep(0.05)
+        self.assertIsNotNone(rid, "the request was never stored")
+        c = send_request(rd.port, "DELETE", "/_retryd/requests/%s" % rid)
+        self.assertEqual(c.status, 200, c)
+        t.join(30)
+        r = out["r"]
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(r.json()["state"], "cancelled", r.json())
+        self.assertLess(out["took"], 10, "held until the wait ran out")
 
     def test_prefer_wait_gets_202_when_time_runs_out(self):
         up = self.start_upstream()
