@@ -76,6 +76,9 @@ typedef struct {
    * scheduler looks for due rows at least this often (0: it knows every
    * change, and waits for the next one it knows of). */
   int64_t poll_ms;
+  /* Shared backends: this process's name among the replicas (in leases,
+   * notices and metrics labels); "" for a backend of one process. */
+  char replica[96];
 } storage_info_t;
 
 typedef struct {

@@ -553,6 +553,8 @@ int64_t store_converted_ms(const store_t *s) { return s->info.converted_ms; }
 
 int64_t store_poll_ms(const store_t *s) { return s->info.poll_ms; }
 
+const char *store_replica(const store_t *s) { return s->info.replica; }
+
 bool store_writable(const store_t *s) {
   return atomic_load_explicit(&s->writable, memory_order_acquire);
 }

@@ -131,6 +131,9 @@ int64_t store_converted_ms(const store_t *s);
 /* The longest the scheduler may wait before it looks for due rows again,
  * whatever it was told (0: no limit; storage_info_t.poll_ms). */
 int64_t store_poll_ms(const store_t *s);
+/* This process's name among a shared queue's replicas ("" when the
+ * backend is not shared; storage_info_t.replica). */
+const char *store_replica(const store_t *s);
 /* Whether the last durable write tried reached the disk: false after any
  * failed commit, true again only after a commit that synced what it wrote
  * (a client's, or the store's own probe, tried once per probe interval

@@ -193,10 +193,11 @@ static void control_counted(conn_job_t *cj) {
   buf_t body;
   buf_init(&body, 256 * 1024);
   bool prometheus = cj->data != NULL;
-  int rc = prometheus ? stats_report_prometheus(&body, &app->stats, &cj->job.counts, store_now_ms(),
-                                                uv_hrtime())
-                      : stats_report_json(&body, &app->stats, &cj->job.counts, store_now_ms(),
-                                          uv_hrtime());
+  const char *replica = app->store != NULL ? store_replica(app->store) : NULL;
+  int rc = prometheus ? stats_report_prometheus(&body, &app->stats, &cj->job.counts, replica,
+                                                store_now_ms(), uv_hrtime())
+                      : stats_report_json(&body, &app->stats, &cj->job.counts, replica,
+                                          store_now_ms(), uv_hrtime());
   if (rc != 0)
     http_conn_error(c, 500, "internal", "the figures did not fit their buffer");
   else

@@ -1,15 +1,26 @@
 #include "proxy/control/stats_report.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+
 #include "proxy/queue/request_json.h"
 
 static double uptime_s(const stats_t *s, uint64_t now_ns) {
   return (double)(now_ns - s->started_ns) / 1e9;
 }
 
-int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int64_t now_ms,
-                      uint64_t now_ns) {
+/* A replica's name is retryd's own (host name characters and hex), so it
+ * needs no escaping in JSON or in a label value. */
+static bool has_replica(const char *replica) { return replica != NULL && replica[0] != '\0'; }
+
+int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, const char *replica,
+                      int64_t now_ms, uint64_t now_ns) {
   (void)now_ms;
-  int rc = buf_append_str(out, "{\"queue\":{");
+  int rc = buf_append_str(out, "{");
+  if (rc == 0 && has_replica(replica))
+    rc = buf_printf(out, "\"replica\":\"%s\",", replica);
+  if (rc == 0)
+    rc = buf_append_str(out, "\"queue\":{");
   for (int i = 0; rc == 0 && i < RQ_NSTATES; i++)
     rc = buf_printf(out, "\"%s\":%lld,", rq_state_name((rq_state_t)i), (long long)q->count[i]);
   if (rc == 0)
@@ -33,8 +44,9 @@ int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int
     rc = buf_append_str(out, "\"upstream\":{\"responses\":{");
   static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
   for (int c = 0; rc == 0 && c < 5; c++)
-    rc = buf_printf(out, "\"%s\":%llu,", classes[c],
-                    (unsigned long long)stats_responses_between(s, (c + 1) * 100, (c + 1) * 100 + 99));
+    rc = buf_printf(
+        out, "\"%s\":%llu,", classes[c],
+        (unsigned long long)stats_responses_between(s, (c + 1) * 100, (c + 1) * 100 + 99));
   if (rc == 0)
     rc = buf_append_str(out, "\"by_code\":{");
   bool first = true;
@@ -46,14 +58,14 @@ int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int
     first = false;
   }
   if (rc == 0)
-    rc = buf_printf(out,
-                    "}},\"network_errors\":%llu,\"resent\":%llu,\"latency_ms\":{\"count\":%llu,\"p50\":%.3f,"
-                    "\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}},\"uptime_s\":%.0f}\n",
-                    (unsigned long long)s->network_errors, (unsigned long long)s->resent,
-                    (unsigned long long)s->latency_count,
-                    stats_latency_quantile_ms(s, 0.50), stats_latency_quantile_ms(s, 0.90),
-                    stats_latency_quantile_ms(s, 0.99), stats_latency_quantile_ms(s, 1.0),
-                    uptime_s(s, now_ns));
+    rc = buf_printf(
+        out,
+        "}},\"network_errors\":%llu,\"resent\":%llu,\"latency_ms\":{\"count\":%llu,\"p50\":%.3f,"
+        "\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}},\"uptime_s\":%.0f}\n",
+        (unsigned long long)s->network_errors, (unsigned long long)s->resent,
+        (unsigned long long)s->latency_count, stats_latency_quantile_ms(s, 0.50),
+        stats_latency_quantile_ms(s, 0.90), stats_latency_quantile_ms(s, 0.99),
+        stats_latency_quantile_ms(s, 1.0), uptime_s(s, now_ns));
   return rc;
 }
 
@@ -61,17 +73,31 @@ static int prom_head(buf_t *out, const char *name, const char *type, const char 
   return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static int prom_counter(buf_t *out, const char *name, const char *help, uint64_t v) {
+/* lone: the label set of a series without other labels ("" or
+ * {replica="..."}); lead: the same to go before other labels. */
+typedef struct {
+  char lone[128];
+  char lead[128];
+} prom_labels_t;
+
+static int prom_counter(buf_t *out, const prom_labels_t *l, const char *name, const char *help,
+                        uint64_t v) {
   int rc = prom_head(out, name, "counter", help);
-  return rc ? rc : buf_printf(out, "%s %llu\n", name, (unsigned long long)v);
+  return rc ? rc : buf_printf(out, "%s%s %llu\n", name, l->lone, (unsigned long long)v);
 }
 
 int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *q,
-                            int64_t now_ms, uint64_t now_ns) {
-  int rc = prom_head(out, "retryd_queue_requests", "gauge", "Stored requests by state.");
+                            const char *replica, int64_t now_ms, uint64_t now_ns) {
+  prom_labels_t l = {"", ""};
+  if (has_replica(replica)) {
+    snprintf(l.lone, sizeof(l.lone), "{replica=\"%s\"}", replica);
+    snprintf(l.lead, sizeof(l.lead), "replica=\"%s\",", replica);
+  }
+  int rc = prom_head(out, "retryd_queue_requests", "gauge",
+                     "Stored requests by state (the shared queue's, with replicas).");
   for (int i = 0; rc == 0 && i < RQ_NSTATES; i++)
-    rc = buf_printf(out, "retryd_queue_requests{state=\"%s\"} %lld\n",
-                    rq_state_name((rq_state_t)i), (long long)q->count[i]);
+    rc = buf_printf(out, "retryd_queue_requests{state=\"%s\"} %lld\n", rq_state_name((rq_state_t)i),
+                    (long long)q->count[i]);
   if (rc == 0)
     rc = prom_head(out, "retryd_oldest_queued_age_seconds", "gauge",
                    "Age of the oldest queued request (0 when none).");
@@ -97,36 +123,35 @@ int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *
       {"retryd_recovered_total", "Stored requests that got their final answer.", s->recovered},
       {"retryd_dead_total", "Stored requests given up.", s->dead},
       {"retryd_rejected_total", "Requests answered by retryd with an error.", s->rejected},
-      {"retryd_upstream_network_errors_total", "Attempts that got no answer.",
-       s->network_errors},
+      {"retryd_upstream_network_errors_total", "Attempts that got no answer.", s->network_errors},
       {"retryd_upstream_resent_total",
        "Requests sent again at once after a kept-alive connection died unanswered.", s->resent},
   };
   for (size_t i = 0; rc == 0 && i < sizeof(counters) / sizeof(counters[0]); i++)
-    rc = prom_counter(out, counters[i].name, counters[i].help, counters[i].v);
+    rc = prom_counter(out, &l, counters[i].name, counters[i].help, counters[i].v);
   if (rc == 0)
     rc = prom_head(out, "retryd_upstream_responses_total", "counter",
                    "Upstream answers by status code.");
   for (int code = 100; rc == 0 && code < 600; code++)
     if (s->responses_by_code[code] > 0)
-      rc = buf_printf(out, "retryd_upstream_responses_total{code=\"%d\",class=\"%dxx\"} %llu\n",
-                      code, code / 100, (unsigned long long)s->responses_by_code[code]);
+      rc = buf_printf(out, "retryd_upstream_responses_total{%scode=\"%d\",class=\"%dxx\"} %llu\n",
+                      l.lead, code, code / 100, (unsigned long long)s->responses_by_code[code]);
   if (rc == 0)
     rc = prom_head(out, "retryd_upstream_latency_seconds", "histogram",
                    "Time from sending a request upstream to its answer's head (or failure).");
   for (int b = 0; rc == 0 && b < STATS_PROM_BUCKETS; b++)
-    rc = buf_printf(out, "retryd_upstream_latency_seconds_bucket{le=\"%g\"} %llu\n",
+    rc = buf_printf(out, "retryd_upstream_latency_seconds_bucket{%sle=\"%g\"} %llu\n", l.lead,
                     stats_prom_bounds_s[b], (unsigned long long)s->prom_buckets[b]);
   if (rc == 0)
     rc = buf_printf(out,
-                    "retryd_upstream_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
-                    "retryd_upstream_latency_seconds_sum %.6f\n"
-                    "retryd_upstream_latency_seconds_count %llu\n",
-                    (unsigned long long)s->latency_count, s->latency_sum_ms / 1000,
-                    (unsigned long long)s->latency_count);
+                    "retryd_upstream_latency_seconds_bucket{%sle=\"+Inf\"} %llu\n"
+                    "retryd_upstream_latency_seconds_sum%s %.6f\n"
+                    "retryd_upstream_latency_seconds_count%s %llu\n",
+                    l.lead, (unsigned long long)s->latency_count, l.lone, s->latency_sum_ms / 1000,
+                    l.lone, (unsigned long long)s->latency_count);
   if (rc == 0)
     rc = prom_head(out, "retryd_uptime_seconds", "gauge", "Seconds since retryd started.");
   if (rc == 0)
-    rc = buf_printf(out, "retryd_uptime_seconds %.0f\n", uptime_s(s, now_ns));
+    rc = buf_printf(out, "retryd_uptime_seconds%s %.0f\n", l.lone, uptime_s(s, now_ns));
   return rc;
 }

@@ -2,7 +2,11 @@
  * GET /_retryd/metrics (Prometheus text exposition format 0.0.4).
  *
  * Both render the same inputs: the loop's counters and the store's counts
- * by state, so the two never disagree. Pure rendering; any thread. */
+ * by state, so the two never disagree. replica is this process's name when
+ * replicas share the queue (else NULL or ""): the queue's figures are the
+ * shared queue's, the rest this process's own, which the JSON says under
+ * "replica" and the metrics label replica="...". Pure rendering; any
+ * thread. */
 #ifndef RETRYD_STATS_REPORT_H
 #define RETRYD_STATS_REPORT_H
 
@@ -12,9 +16,9 @@
 #include "proxy/stats.h"
 #include "storage/stored_request.h"
 
-int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, int64_t now_ms,
-                      uint64_t now_ns) BUF_MUST_CHECK;
+int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, const char *replica,
+                      int64_t now_ms, uint64_t now_ns) BUF_MUST_CHECK;
 int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *q,
-                            int64_t now_ms, uint64_t now_ns) BUF_MUST_CHECK;
+                            const char *replica, int64_t now_ms, uint64_t now_ns) BUF_MUST_CHECK;
 
 #endif

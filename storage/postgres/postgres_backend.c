@@ -914,6 +914,7 @@ int postgres_backend_open(storage_backend_t **out, const char *url, const storag
   pb->super.info.reclaims_space = true;
   pb->super.info.converted_ms = -1;
   pb->super.info.poll_ms = pb->listen != NULL ? PG_POLL_MS_LISTENING : PG_POLL_MS;
+  snprintf(pb->super.info.replica, sizeof(pb->super.info.replica), "%s", pb->replica);
   pb->super.info.housekeep_ms = pb->lease_ms / 3 > 0 ? pb->lease_ms / 3 : 1;
   *out = &pb->super;
   return 0;
