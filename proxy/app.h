@@ -9,6 +9,7 @@
 
 #include "proxy/config.h"
 #include "proxy/http/server.h"
+#include "proxy/queue/route.h"
 #include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
 #include "storage/store.h"
@@ -40,6 +41,7 @@ typedef struct app_s {
   uv_timer_t retention_timer;
   stats_t stats;
   upstream_t *upstream; /* the configured origin */
+  route_t route;        /* the default route: every request goes by it */
   app_stage_t started;
 } app_t;
 

@@ -32,16 +32,16 @@ static bool flow_paced(const route_flow_t *f, double *rate, double *size) {
   if (!limited && !ramping)
     return false;
   double r = limited ? (double)p->limit / (double)p->period_ms : 0;
-  double s = limited ? (double)p->limit : 0;
   if (ramping) {
     double rr = (double)f->ramp_allowed / (double)p->interval_ms;
-    if (!limited || rr < r) {
+    if (!limited || rr < r)
       r = rr;
-      s = (double)f->ramp_allowed;
-    }
   }
   *rate = r;
-  *size = s;
+  /* One token at most: sends are spread evenly (one every period/N), so
+   * no window of a period ever holds more than N, where a bucket that
+   * saved up a period's worth would allow twice that across a boundary. */
+  *size = 1;
   return true;
 }
 
@@ -93,7 +93,7 @@ void flow_init(route_flow_t *f, const flow_policy_t *policy, int64_t now) {
   if (f->policy.ramp_ceiling <= 0)
     f->policy.ramp_ceiling = FLOW_RAMP_FIRST;
   f->state = FLOW_OPEN;
-  f->tokens = f->policy.limit > 0 ? (double)f->policy.limit : 0;
+  f->tokens = f->policy.limit > 0 ? 1 : 0;
   f->tokens_at = now;
 }
 
@@ -148,6 +148,31 @@ bool flow_took(route_flow_t *f, size_t n, int64_t now) {
   return false;
 }
 
+void flow_untake(route_flow_t *f, size_t unused, bool probe_lost) {
+  if (probe_lost && f->state == FLOW_PROBING)
+    f->probe_out = false;
+  double rate, size;
+  if (unused > 0 && f->state != FLOW_PROBING && flow_paced(f, &rate, &size)) {
+    f->tokens += (double)unused;
+    if (f->tokens > size)
+      f->tokens = size;
+  }
+}
+
+void flow_probe_now(route_flow_t *f, int64_t now) {
+  flow_advance(f, now);
+  if (f->state == FLOW_PAUSED) {
+    f->paused_until = now;
+    flow_advance(f, now);
+  }
+}
+
+route_flow_t flow_at(const route_flow_t *f, int64_t now) {
+  route_flow_t copy = *f;
+  flow_advance(&copy, now);
+  return copy;
+}
+
 int64_t flow_next_send_at(route_flow_t *f, int64_t now) {
   flow_advance(f, now);
   double rate, size;
@@ -165,11 +190,6 @@ int64_t flow_next_send_at(route_flow_t *f, int64_t now) {
   return now;
 }
 
-int64_t flow_held_due(route_flow_t *f, int64_t now) {
-  flow_advance(f, now);
-  return f->state == FLOW_PAUSED ? f->paused_until : now;
-}
-
 static flow_change_t flow_pause(route_flow_t *f, int64_t until, int status) {
   bool was_paused = f->state == FLOW_PAUSED || f->state == FLOW_PROBING;
   if (f->state != FLOW_PAUSED || until > f->paused_until)
@@ -183,14 +203,17 @@ static flow_change_t flow_pause(route_flow_t *f, int64_t until, int status) {
   return FLOW_PAUSED_NOW;
 }
 
-flow_change_t flow_note(route_flow_t *f, int status, bool retryable, int64_t retry_at,
-                        bool probe, int64_t now) {
+flow_change_t flow_note(route_flow_t *f, int status, bool retryable, int64_t retry_at, bool probe,
+                        int64_t now) {
   flow_advance(f, now);
   if (!f->policy.pause)
     return FLOW_NO_CHANGE;
   int64_t until = now + f->policy.interval_ms;
   if (retry_at > until)
     until = retry_at;
+  /* Requests die at --max-age: a pause never outlasts their lives. */
+  if (f->policy.max_pause_ms > 0 && until > now + f->policy.max_pause_ms)
+    until = now + f->policy.max_pause_ms;
   if (retryable && flow_is_capacity_signal(status, retry_at > 0))
     return flow_pause(f, until, status);
   if (!probe || f->state != FLOW_PROBING)
@@ -201,7 +224,7 @@ flow_change_t flow_note(route_flow_t *f, int status, bool retryable, int64_t ret
   f->probe_out = false;
   f->ramp_allowed = FLOW_RAMP_FIRST;
   f->ramp_step_at = now + f->policy.interval_ms;
-  f->tokens = FLOW_RAMP_FIRST;
+  f->tokens = 1;
   f->tokens_at = now;
   if (flow_ramp_done(f))
     f->state = FLOW_OPEN;

@@ -19,7 +19,9 @@
  * A capacity signal in any state pauses again; while probing, any answer
  * that is not final does too (the probe failed). Sending is paced by one
  * token bucket whose rate is the ramp's or the limit's, whichever is
- * lower, and which holds at most one period's worth.
+ * lower, and which holds one token: sends are spread evenly, and no window
+ * of a period holds more than the limit. Held requests are stored due at
+ * once: they wait for the route, not for a time, and go oldest first.
  *
  * Times are Unix ms passed in by the caller: pure state, no clock, no
  * handles; loop thread. */
@@ -38,6 +40,7 @@ typedef struct {
   int64_t limit;        /* sends per period at most (0: no limit) */
   int64_t period_ms;    /* the limit's period */
   int64_t ramp_ceiling; /* sends per interval that end a ramp without a limit */
+  int64_t max_pause_ms; /* a Retry-After pauses no longer (--max-age; 0: no cap) */
 } flow_policy_t;
 
 typedef struct {
@@ -68,19 +71,26 @@ bool flow_take_first(route_flow_t *f, int64_t now);
 /* How many stored rows the scheduler may claim now, at most want; it then
  * reports what it claimed with flow_took(). */
 size_t flow_claimable(route_flow_t *f, int64_t now, size_t want);
-/* n rows were claimed; returns whether the first of them is the probe. */
+/* n rows are being claimed (reserved before the claim goes out); returns
+ * whether the first of them is the probe. */
 bool flow_took(route_flow_t *f, size_t n, int64_t now);
+/* The claim came back with unused fewer rows than it reserved; probe_lost:
+ * the probe was among them (no row came, or its attempt was not made). */
+void flow_untake(route_flow_t *f, size_t unused, bool probe_lost);
+/* An operator asked for a stored request to be tried now (retry-now): a
+ * paused route ends its pause and probes at once. */
+void flow_probe_now(route_flow_t *f, int64_t now);
+/* f as it is at now, for a report: a copy moved along the clock. */
+route_flow_t flow_at(const route_flow_t *f, int64_t now);
 /* When flow_claimable() may next be above 0, for a scheduler that has due
  * rows it could not claim (now when it already is). */
 int64_t flow_next_send_at(route_flow_t *f, int64_t now);
-/* When held first attempts are best tried: the pause's end, or now. */
-int64_t flow_held_due(route_flow_t *f, int64_t now);
 
 /* An attempt's answer: status (0: none), whether it is retryable, when the
  * upstream asked to be tried again (Retry-After as a time; 0: it did not
  * say), and whether the attempt was the probe. */
-flow_change_t flow_note(route_flow_t *f, int status, bool retryable, int64_t retry_at,
-                        bool probe, int64_t now);
+flow_change_t flow_note(route_flow_t *f, int status, bool retryable, int64_t retry_at, bool probe,
+                        int64_t now);
 /* Whether an answer is a capacity signal: 507, 429, or 503 with
  * Retry-After. */
 bool flow_is_capacity_signal(int status, bool has_retry_after);

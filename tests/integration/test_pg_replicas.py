@@ -93,14 +93,17 @@ class PgReplicasTest(RetrydTestCase):
             return dict(pool.map(one, range(n)))
 
     def queue_of(self, rd):
-        return control_get(rd.port, "/_retryd/stats").json()["queue"]
+        """The shared queue's counts, or None while the replica cannot read
+        them (its connection is coming back after a database restart)."""
+        r = control_get(rd.port, "/_retryd/stats")
+        return r.json()["queue"] if r.status == 200 else None
 
     def wait_completed(self, rd, n, timeout):
         deadline = time.monotonic() + timeout
         q = None
         while time.monotonic() < deadline:
             q = self.queue_of(rd)
-            if q["completed"] >= n:
+            if q is not None and q["completed"] >= n:
                 return q
             time.sleep(0.2)
         self.fail("completed %r of %d within %ds" % (q, n, timeout))
