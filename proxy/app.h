@@ -9,12 +9,12 @@
 
 #include "proxy/config.h"
 #include "proxy/http/server.h"
-#include "proxy/queue/route.h"
 #include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
 #include "storage/store.h"
 
 struct scheduler_s;
+struct route_s;
 
 /* How far start-up got (main.c's app_start, in this order): stopping takes
  * down exactly what was started, last first. */
@@ -40,8 +40,8 @@ typedef struct app_s {
   bool scheduler_running;
   uv_timer_t retention_timer;
   stats_t stats;
-  upstream_t *upstream; /* the configured origin */
-  route_t route;        /* the default route: every request goes by it */
+  upstream_t *upstream;  /* the configured origin */
+  struct route_s *route; /* the default route, every request's (proxy/queue/route.h) */
   app_stage_t started;
 } app_t;
 
