@@ -674,6 +674,7 @@ static const storage_backend_ops_t pg_ops = {
     .rollback = pg_rollback,
     .probe = pg_probe,
     .insert = pg_insert,
+    .insert_many = storage_backend_insert_each,
     .find_idempotent = pg_find,
     .get = pg_get,
     .cancel = pg_cancel,
