@@ -148,6 +148,18 @@ int pg_conn_exec(pg_conn_t *c, const char *sql) {
   return rc;
 }
 
+/* A simple query's results are text. */
+int pg_conn_exec_int(pg_conn_t *c, const char *sql, int64_t *out) {
+  PGresult *res = PQexec(c->conn, sql);
+  int rc = 0;
+  if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+    *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  else
+    rc = res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK ? -EIO : pg_error(c, res);
+  PQclear(res);
+  return rc;
+}
+
 int pg_conn_commit(pg_conn_t *c) {
   PGresult *res = PQexec(c->conn, "COMMIT");
   int rc;

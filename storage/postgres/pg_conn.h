@@ -40,6 +40,11 @@ bool pg_conn_ready(pg_conn_t *c);
 
 /* A statement without parameters or rows (BEGIN, SET ...): 0 or an error. */
 int pg_conn_exec(pg_conn_t *c, const char *sql);
+/* A simple query, which may hold several statements sent in one round
+ * trip ("BEGIN; SELECT ..."): 0 with *out the first value of the last
+ * statement's first row, or the error of the first statement that failed
+ * (those after it do not run). */
+int pg_conn_exec_int(pg_conn_t *c, const char *sql, int64_t *out);
 /* COMMIT: 0 only when the server answered "COMMIT" (a COMMIT of a failed
  * transaction answers "ROLLBACK"). */
 int pg_conn_commit(pg_conn_t *c);

@@ -310,13 +310,16 @@ static int pg_begin(storage_backend_t *b, bool durable) {
   pb->durable = durable;
   pb->wrote = false;
   /* A batch of reads and claims need not wait for the disk (a lost claim
-   * is claimed again once its lease runs out). */
-  int rc = pg_conn_exec(pb->c, durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off");
+   * is claimed again once its lease runs out). The unfinished count, which
+   * other replicas change, comes with the BEGIN: one round trip, not two. */
+  static const char *const begin_sql[2] = {
+      "BEGIN; SET LOCAL synchronous_commit = off; " PG_UNFINISHED_SQL,
+      "BEGIN; " PG_UNFINISHED_SQL,
+  };
+  int64_t n;
+  int rc = pg_conn_exec_int(pb->c, begin_sql[durable], &n);
   if (rc != 0)
     return rc;
-  int64_t n = pg_read_unfinished(pb);
-  if (n < 0)
-    return (int)n;
   pb->unfinished = n;
   return 0;
 }
