@@ -75,15 +75,17 @@ static const struct {
                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
                "ON CONFLICT DO NOTHING RETURNING r.seq"},
     /* insert()'s rows, many at once: one array per column. The rows go in
-     * the arrays' order (ORDER BY the ordinality), so that of two with the
-     * same key the first is stored and the second skipped, as one insert
-     * after the other would have it. */
+     * in the arrays' order, so that of two with the same key the first is
+     * stored and the second skipped, as one insert after the other would
+     * have it: unnest() in the select list (a ProjectSet) steps through
+     * the arrays together, one row at a time, in order. In FROM it would
+     * first copy every row into a tuplestore (a Function Scan). */
     {"insert_many",
      "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
-     "SELECT " PG_INSERT_COLUMNS " FROM unnest($1::text[], $2::int2[], $3::text[], $4::bytea[], "
-     "$5::bytea[], $6::bytea[], $7::bytea[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], "
-     "$12::int4[], $13::text[]) WITH ORDINALITY AS v (" PG_INSERT_COLUMNS ", i) ORDER BY i "
-     "ON CONFLICT DO NOTHING RETURNING r.id"},
+     "SELECT unnest($1::text[]), unnest($2::int2[]), unnest($3::text[]), unnest($4::bytea[]), "
+     "unnest($5::bytea[]), unnest($6::bytea[]), unnest($7::bytea[]), unnest($8::int8[]), "
+     "unnest($9::int8[]), unnest($10::int8[]), unnest($11::int8[]), unnest($12::int4[]), "
+     "unnest($13::text[]) ON CONFLICT DO NOTHING RETURNING r.id"},
     {"find", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
              "method = $2 AND target = $3 AND state IN (0, 1)"},
     {"get_full", "SELECT " PG_ROW " FROM retryd_requests r WHERE id = $1"},
