@@ -54,8 +54,6 @@
 #define PG_INSERT_COLUMNS                                                                          \
   "id, state, method, target, headers, body, idempotency_key, attempts, created_at, "              \
   "next_attempt_at, updated_at, last_status, last_error"
-#define PG_UNFINISHED_SQL                                                                          \
-  "SELECT coalesce(sum(n), 0)::int8 FROM retryd_counts WHERE state IN (0, 1)"
 
 #define PG_ROW                                                                                     \
   "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
@@ -133,22 +131,33 @@ static const struct {
                    "ORDER BY seq LIMIT $3"},
     {"list_all", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE seq > $1 "
                  "ORDER BY seq LIMIT $2"},
-    {"unfinished", PG_UNFINISHED_SQL},
+    {"unfinished", "SELECT coalesce(sum(n), 0)::int8 FROM retryd_counts WHERE state IN (0, 1)"},
     {"probe", "UPDATE retryd_probe SET n = n + 1"},
     {"renew", "UPDATE retryd_requests SET lease_until = $2 WHERE state = 1 AND lease_owner = $1"},
 };
 
 #define PG_NSTATEMENTS (sizeof(pg_statements) / sizeof(pg_statements[0]))
 
+/* One of the statements above, run from a simple query (several statements
+ * in one round trip): EXECUTE reuses the prepared plan, where the query's
+ * own text would be parsed and planned again at every batch. */
+#define PG_EXECUTE(name) "EXECUTE " name
+
 typedef struct {
   storage_backend_t super;
   pg_conn_t *c;
   char replica[96]; /* this process's name in lease_owner and retryd_counts */
+  /* COMMIT's round trip also asks next_due (pg_commit()). */
+  char next_due_sql[160];
   int64_t max_queue;
   int64_t lease_ms;
   int64_t unfinished; /* as of the last look, plus this batch's changes */
   bool durable;       /* the open transaction's */
   bool wrote;         /* it changed a row */
+  /* next_due() as read right after the last commit, in its round trip;
+   * next_due() takes it once. */
+  int64_t next_due;
+  bool next_due_known;
 } pg_backend_t;
 
 static pg_backend_t *PG(storage_backend_t *b) { return (pg_backend_t *)b; }
@@ -311,12 +320,13 @@ static int pg_begin(storage_backend_t *b, bool durable) {
     return -EIO;
   pb->durable = durable;
   pb->wrote = false;
+  pb->next_due_known = false;
   /* A batch of reads and claims need not wait for the disk (a lost claim
    * is claimed again once its lease runs out). The unfinished count, which
    * other replicas change, comes with the BEGIN: one round trip, not two. */
   static const char *const begin_sql[2] = {
-      "BEGIN; SET LOCAL synchronous_commit = off; " PG_UNFINISHED_SQL,
-      "BEGIN; " PG_UNFINISHED_SQL,
+      "BEGIN; SET LOCAL synchronous_commit = off; " PG_EXECUTE("unfinished"),
+      "BEGIN; " PG_EXECUTE("unfinished"),
   };
   int64_t n;
   int rc = pg_conn_exec_int(pb->c, begin_sql[durable], &n);
@@ -326,9 +336,12 @@ static int pg_begin(storage_backend_t *b, bool durable) {
   return 0;
 }
 
+/* The store asks next_due() after every commit: it comes with the COMMIT,
+ * read once the commit is done (what the commit stored counts), in the
+ * same round trip. */
 static int pg_commit(storage_backend_t *b, bool *synced) {
   pg_backend_t *pb = PG(b);
-  int rc = pg_conn_commit(pb->c);
+  int rc = pg_conn_commit_then_int(pb->c, pb->next_due_sql, &pb->next_due, &pb->next_due_known);
   *synced = rc == 0 && pb->durable && pb->wrote;
   return rc;
 }
@@ -337,6 +350,7 @@ static int pg_commit(storage_backend_t *b, bool *synced) {
  * the connection is gone the server rolls it back itself. */
 static void pg_rollback(storage_backend_t *b) {
   pg_backend_t *pb = PG(b);
+  pb->next_due_known = false;
   (void)pg_conn_exec(pb->c, "ROLLBACK");
   int64_t n = pg_conn_ready(pb->c) ? pg_read_unfinished(pb) : -EIO;
   if (n >= 0)
@@ -775,9 +789,13 @@ static int64_t pg_single_int(pg_backend_t *pb, const char *name, pg_params_t *p)
 
 static int64_t pg_next_due(storage_backend_t *b) {
   pg_backend_t *pb = PG(b);
-  pg_params_t p = {.n = 0};
-  p_text(&p, pb->replica);
-  int64_t t = pg_single_int(pb, "next_due", &p);
+  int64_t t = pb->next_due;
+  if (!pb->next_due_known) {
+    pg_params_t p = {.n = 0};
+    p_text(&p, pb->replica);
+    t = pg_single_int(pb, "next_due", &p);
+  }
+  pb->next_due_known = false;
   return t > 0 ? t : 0;
 }
 
@@ -878,6 +896,10 @@ int postgres_backend_open(storage_backend_t **out, const char *url, const storag
   pb->max_queue = params->max_queue;
   pb->lease_ms = params->lease_ms > 0 ? params->lease_ms : PG_LEASE_MS_DEFAULT;
   pg_replica_name(pb->replica, sizeof(pb->replica));
+  /* The replica name is ours (host name and random hex), never a user's:
+   * it may stand in the SQL. */
+  snprintf(pb->next_due_sql, sizeof(pb->next_due_sql), PG_EXECUTE("next_due") "('%s')",
+           pb->replica);
   /* The schema first, on a session without prepared statements (they name
    * tables that may not exist yet), then the session proper. */
   int rc = pg_conn_open(&pb->c, url, NULL, NULL, err, errlen);
