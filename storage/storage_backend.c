@@ -19,3 +19,9 @@ int storage_backend_open(storage_backend_t **out, const char *location,
   }
   return -EINVAL;
 }
+
+void storage_backend_insert_each(storage_backend_t *b, const stored_request_t *const *rows,
+                                 size_t n, int *results, stored_request_t *existing) {
+  for (size_t i = 0; i < n; i++)
+    results[i] = b->ops->insert(b, rows[i], &existing[i]);
+}

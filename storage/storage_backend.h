@@ -102,6 +102,17 @@ typedef struct {
    * times, last status and error). On -EEXIST, *existing is the row that
    * holds the key. */
   int (*insert)(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing);
+  /* Inserts rows[0] to rows[n-1] in this order, each with the outcome n
+   * calls of insert() in turn would give it: results[i] is 0, -EEXIST
+   * with existing[i] the row that holds the key (also when an earlier row
+   * of the same call took it), -EDQUOT once --max-queue is reached, or an
+   * error. A refusal spoils neither the other rows nor the transaction.
+   * existing[] has n entries, zeroed by the caller. The store hands a
+   * batch's consecutive inserts over at once, so that a backend for which
+   * every statement is a round trip can store them with one;
+   * storage_backend_insert_each() is the plain loop over insert(). */
+  void (*insert_many)(storage_backend_t *b, const stored_request_t *const *rows, size_t n,
+                      int *results, stored_request_t *existing);
   /* The unfinished (queued or inflight) row with this key, method and
    * target, without payloads. */
   int (*find_idempotent)(storage_backend_t *b, const char *key, const char *method,
@@ -159,6 +170,11 @@ struct storage_backend_s {
  * failure. */
 int storage_backend_open(storage_backend_t **out, const char *location,
                          const storage_params_t *params, char *err, size_t errlen);
+
+/* insert_many() as n calls of insert(), for backends whose statements
+ * cost no round trip (SQLite's run in the process). */
+void storage_backend_insert_each(storage_backend_t *b, const stored_request_t *const *rows,
+                                 size_t n, int *results, stored_request_t *existing);
 
 /* The backends, each in its folder; storage_backend_open() picks one. */
 

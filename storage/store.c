@@ -20,6 +20,11 @@
 #define STORE_SLICE_RECLAIM_DEFAULT 8192
 #define STORE_PURGE_CHUNK_ROWS 16
 #define STORE_RECLAIM_CHUNK 64
+/* The most consecutive inserts of a batch handed to the backend in one
+ * insert_many() call; a longer run takes several. It sizes the store's
+ * arrays for them, and bounds one statement on a backend that sends the
+ * rows together (a few hundred KiB of 1 KiB requests). */
+#define STORE_INSERT_RUN_MAX 256
 
 struct store_s {
   uv_loop_t *loop;
@@ -64,6 +69,11 @@ struct store_s {
    * race. Release/acquire, so a reader that sees the new value also sees
    * the writes the storage thread made before it. */
   atomic_bool writable;
+
+  /* Storage thread only: the run of inserts handed to insert_many(). */
+  const stored_request_t *run_rows[STORE_INSERT_RUN_MAX];
+  int run_results[STORE_INSERT_RUN_MAX];
+  stored_request_t run_existing[STORE_INSERT_RUN_MAX];
 };
 
 int64_t store_now_ms(void) {
@@ -76,22 +86,43 @@ int64_t store_now_ms(void) {
 
 #define JOB(l) list_entry(l, store_job_t, link)
 
+/* An insert's outcome. On -EEXIST the job hands back the row that holds
+ * the key in place of the caller's copy, which is freed here (the caller
+ * frees what it gets back). */
+static void store_insert_done(store_job_t *j, int result, stored_request_t *existing) {
+  j->result = result;
+  if (result == -EEXIST && existing->id[0]) {
+    stored_request_t mine = j->rq;
+    j->rq = *existing;
+    memset(existing, 0, sizeof(*existing));
+    stored_request_free(&mine);
+  } else {
+    stored_request_free(existing); /* nothing, unless a backend filled it anyway */
+  }
+}
+
+/* Runs the insert at first and the inserts right after it, at most
+ * STORE_INSERT_RUN_MAX, with one insert_many(); returns the job after them. */
+static list_t *store_run_inserts(store_t *s, list_t *first, const list_t *jobs) {
+  storage_backend_t *b = s->db;
+  size_t n = 0;
+  list_t *l = first;
+  for (; l != jobs && JOB(l)->op == STORE_INSERT && n < STORE_INSERT_RUN_MAX; l = l->next)
+    s->run_rows[n++] = &JOB(l)->rq;
+  memset(s->run_existing, 0, n * sizeof(s->run_existing[0]));
+  b->ops->insert_many(b, s->run_rows, n, s->run_results, s->run_existing);
+  size_t i = 0;
+  for (list_t *k = first; k != l; k = k->next, i++)
+    store_insert_done(JOB(k), s->run_results[i], &s->run_existing[i]);
+  return l;
+}
+
+/* Any job but an insert, which goes in a run (store_run_inserts()). */
 static void store_run_job(store_t *s, store_job_t *j) {
   storage_backend_t *b = s->db;
   switch (j->op) {
-  case STORE_INSERT: {
-    stored_request_t existing;
-    memset(&existing, 0, sizeof(existing));
-    j->result = b->ops->insert(b, &j->rq, &existing);
-    if (j->result == -EEXIST && existing.id[0]) {
-      /* The caller's copy is freed by the caller; hand back the existing row
-       * in its place. */
-      stored_request_t mine = j->rq;
-      j->rq = existing;
-      stored_request_free(&mine);
-    }
+  case STORE_INSERT:
     break;
-  }
   case STORE_FIND_IDEMPOTENT: {
     stored_request_t found;
     j->result =
@@ -280,6 +311,22 @@ static void store_run_purge_slice(store_t *s, store_job_t *j) {
   }
 }
 
+/* In order; consecutive inserts reach the backend together, so that one
+ * on the far side of a network may store them with one round trip. Jobs
+ * between them keep their place: an insert after a cancel still sees the
+ * room the cancel made. */
+static void store_run_jobs(store_t *s, list_t *jobs) {
+  list_t *l = jobs->next;
+  while (l != jobs) {
+    if (JOB(l)->op == STORE_INSERT) {
+      l = store_run_inserts(s, l, jobs);
+    } else {
+      store_run_job(s, JOB(l));
+      l = l->next;
+    }
+  }
+}
+
 static void store_run_batch(store_t *s, list_t *jobs) {
   storage_backend_t *b = s->db;
   bool durable = false;
@@ -289,7 +336,7 @@ static void store_run_batch(store_t *s, list_t *jobs) {
   bool synced = false;
   int rc = b->ops->begin(b, durable);
   if (rc == 0) {
-    list_foreach(l, jobs) { store_run_job(s, JOB(l)); }
+    store_run_jobs(s, jobs);
     rc = b->ops->commit(b, &synced);
   }
   if (rc != 0) {

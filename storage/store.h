@@ -7,12 +7,15 @@
  * them all inside one transaction, and hands them back. One durable commit
  * (one fsync) thus covers every request that arrived while the previous
  * commit was on disk: group commit, so durable throughput grows with
- * concurrency. A job's callback runs on the loop
- * thread, from one uv_async_t whose callback drains the whole completion
- * list, and only after the commit returned: a 202 sent from it is durable
- * (invariant 2). If the commit fails, every job of the batch fails with the
- * commit's error and nothing of the batch is kept, not even after a crash
- * (the backend's rollback promises it), so a 503 always means "not stored".
+ * concurrency. The batch's consecutive inserts reach the backend in one
+ * call (insert_many()), so that a backend across a network stores them
+ * with one statement, not one round trip each. A job's callback runs on
+ * the loop thread, from one uv_async_t whose callback drains the whole
+ * completion list, and only after the commit returned: a 202 sent from it
+ * is durable (invariant 2). If the commit fails, every job of the batch
+ * fails with the commit's error and nothing of the batch is kept, not even
+ * after a crash (the backend's rollback promises it), so a 503 always means
+ * "not stored".
  *
  * Purges are the exception to one batch, one commit: a STORE_PURGE job is
  * one slice of a purge (a few milliseconds of deleting expired rows, then

@@ -161,14 +161,61 @@ int pg_conn_exec(pg_conn_t *c, const char *sql) {
   return rc;
 }
 
+/* A simple query's results are text. */
+int pg_conn_exec_int(pg_conn_t *c, const char *sql, int64_t *out) {
+  PGresult *res = PQexec(c->conn, sql);
+  int rc = 0;
+  if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+    *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  else
+    rc = res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK ? -EIO : pg_error(c, res);
+  PQclear(res);
+  return rc;
+}
+
+/* A COMMIT's result: "COMMIT", not "ROLLBACK" (that of a failed
+ * transaction). */
+static int pg_commit_result(pg_conn_t *c, PGresult *res) {
+  if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+    return strcmp(PQcmdStatus(res), "COMMIT") == 0 ? 0 : -EIO;
+  return pg_error(c, res);
+}
+
 int pg_conn_commit(pg_conn_t *c) {
   PGresult *res = PQexec(c->conn, "COMMIT");
-  int rc;
-  if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
-    rc = strcmp(PQcmdStatus(res), "COMMIT") == 0 ? 0 : -EIO;
-  else
-    rc = pg_error(c, res);
+  int rc = pg_commit_result(c, res);
   PQclear(res);
+  return rc;
+}
+
+/* The longest query pg_conn_commit_then_int() sends after COMMIT. */
+#define PG_COMMIT_THEN_MAX 1024
+
+int pg_conn_commit_then_int(pg_conn_t *c, const char *sql, int64_t *out, bool *out_ok) {
+  char both[PG_COMMIT_THEN_MAX];
+  *out = 0;
+  *out_ok = false;
+  int n = snprintf(both, sizeof(both), "COMMIT; %s", sql);
+  if (n < 0 || (size_t)n >= sizeof(both))
+    return pg_conn_commit(c);
+  if (!PQsendQuery(c->conn, both))
+    return pg_error(c, NULL);
+  /* Every result is read, so the connection is ready for the next query:
+   * the COMMIT's first, then the query's (absent when the COMMIT failed
+   * with an error: the rest of a simple query is skipped then). */
+  int rc = -EIO;
+  bool first = true;
+  PGresult *res;
+  while ((res = PQgetResult(c->conn)) != NULL) {
+    if (first) {
+      rc = pg_commit_result(c, res);
+      first = false;
+    } else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
+      *out = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+      *out_ok = true;
+    }
+    PQclear(res);
+  }
   return rc;
 }
 

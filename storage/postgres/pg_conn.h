@@ -43,9 +43,20 @@ bool pg_conn_ready(pg_conn_t *c);
 
 /* A statement without parameters or rows (BEGIN, SET ...): 0 or an error. */
 int pg_conn_exec(pg_conn_t *c, const char *sql);
+/* A simple query, which may hold several statements sent in one round
+ * trip ("BEGIN; SELECT ..."): 0 with *out the first value of the last
+ * statement's first row, or the error of the first statement that failed
+ * (those after it do not run). */
+int pg_conn_exec_int(pg_conn_t *c, const char *sql, int64_t *out);
 /* COMMIT: 0 only when the server answered "COMMIT" (a COMMIT of a failed
  * transaction answers "ROLLBACK"). */
 int pg_conn_commit(pg_conn_t *c);
+/* COMMIT, and a query of one integer after it in the same round trip (a
+ * simple query, sql without parameters), so that what a caller asks after
+ * every commit costs no round trip of its own. Returns what
+ * pg_conn_commit() would; *out gets the query's value (0 when NULL) and
+ * *out_ok whether it ran (not when the COMMIT failed with an error). */
+int pg_conn_commit_then_int(pg_conn_t *c, const char *sql, int64_t *out, bool *out_ok);
 
 /* Runs prepared statement name with n parameters (NULL: SQL NULL; lens[i]
  * > 0 or binary[i]: sent as binary, else as text) and binary results.

@@ -74,6 +74,31 @@ static const char *const pg_schema_steps[] = {
      * outcome of its first, stale attempt. */
     "ALTER TABLE retryd_requests ADD COLUMN claim_token bigint;"
     "CREATE SEQUENCE retryd_claim_tokens;",
+    /* 3: inserted rows are counted once per statement, not once per row.
+     * A batch's rows go in with one statement (postgres_backend.c,
+     * insert_many), and a row-level trigger updated the same counter row
+     * once for each of them: a plpgsql call, an upsert and a dead tuple
+     * per row, the largest share of a batch's time on the server. The
+     * statement-level trigger reads the rows the statement inserted (a
+     * transition table: rows ON CONFLICT DO NOTHING skipped are not in it)
+     * and adds their count per state. Deletes keep their row-level trigger
+     * (a trigger with a transition table takes one event only), renamed
+     * after what it counts now; state changes keep theirs. Self-contained:
+     * replaces only retryd_count_rows of step 1. */
+    "DROP TRIGGER retryd_count_rows ON retryd_requests;"
+    "CREATE TRIGGER retryd_count_deletes AFTER DELETE ON retryd_requests"
+    "  FOR EACH ROW EXECUTE FUNCTION retryd_count_change();"
+    "CREATE FUNCTION retryd_count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$"
+    "  BEGIN"
+    "    INSERT INTO retryd_counts AS c (replica, state, n)"
+    "      SELECT coalesce(current_setting('retryd.replica', true), ''), a.state, count(*)"
+    "      FROM retryd_inserted a GROUP BY a.state"
+    "      ON CONFLICT (replica, state) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "    RETURN NULL;"
+    "  END $$;"
+    "CREATE TRIGGER retryd_count_inserts AFTER INSERT ON retryd_requests"
+    "  REFERENCING NEW TABLE AS retryd_inserted"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION retryd_count_inserts();",
 };
 
 #define PG_NSTEPS (int)(sizeof(pg_schema_steps) / sizeof(pg_schema_steps[0]))

@@ -7,10 +7,12 @@
  * apply each step once; a database whose version is newer than this
  * binary's is refused, never rewritten.
  *
- * Counts per state live in retryd_counts, kept by a trigger: one row per
+ * Counts per state live in retryd_counts, kept by triggers: one row per
  * (replica, state) holding that replica's changes, summed when read, so
  * replicas never wait on one another's counter rows and a listing of a
- * million rows never counts them. */
+ * million rows never counts them. Inserts are counted once per statement
+ * (a batch of rows inserted together changes each counter row once),
+ * state changes and deletes once per row. */
 #ifndef RETRYD_PG_SCHEMA_H
 #define RETRYD_PG_SCHEMA_H
 
@@ -18,7 +20,7 @@
 
 #include "storage/postgres/pg_conn.h"
 
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 
 /* 0, or a negative errno with one line in err. */
 int pg_schema_migrate(pg_conn_t *c, char *err, size_t errlen);

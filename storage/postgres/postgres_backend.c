@@ -26,6 +26,9 @@
  *           one has passed: a replica woken by it claims, and its claim's
  *           answer brings the next due time from the table. Polling stays,
  *           slower, for what a replica that died never told.
+ * And what a server across a network changes: every statement is a round
+ * trip, so a batch's inserts go in one statement (insert_many(): one
+ * array per column, unnested), not one per row.
  * A COMMIT that fails because the connection broke has an unknown outcome:
  * the batch is reported failed (its clients get 503 and send again), and
  * if it did commit, the rows are delivered as well: at least once. */
@@ -39,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/postgres/pg_array.h"
 #include "storage/postgres/pg_conn.h"
 #include "storage/postgres/pg_listen.h"
 #include "storage/postgres/pg_schema.h"
@@ -57,6 +61,17 @@
 #define PG_PAYLOAD_MAX 7900
 /* The advisory lock that lets one replica purge at a time. */
 #define PG_PURGE_LOCK "1920234618"
+/* The most bytes of requests one statement of insert_many() carries: a run
+ * of big requests goes in several statements (libpq's lengths are ints,
+ * and the server holds a statement's parameters whole). */
+#define PG_MANY_BYTES_MAX (16 * 1024 * 1024)
+/* What a row costs in such a statement beyond its payloads: its id,
+ * method, times and the arrays' per-element lengths. */
+#define PG_MANY_ROW_BYTES 256
+
+#define PG_INSERT_COLUMNS                                                                          \
+  "id, state, method, target, headers, body, idempotency_key, attempts, created_at, "              \
+  "next_attempt_at, updated_at, last_status, last_error"
 
 #define PG_ROW                                                                                     \
   "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
@@ -72,10 +87,21 @@ static const struct {
   const char *name;
   const char *sql;
 } pg_statements[] = {
-    {"insert", "INSERT INTO retryd_requests AS r (id, state, method, target, headers, body, "
-               "idempotency_key, attempts, created_at, next_attempt_at, updated_at, last_status, "
-               "last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+    {"insert", "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
+               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
                "ON CONFLICT DO NOTHING RETURNING r.seq"},
+    /* insert()'s rows, many at once: one array per column. The rows go in
+     * in the arrays' order, so that of two with the same key the first is
+     * stored and the second skipped, as one insert after the other would
+     * have it: unnest() in the select list (a ProjectSet) steps through
+     * the arrays together, one row at a time, in order. In FROM it would
+     * first copy every row into a tuplestore (a Function Scan). */
+    {"insert_many",
+     "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
+     "SELECT unnest($1::text[]), unnest($2::int2[]), unnest($3::text[]), unnest($4::bytea[]), "
+     "unnest($5::bytea[]), unnest($6::bytea[]), unnest($7::bytea[]), unnest($8::int8[]), "
+     "unnest($9::int8[]), unnest($10::int8[]), unnest($11::int8[]), unnest($12::int4[]), "
+     "unnest($13::text[]) ON CONFLICT DO NOTHING RETURNING r.id"},
     {"find", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
              "method = $2 AND target = $3 AND state IN (0, 1)"},
     {"get_full", "SELECT " PG_ROW " FROM retryd_requests r WHERE id = $1"},
@@ -133,10 +159,17 @@ static const struct {
 
 #define PG_NSTATEMENTS (sizeof(pg_statements) / sizeof(pg_statements[0]))
 
+/* One of the statements above, run from a simple query (several statements
+ * in one round trip): EXECUTE reuses the prepared plan, where the query's
+ * own text would be parsed and planned again at every batch. */
+#define PG_EXECUTE(name) "EXECUTE " name
+
 typedef struct {
   storage_backend_t super;
   pg_conn_t *c;
   char replica[96]; /* this process's name in lease_owner and retryd_counts */
+  /* COMMIT's round trip also asks next_due (pg_commit()). */
+  char next_due_sql[160];
   int64_t max_queue;
   int64_t lease_ms;
   int64_t unfinished; /* as of the last look, plus this batch's changes */
@@ -152,6 +185,10 @@ typedef struct {
   pg_listen_t *listen; /* NULL: nobody listens (params.notify) */
   void (*notify)(void *arg, const storage_notice_t *n);
   void *notify_arg;
+  /* next_due() as read right after the last commit, in its round trip;
+   * next_due() takes it once. */
+  int64_t next_due;
+  bool next_due_known;
 } pg_backend_t;
 
 static pg_backend_t *PG(storage_backend_t *b) { return (pg_backend_t *)b; }
@@ -426,24 +463,31 @@ static int pg_begin(storage_backend_t *b, bool durable) {
   pb->wrote = false;
   pb->tell_due = 0;
   pb->ended_len = 0;
+  pb->next_due_known = false;
   /* A batch of reads and claims need not wait for the disk (a lost claim
-   * is claimed again once its lease runs out). */
-  int rc = pg_conn_exec(pb->c, durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off");
+   * is claimed again once its lease runs out). The unfinished count, which
+   * other replicas change, comes with the BEGIN: one round trip, not two. */
+  static const char *const begin_sql[2] = {
+      "BEGIN; SET LOCAL synchronous_commit = off; " PG_EXECUTE("unfinished"),
+      "BEGIN; " PG_EXECUTE("unfinished"),
+  };
+  int64_t n;
+  int rc = pg_conn_exec_int(pb->c, begin_sql[durable], &n);
   if (rc != 0)
     return rc;
-  int64_t n = pg_read_unfinished(pb);
-  if (n < 0)
-    return (int)n;
   pb->unfinished = n;
   return 0;
 }
 
+/* The store asks next_due() after every commit: it comes with the COMMIT,
+ * read once the commit is done (what the commit stored counts), in the
+ * same round trip. */
 static int pg_commit(storage_backend_t *b, bool *synced) {
   pg_backend_t *pb = PG(b);
   int64_t told_due = 0;
   int rc = pg_tell_others(pb, &told_due);
   if (rc == 0)
-    rc = pg_conn_commit(pb->c);
+    rc = pg_conn_commit_then_int(pb->c, pb->next_due_sql, &pb->next_due, &pb->next_due_known);
   if (rc == 0 && told_due != 0)
     pb->told_due = told_due;
   *synced = rc == 0 && pb->durable && pb->wrote;
@@ -454,6 +498,7 @@ static int pg_commit(storage_backend_t *b, bool *synced) {
  * the connection is gone the server rolls it back itself. */
 static void pg_rollback(storage_backend_t *b) {
   pg_backend_t *pb = PG(b);
+  pb->next_due_known = false;
   (void)pg_conn_exec(pb->c, "ROLLBACK");
   int64_t n = pg_conn_ready(pb->c) ? pg_read_unfinished(pb) : -EIO;
   if (n >= 0)
@@ -487,12 +532,34 @@ static int pg_find(storage_backend_t *b, const char *key, const char *method, co
   return pg_get_one(PG(b), "find", &p, out);
 }
 
+static bool pg_takes_room(const stored_request_t *r) {
+  return r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
+}
+
+/* r was stored by this transaction. */
+static void pg_inserted(pg_backend_t *pb, const stored_request_t *r) {
+  pb->wrote = true;
+  if (pg_takes_room(r))
+    pb->unfinished++;
+  if (r->state == RQ_QUEUED)
+    pg_tell_due(pb, r->next_attempt_at);
+}
+
+/* ON CONFLICT DO NOTHING skipped r: the key's unfinished row holds it (or,
+ * vanishingly rarely, another row has the id). */
+static int pg_insert_conflict(storage_backend_t *b, const stored_request_t *r,
+                              stored_request_t *existing) {
+  if (r->idempotency_key != NULL && existing != NULL &&
+      pg_find(b, r->idempotency_key, r->method, r->target, existing) == 0)
+    return -EEXIST;
+  return r->idempotency_key != NULL ? -EEXIST : -EIO;
+}
+
 /* ON CONFLICT DO NOTHING: a unique violation would abort the whole batch's
  * transaction, and with it every other client's insert. */
 static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing) {
   pg_backend_t *pb = PG(b);
-  bool takes_room = r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
-  if (takes_room && pb->unfinished >= pb->max_queue) {
+  if (pg_takes_room(r) && pb->unfinished >= pb->max_queue) {
     /* A repeat of a stored request is answered from its twin even when
      * the queue is full: it takes no room. */
     if (r->idempotency_key != NULL && existing != NULL &&
@@ -523,19 +590,144 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
     return rc;
   int rows = pg_result_rows(res);
   pg_result_free(res);
-  if (rows == 0) {
-    /* A conflict: the key's unfinished row (or, vanishingly rarely, the id). */
-    if (r->idempotency_key != NULL && existing != NULL &&
-        pg_find(b, r->idempotency_key, r->method, r->target, existing) == 0)
-      return -EEXIST;
-    return r->idempotency_key != NULL ? -EEXIST : -EIO;
-  }
-  pb->wrote = true;
-  if (takes_room)
-    pb->unfinished++;
-  if (r->state == RQ_QUEUED)
-    pg_tell_due(pb, r->next_attempt_at);
+  if (rows == 0)
+    return pg_insert_conflict(b, r, existing);
+  pg_inserted(pb, r);
   return 0;
+}
+
+/* The parameters of "insert_many": one array per column, as "insert"
+ * takes the row's fields. */
+enum { PG_MANY_COLUMNS = 13 };
+
+static const uint32_t pg_many_oids[PG_MANY_COLUMNS] = {
+    PG_OID_TEXT, PG_OID_INT2, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA,
+    PG_OID_INT8, PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT,
+};
+
+static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
+  pg_array_add_str(&col[0], r->id);
+  pg_array_add_int(&col[1], r->state);
+  pg_array_add_str(&col[2], r->method);
+  pg_array_add_str(&col[3], r->target);
+  pg_array_add(&col[4], r->headers != NULL ? r->headers : "", r->headers_len);
+  pg_array_add(&col[5], r->body, r->body_len);
+  pg_array_add_str(&col[6], r->idempotency_key);
+  pg_array_add_int(&col[7], r->attempts);
+  pg_array_add_int(&col[8], r->created_at);
+  if (r->next_attempt_at != 0) /* 0 means none, as in insert() */
+    pg_array_add_int(&col[9], r->next_attempt_at);
+  else
+    pg_array_add(&col[9], NULL, 0);
+  pg_array_add_int(&col[10], r->updated_at != 0 ? r->updated_at : r->created_at);
+  if (r->last_status != 0)
+    pg_array_add_int(&col[11], r->last_status);
+  else
+    pg_array_add(&col[11], NULL, 0);
+  pg_array_add_str(&col[12], r->last_error);
+}
+
+/* Marks in stored[] the row whose id the statement returned. Rows come
+ * back in the order they went in, so the search starts after the last
+ * one found; *from moves on. */
+static void pg_many_mark(const stored_request_t *const *rows, size_t n, bool *stored,
+                         const char *id, size_t *from) {
+  for (size_t k = 0; k < n; k++) {
+    size_t i = (*from + k) % n;
+    if (!stored[i] && strcmp(rows[i]->id, id) == 0) {
+      stored[i] = true;
+      *from = i + 1;
+      return;
+    }
+  }
+}
+
+/* Runs "insert_many" on rows: 0 with stored[i] telling whether rows[i] was
+ * stored (false: a conflict skipped it), or the statement's error. */
+static int pg_many_run(pg_backend_t *pb, const stored_request_t *const *rows, size_t n,
+                       bool *stored) {
+  pg_array_t col[PG_MANY_COLUMNS];
+  for (int c = 0; c < PG_MANY_COLUMNS; c++)
+    pg_array_init(&col[c], pg_many_oids[c]);
+  for (size_t i = 0; i < n; i++)
+    pg_many_add(col, rows[i]);
+  pg_params_t p = {.n = 0};
+  int rc = 0;
+  for (int c = 0; c < PG_MANY_COLUMNS && rc == 0; c++) {
+    rc = pg_array_finish(&col[c]);
+    if (col[c].len > INT32_MAX)
+      rc = -ENOMEM;
+    p_bytes(&p, col[c].data, col[c].len);
+  }
+  pg_result_t *res = NULL;
+  if (rc == 0)
+    rc = pg_run(pb, "insert_many", &p, &res);
+  for (int c = 0; c < PG_MANY_COLUMNS; c++)
+    pg_array_free(&col[c]);
+  if (rc != 0)
+    return rc;
+  memset(stored, 0, n * sizeof(stored[0]));
+  size_t from = 0;
+  for (int k = 0; k < pg_result_rows(res); k++) {
+    char *id = pg_result_dup(res, k, 0, NULL);
+    if (id != NULL)
+      pg_many_mark(rows, n, stored, id, &from);
+    free(id);
+  }
+  pg_result_free(res);
+  return 0;
+}
+
+/* Rows that go in one statement when they all fit below --max-queue. */
+static void pg_insert_chunk(pg_backend_t *pb, const stored_request_t *const *rows, size_t n,
+                            int *results, stored_request_t *existing) {
+  int64_t room = 0;
+  for (size_t i = 0; i < n; i++)
+    room += pg_takes_room(rows[i]);
+  /* Near --max-queue, whether a row still fits depends on whether the rows
+   * before it were stored or skipped as repeats: one at a time then, as
+   * insert() decides. */
+  bool one_by_one = n == 1 || pb->unfinished + room > pb->max_queue;
+  bool *stored = one_by_one ? NULL : malloc(n * sizeof(*stored));
+  if (stored == NULL) { /* also out of memory: the slow way needs none */
+    for (size_t i = 0; i < n; i++)
+      results[i] = pg_insert(&pb->super, rows[i], &existing[i]);
+    return;
+  }
+  int rc = pg_many_run(pb, rows, n, stored);
+  for (size_t i = 0; i < n; i++) {
+    if (rc != 0) {
+      results[i] = rc; /* the transaction is lost: its commit fails too */
+    } else if (stored[i]) {
+      pg_inserted(pb, rows[i]);
+      results[i] = 0;
+    } else {
+      results[i] = pg_insert_conflict(&pb->super, rows[i], &existing[i]);
+    }
+  }
+  free(stored);
+}
+
+static size_t pg_row_bytes(const stored_request_t *r) {
+  return PG_MANY_ROW_BYTES + r->headers_len + r->body_len +
+         (r->target != NULL ? strlen(r->target) : 0) +
+         (r->idempotency_key != NULL ? strlen(r->idempotency_key) : 0) +
+         (r->last_error != NULL ? strlen(r->last_error) : 0);
+}
+
+/* One statement per PG_MANY_BYTES_MAX of rows: a batch's round trips are
+ * a handful, not one per row. A row repeated by a later one of the same
+ * statement is stored once (ON CONFLICT DO NOTHING skips the later). */
+static void pg_insert_many(storage_backend_t *b, const stored_request_t *const *rows, size_t n,
+                           int *results, stored_request_t *existing) {
+  size_t i = 0;
+  while (i < n) {
+    size_t k = 1, bytes = pg_row_bytes(rows[i]);
+    for (; i + k < n && bytes + pg_row_bytes(rows[i + k]) <= PG_MANY_BYTES_MAX; k++)
+      bytes += pg_row_bytes(rows[i + k]);
+    pg_insert_chunk(PG(b), rows + i, k, results + i, existing + i);
+    i += k;
+  }
 }
 
 static int pg_get(storage_backend_t *b, const char *id, bool with_payload, stored_request_t *out) {
@@ -770,9 +962,13 @@ static int64_t pg_single_int(pg_backend_t *pb, const char *name, pg_params_t *p)
 
 static int64_t pg_next_due(storage_backend_t *b) {
   pg_backend_t *pb = PG(b);
-  pg_params_t p = {.n = 0};
-  p_text(&p, pb->replica);
-  int64_t t = pg_single_int(pb, "next_due", &p);
+  int64_t t = pb->next_due;
+  if (!pb->next_due_known) {
+    pg_params_t p = {.n = 0};
+    p_text(&p, pb->replica);
+    t = pg_single_int(pb, "next_due", &p);
+  }
+  pb->next_due_known = false;
   return t > 0 ? t : 0;
 }
 
@@ -850,6 +1046,7 @@ static const storage_backend_ops_t pg_ops = {
     .rollback = pg_rollback,
     .probe = pg_probe,
     .insert = pg_insert,
+    .insert_many = pg_insert_many,
     .find_idempotent = pg_find,
     .get = pg_get,
     .cancel = pg_cancel,
@@ -875,6 +1072,10 @@ int postgres_backend_open(storage_backend_t **out, const char *url, const storag
   pb->max_queue = params->max_queue;
   pb->lease_ms = params->lease_ms > 0 ? params->lease_ms : PG_LEASE_MS_DEFAULT;
   pg_replica_name(pb->replica, sizeof(pb->replica));
+  /* The replica name is ours (host name and random hex), never a user's:
+   * it may stand in the SQL. */
+  snprintf(pb->next_due_sql, sizeof(pb->next_due_sql), PG_EXECUTE("next_due") "('%s')",
+           pb->replica);
   /* The schema first, on a session without prepared statements (they name
    * tables that may not exist yet), then the session proper. */
   int rc = pg_conn_open(&pb->c, url, NULL, NULL, err, errlen);

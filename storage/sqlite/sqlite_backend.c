@@ -166,6 +166,7 @@ static const storage_backend_ops_t sqlite_backend_ops = {
     .rollback = sqlite_backend_rollback,
     .probe = sqlite_backend_probe,
     .insert = sqlite_backend_insert,
+    .insert_many = storage_backend_insert_each,
     .find_idempotent = sqlite_backend_find_idempotent,
     .get = sqlite_backend_get,
     .cancel = sqlite_backend_cancel,

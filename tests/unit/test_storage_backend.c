@@ -238,6 +238,23 @@ static int batch_insert(storage_backend_t *b, const stored_request_t *r,
   return rc;
 }
 
+/* rows[0..n) with one insert_many() in a durable batch of their own:
+ * results[i] and existing[i] (zeroed first) as it gave them; returns
+ * *synced. */
+static bool batch_insert_many(storage_backend_t *b, const stored_request_t *rows, size_t n,
+                              int *results, stored_request_t *existing) {
+  const stored_request_t **ptrs = calloc(n, sizeof(*ptrs));
+  assert_non_null(ptrs);
+  for (size_t i = 0; i < n; i++)
+    ptrs[i] = &rows[i];
+  memset(existing, 0, n * sizeof(*existing));
+  begin_ok(b, true);
+  b->ops->insert_many(b, ptrs, n, results, existing);
+  bool synced = commit_ok(b);
+  free(ptrs);
+  return synced;
+}
+
 static void insert_ok(storage_backend_t *b, const char *id, int64_t created, int64_t due,
                       const char *key) {
   stored_request_t r = new_row(id, created, due, key);
@@ -687,6 +704,222 @@ static void a_different_method_target_or_key_is_no_conflict(void **state) {
     assert_string_equal(r.id, finds[i].id);
     stored_request_free(&r);
   }
+}
+
+/* Pages through rows in state (-1: all) limit at a time, and expects ids. */
+static void expect_pages(storage_backend_t *b, int state, size_t limit, const char *const *ids,
+                         size_t n) {
+  size_t seen = 0;
+  int64_t after = 0, last;
+  for (int pages = 0; pages < 20; pages++) {
+    stored_request_t rows[ROWS_MAX];
+    int got = batch_list(b, state, after, limit, rows, &last);
+    assert_true(got >= 0 && (size_t)got <= limit);
+    if (got == 0) {
+      assert_int_equal(last, after);
+      break;
+    }
+    assert_true(last > after);
+    for (int i = 0; i < got; i++) {
+      assert_true(seen < n);
+      assert_string_equal(rows[i].id, ids[seen]);
+      if (state >= 0)
+        assert_int_equal(rows[i].state, state);
+      assert_null(rows[i].headers); /* listings are brief */
+      assert_null(rows[i].body);
+      assert_null(rows[i].response_body);
+      seen++;
+      stored_request_free(&rows[i]);
+    }
+    after = last;
+  }
+  assert_int_equal(seen, n);
+}
+
+/* ---- many inserts at once ------------------------------------------------------ */
+
+/* What the store does with a batch's consecutive inserts: each row gets
+ * what one insert after the other would have given it, every field kept
+ * byte-exact, and the counts stay exact. */
+static void insert_many_gives_each_row_what_one_insert_after_another_would(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  insert_ok(b, ID(a1), T0, T0, "idem-1");
+  static const char headers[] = "X-A: 1\r\nX-Raw: \xff\xfe\x80\r\nX-Empty: \r\n";
+  static const char key[] = "k-\xff\xe9-\x80";
+  const size_t body_len = 64 * 1024;
+  char *body = every_byte(body_len);
+  stored_request_t in[7];
+  in[0] = new_row(ID(b1), T0 + 1, T0 + 500, key);
+  in[0].method = "PUT";
+  in[0].target = "/api/v1/bot/123/?x=1";
+  in[0].headers = headers;
+  in[0].headers_len = sizeof(headers) - 1;
+  in[0].body = body;
+  in[0].body_len = body_len;
+  in[0].attempts = 2;
+  in[0].updated_at = T0 + 7;
+  in[0].last_status = 503;
+  in[0].last_error = "upstream said 503";
+  in[1] = new_row(ID(b2), T0 + 2, T0 + 2, "idem-1"); /* held by a stored row */
+  in[2] = new_row(ID(b3), T0 + 3, T0 + 3, NULL);
+  in[2].method = "GET";
+  in[2].body = NULL;
+  in[2].body_len = 0;
+  in[3] = new_row(ID(b4), T0 + 4, T0 + 4, "idem-2");
+  in[4] = new_row(ID(b5), T0 + 5, T0 + 5, "idem-2"); /* held by the row before it */
+  in[5] = new_row(ID(b6), T0 + 6, T0 + 6, "idem-2");
+  in[5].method = "PUT";                         /* another method: no repeat */
+  in[6] = new_row(ID(b7), T0 + 7, T0 + 7, key); /* held by the first */
+  in[6].method = "PUT";
+  in[6].target = "/api/v1/bot/123/?x=1";
+  int res[7];
+  stored_request_t ex[7];
+  assert_true(batch_insert_many(b, in, 7, res, ex));
+  const int want[7] = {0, -EEXIST, 0, 0, -EEXIST, 0, -EEXIST};
+  const char *holder[7] = {NULL, ID(a1), NULL, NULL, ID(b4), NULL, ID(b1)};
+  for (int i = 0; i < 7; i++) {
+    assert_int_equal(res[i], want[i]);
+    if (holder[i] != NULL) {
+      assert_string_equal(ex[i].id, holder[i]);
+      assert_int_equal(ex[i].state, RQ_QUEUED);
+    } else {
+      assert_int_equal(ex[i].id[0], 0);
+    }
+    stored_request_free(&ex[i]);
+  }
+
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(b1), true, &r), 0);
+  assert_string_equal(r.method, "PUT");
+  assert_string_equal(r.target, "/api/v1/bot/123/?x=1");
+  assert_int_equal(r.headers_len, sizeof(headers) - 1);
+  assert_memory_equal(r.headers, headers, sizeof(headers) - 1);
+  assert_int_equal(r.body_len, body_len);
+  assert_memory_equal(r.body, body, body_len);
+  assert_string_equal(r.idempotency_key, key);
+  assert_int_equal(r.attempts, 2);
+  assert_int_equal(r.created_at, T0 + 1);
+  assert_int_equal(r.next_attempt_at, T0 + 500);
+  assert_int_equal(r.updated_at, T0 + 7);
+  assert_int_equal(r.last_status, 503);
+  assert_string_equal(r.last_error, "upstream said 503");
+  stored_request_free(&r);
+  assert_int_equal(batch_get(b, ID(b3), true, &r), 0);
+  assert_string_equal(r.method, "GET");
+  assert_null(r.body);
+  assert_null(r.idempotency_key);
+  assert_int_equal(r.last_status, 0);
+  assert_null(r.last_error);
+  assert_int_equal(r.updated_at, T0 + 3);
+  stored_request_free(&r);
+  assert_int_equal(batch_get(b, ID(b2), false, &r), -ENOENT);
+  assert_int_equal(batch_get(b, ID(b5), false, &r), -ENOENT);
+  assert_int_equal(batch_get(b, ID(b7), false, &r), -ENOENT);
+
+  assert_int_equal(unfinished(b), 5);
+  queue_counts_t c;
+  counts_ok(b, &c);
+  assert_int_equal(c.count[RQ_QUEUED], 5);
+  /* Stored in the order given. */
+  const char *ids[] = {ID(a1), ID(b1), ID(b3), ID(b4), ID(b6)};
+  expect_pages(b, -1, 3, ids, 5);
+  free(body);
+}
+
+/* Near --max-queue: the rows that fit are stored, the rows after them
+ * refused, repeats answered from their twins (they take no room). */
+static void insert_many_at_max_queue_refuses_where_one_insert_after_another_would(void **state) {
+  storage_backend_t *b = open_ok(*state, 5);
+  insert_ok(b, ID(a1), T0, T0, "idem-1");
+  insert_ok(b, ID(a2), T0, T0, NULL);
+  stored_request_t in[2] = {new_row(ID(b1), T0 + 1, T0 + 1, NULL),
+                            new_row(ID(b2), T0 + 2, T0 + 2, NULL)};
+  int res[6];
+  stored_request_t ex[6];
+  batch_insert_many(b, in, 2, res, ex); /* exactly fills up to one short */
+  assert_int_equal(res[0], 0);
+  assert_int_equal(res[1], 0);
+  assert_int_equal(unfinished(b), 4);
+
+  stored_request_t more[6] = {
+      new_row(ID(c1), T0 + 3, T0 + 3, "idem-1"), /* a repeat: no room needed */
+      new_row(ID(c2), T0 + 4, T0 + 4, "idem-3"), /* the fifth */
+      new_row(ID(c3), T0 + 5, T0 + 5, NULL),     /* beyond */
+      new_row(ID(c4), T0 + 6, T0 + 6, "idem-3"), /* a repeat of the fifth */
+      new_row(ID(c5), T0 + 7, T0 + 7, "idem-4"), /* beyond */
+      new_row(ID(c6), T0 + 8, T0 + 8, "idem-1"),
+  };
+  batch_insert_many(b, more, 6, res, ex);
+  const int want[6] = {-EEXIST, 0, -EDQUOT, -EEXIST, -EDQUOT, -EEXIST};
+  const char *holder[6] = {ID(a1), NULL, NULL, ID(c2), NULL, ID(a1)};
+  for (int i = 0; i < 6; i++) {
+    assert_int_equal(res[i], want[i]);
+    if (holder[i] != NULL)
+      assert_string_equal(ex[i].id, holder[i]);
+    stored_request_free(&ex[i]);
+  }
+  assert_int_equal(unfinished(b), 5);
+  queue_counts_t c;
+  counts_ok(b, &c);
+  assert_int_equal(c.count[RQ_QUEUED], 5);
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(c3), false, &r), -ENOENT);
+  assert_int_equal(batch_get(b, ID(c5), false, &r), -ENOENT);
+  assert_int_equal(state_of(b, ID(c2)), RQ_QUEUED);
+}
+
+/* Rows stored together leave together with a rollback, counts included;
+ * and a batch of hundreds keeps every row, in order, counted once. */
+static void insert_many_rolls_back_whole_and_counts_every_row_once(void **state) {
+  fx_t *fx = *state;
+  storage_backend_t *b = open_ok(fx, BIG_QUEUE);
+  enum { N = 300 };
+  stored_request_t *in = calloc(N, sizeof(*in));
+  char(*ids)[40] = calloc(N, sizeof(*ids));
+  const char **order = calloc(N, sizeof(*order));
+  char(*keys)[16] = calloc(N, sizeof(*keys));
+  int *res = calloc(N, sizeof(*res));
+  stored_request_t *ex = calloc(N, sizeof(*ex));
+  const stored_request_t **ptrs = calloc(N, sizeof(*ptrs));
+  assert_true(in && ids && order && keys && res && ex && ptrs);
+  for (int i = 0; i < N; i++) {
+    /* Ids descending: only the insertion order explains the listing's. */
+    snprintf(ids[i], sizeof(ids[i]), "0190a1b2-c3d4-7e5f-8a6b-%012x", N - i);
+    snprintf(keys[i], sizeof(keys[i]), "key-%d", i);
+    in[i] = new_row(ids[i], T0 + i, T0 + i, i % 3 == 0 ? keys[i] : NULL);
+    ptrs[i] = &in[i];
+    order[i] = ids[i];
+  }
+
+  begin_ok(b, true);
+  b->ops->insert_many(b, ptrs, N, res, ex);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(res[i], 0);
+  b->ops->rollback(b);
+  assert_int_equal(unfinished(b), 0);
+  queue_counts_t c;
+  counts_ok(b, &c);
+  assert_int_equal(c.count[RQ_QUEUED], 0);
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ids[0], false, &r), -ENOENT);
+
+  batch_insert_many(b, in, N, res, ex);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(res[i], 0);
+  assert_int_equal(unfinished(b), N);
+  counts_ok(b, &c);
+  assert_int_equal(c.count[RQ_QUEUED], N);
+  expect_pages(b, -1, ROWS_MAX, order, N);
+  /* The count is the stored rows', also for a backend that reads it back. */
+  b = reopen(fx, BIG_QUEUE);
+  assert_int_equal(unfinished(b), N);
+  free(in);
+  free(ids);
+  free(order);
+  free(keys);
+  free(res);
+  free(ex);
+  free(ptrs);
 }
 
 /* ---- claim ------------------------------------------------------------------ */
@@ -1549,36 +1782,6 @@ static void next_due_is_the_earliest_due_time_among_queued_rows(void **state) {
   assert_int_equal(next_due(b), 0);
 }
 
-/* Pages through rows in state (-1: all) limit at a time, and expects ids. */
-static void expect_pages(storage_backend_t *b, int state, size_t limit, const char *const *ids,
-                         size_t n) {
-  size_t seen = 0;
-  int64_t after = 0, last;
-  for (int pages = 0; pages < 20; pages++) {
-    stored_request_t rows[ROWS_MAX];
-    int got = batch_list(b, state, after, limit, rows, &last);
-    assert_true(got >= 0 && (size_t)got <= limit);
-    if (got == 0) {
-      assert_int_equal(last, after);
-      break;
-    }
-    assert_true(last > after);
-    for (int i = 0; i < got; i++) {
-      assert_true(seen < n);
-      assert_string_equal(rows[i].id, ids[seen]);
-      if (state >= 0)
-        assert_int_equal(rows[i].state, state);
-      assert_null(rows[i].headers); /* listings are brief */
-      assert_null(rows[i].body);
-      assert_null(rows[i].response_body);
-      seen++;
-      stored_request_free(&rows[i]);
-    }
-    after = last;
-  }
-  assert_int_equal(seen, n);
-}
-
 static void list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps(void **state) {
   storage_backend_t *b = open_ok(*state, BIG_QUEUE);
   /* Ids descending: only the insertion order explains the order. */
@@ -1670,6 +1873,9 @@ static void a_stale_claim_cannot_record_its_outcome(void **state) {
   X(find_idempotent_finds_the_unfinished_row_and_not_a_finished_one)                               \
   X(a_key_may_be_used_again_once_its_row_finished)                                                 \
   X(a_different_method_target_or_key_is_no_conflict)                                               \
+  X(insert_many_gives_each_row_what_one_insert_after_another_would)                                \
+  X(insert_many_at_max_queue_refuses_where_one_insert_after_another_would)                         \
+  X(insert_many_rolls_back_whole_and_counts_every_row_once)                                        \
   X(claim_takes_due_rows_earliest_first_then_oldest)                                               \
   X(claim_takes_only_due_rows_and_at_most_limit)                                                   \
   X(claimed_rows_are_inflight_with_their_payload_and_one_more_attempt)                             \

@@ -4,10 +4,15 @@
  * failure of a batch (every job of it fails, nothing of it is handed back,
  * the backend is told to roll back), the health flag (only a commit that
  * synced writes sets it; reads never change it; the store's own probe
- * brings it back), which batches ask for a durable commit, and purge slices
- * (each a transaction of its own, after the batch they came with). The fake
- * counts what it was asked and can hold a commit until the test lets it go;
- * it runs on the storage thread, the test on the loop thread. */
+ * brings it back), which batches ask for a durable commit, purge slices
+ * (each a transaction of its own, after the batch they came with), and
+ * inserts handed over in runs (a batch's consecutive inserts in one
+ * insert_many() call, each job getting its own row's outcome back). The
+ * fake counts what it was asked and can hold a commit until the test lets
+ * it go; it runs on the storage thread, the test on the loop thread. Its
+ * inserts keep keys and --max-queue as a backend does, one row after the
+ * other (the backends' own batched inserts are the conformance suite's:
+ * test_storage_backend.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,16 +29,18 @@
 #include "storage/store.h"
 
 #define MAX_TXNS 64
+#define MAX_RUNS 64
+#define MAX_KEYS 64
 
 typedef struct {
   storage_backend_t super;
   pthread_mutex_t mu;
   pthread_cond_t cond;
   /* The script, set by the test. */
-  bool hold_commits;  /* a commit waits until this is false again */
-  int fail_txn;       /* the transaction (1-based) whose commit fails, 0: none */
-  int probe_result;   /* what probe() returns */
-  int64_t purgeable;  /* rows purge() may still delete */
+  bool hold_commits; /* a commit waits until this is false again */
+  int fail_txn;      /* the transaction (1-based) whose commit fails, 0: none */
+  int probe_result;  /* what probe() returns */
+  int64_t purgeable; /* rows purge() may still delete */
   /* What happened, read by the test. */
   bool commit_waiting;
   int txns;
@@ -43,6 +50,13 @@ typedef struct {
   int probes;
   int purges_finished;
   bool closed;
+  int runs;                 /* insert_many() calls */
+  size_t run_len[MAX_RUNS]; /* rows in each */
+  /* The stored rows' keys (the fake keeps nothing else), and --max-queue. */
+  char key[MAX_KEYS][32];
+  char key_id[MAX_KEYS][40];
+  int keys;
+  int64_t max_queue;
   /* The open transaction. */
   bool wrote;
   int64_t unfinished;
@@ -50,9 +64,7 @@ typedef struct {
 
 static fake_t fake;
 
-static void fake_lock(void) {
-  pthread_mutex_lock(&fake.mu);
-}
+static void fake_lock(void) { pthread_mutex_lock(&fake.mu); }
 
 static void fake_unlock(void) {
   pthread_cond_broadcast(&fake.cond);
@@ -114,15 +126,52 @@ static int fake_probe(storage_backend_t *b) {
   return rc;
 }
 
+/* The stored row that holds key, or -1. */
+static int fake_key_holder(const char *key) {
+  for (int i = 0; key != NULL && i < fake.keys; i++)
+    if (strcmp(fake.key[i], key) == 0)
+      return i;
+  return -1;
+}
+
+/* As a backend: a held key is -EEXIST with its holder, even when the queue
+ * is full (a repeat takes no room); otherwise a row past --max-queue is
+ * -EDQUOT. */
 static int fake_insert(storage_backend_t *b, const stored_request_t *r,
                        stored_request_t *existing) {
-  (void)b, (void)r, (void)existing;
+  (void)b;
   fake_op(true);
+  int holder = fake_key_holder(r->idempotency_key);
+  if (holder >= 0) {
+    memset(existing, 0, sizeof(*existing));
+    snprintf(existing->id, sizeof(existing->id), "%s", fake.key_id[holder]);
+    existing->method = strdup("POST");
+    existing->idempotency_key = strdup(fake.key[holder]);
+    return -EEXIST;
+  }
+  if (fake.unfinished >= fake.max_queue)
+    return -EDQUOT;
+  if (r->idempotency_key != NULL) {
+    assert_true(fake.keys < MAX_KEYS);
+    snprintf(fake.key[fake.keys], sizeof(fake.key[0]), "%s", r->idempotency_key);
+    snprintf(fake.key_id[fake.keys], sizeof(fake.key_id[0]), "%s", r->id);
+    fake.keys++;
+  }
+  fake.unfinished++;
   return 0;
 }
 
-static int fake_find(storage_backend_t *b, const char *key, const char *method,
-                     const char *target, stored_request_t *out) {
+static void fake_insert_many(storage_backend_t *b, const stored_request_t *const *rows, size_t n,
+                             int *results, stored_request_t *existing) {
+  fake_lock();
+  assert_true(fake.runs < MAX_RUNS);
+  fake.run_len[fake.runs++] = n;
+  fake_unlock();
+  storage_backend_insert_each(b, rows, n, results, existing);
+}
+
+static int fake_find(storage_backend_t *b, const char *key, const char *method, const char *target,
+                     stored_request_t *out) {
   (void)b, (void)key, (void)method, (void)target, (void)out;
   fake_op(false);
   return -ENOENT;
@@ -219,6 +268,7 @@ static const storage_backend_ops_t fake_ops = {
     .rollback = fake_rollback,
     .probe = fake_probe,
     .insert = fake_insert,
+    .insert_many = fake_insert_many,
     .find_idempotent = fake_find,
     .get = fake_get,
     .cancel = fake_change,
@@ -234,10 +284,11 @@ static const storage_backend_ops_t fake_ops = {
     .unfinished = fake_unfinished,
 };
 
-static int fake_open(storage_backend_t **out, const char *location,
-                     const storage_params_t *params, char *err, size_t errlen) {
-  (void)location, (void)params, (void)err, (void)errlen;
+static int fake_open(storage_backend_t **out, const char *location, const storage_params_t *params,
+                     char *err, size_t errlen) {
+  (void)location, (void)err, (void)errlen;
   fake.super.ops = &fake_ops;
+  fake.max_queue = params->max_queue;
   *out = &fake.super;
   return 0;
 }
@@ -262,9 +313,9 @@ static int fx_setup(void **state) {
   return 0;
 }
 
-static void fx_open(fx_t *fx, int64_t probe_interval_ms) {
+static void fx_open_max(fx_t *fx, int64_t probe_interval_ms, int64_t max_queue) {
   store_options_t o = {.location = "fake",
-                       .params.max_queue = 1000,
+                       .params.max_queue = max_queue,
                        .probe_interval_ms = probe_interval_ms,
                        .slice_rows = 16,
                        .open_backend = fake_open};
@@ -272,9 +323,11 @@ static void fx_open(fx_t *fx, int64_t probe_interval_ms) {
   assert_int_equal(store_open(&fx->store, &fx->loop, &o, err, sizeof(err)), 0);
 }
 
-static void store_closed(void *arg) {
-  ((fx_t *)arg)->closed = 1;
+static void fx_open(fx_t *fx, int64_t probe_interval_ms) {
+  fx_open_max(fx, probe_interval_ms, 1000);
 }
+
+static void store_closed(void *arg) { ((fx_t *)arg)->closed = 1; }
 
 static int fx_teardown(void **state) {
   fx_t *fx = *state;
@@ -295,9 +348,7 @@ static int fx_teardown(void **state) {
   return rc == 0 && closed ? 0 : -1;
 }
 
-static void job_done(store_job_t *j) {
-  (*(int *)j->ctx)++;
-}
+static void job_done(store_job_t *j) { (*(int *)j->ctx)++; }
 
 static void submit(fx_t *fx, store_job_t *j, store_op_t op, int *done) {
   memset(j, 0, sizeof(*j));
@@ -313,6 +364,19 @@ static void submit_claim(fx_t *fx, store_job_t *j, stored_request_t *rows, size_
   j->op = STORE_CLAIM;
   j->limit = limit;
   j->rows = rows;
+  j->cb = job_done;
+  j->ctx = done;
+  store_submit(fx->store, j);
+}
+
+/* An insert of the row id, with key (NULL: none); the job owns its copy,
+ * as the proxy's do. */
+static void submit_insert(fx_t *fx, store_job_t *j, const char *id, const char *key, int *done) {
+  memset(j, 0, sizeof(*j));
+  j->op = STORE_INSERT;
+  snprintf(j->rq.id, sizeof(j->rq.id), "%s", id);
+  j->rq.method = strdup("POST");
+  j->rq.idempotency_key = key != NULL ? strdup(key) : NULL;
   j->cb = job_done;
   j->ctx = done;
   store_submit(fx->store, j);
@@ -496,6 +560,159 @@ static void a_purge_goes_in_slices_of_their_own_after_the_batch(void **state) {
   assert_int_equal(fake.purges_finished, 1);
 }
 
+/* Inserts waiting together reach the backend in one call; a job of
+ * another kind between them ends a run, and keeps its place. */
+static void a_batchs_consecutive_inserts_reach_the_backend_in_one_call(void **state) {
+  fx_t *fx = *state;
+  fx_open(fx, 60000);
+  fake.hold_commits = true;
+  store_job_t first, before[5], get, after[3];
+  int done = 0;
+  submit_insert(fx, &first, "r0", NULL, &done);
+  wait_for_held_commit();
+  for (int i = 0; i < 5; i++)
+    submit_insert(fx, &before[i], "b", NULL, &done);
+  submit(fx, &get, STORE_GET, &done);
+  for (int i = 0; i < 3; i++)
+    submit_insert(fx, &after[i], "a", NULL, &done);
+  release_commits();
+  run_until(fx, &done, 10);
+  assert_int_equal(fake.txns, 2);
+  assert_int_equal(fake.runs, 3);
+  assert_int_equal(fake.run_len[0], 1);
+  assert_int_equal(fake.run_len[1], 5);
+  assert_int_equal(fake.run_len[2], 3);
+  assert_int_equal(fake.ops_in[1], 5 + 1 + 3);
+  assert_int_equal(get.result, -ENOENT);
+  stored_request_free(&first.rq);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(before[i].result, 0);
+    stored_request_free(&before[i].rq);
+  }
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(after[i].result, 0);
+    stored_request_free(&after[i].rq);
+  }
+}
+
+/* The store's arrays for a run are bounded: a longer run of inserts goes
+ * in several calls, every job still answered. */
+static void a_run_longer_than_the_cap_takes_several_calls(void **state) {
+  fx_t *fx = *state;
+  fx_open(fx, 60000);
+  enum { N = 300 };
+  store_job_t *jobs = calloc(N + 1, sizeof(*jobs));
+  assert_non_null(jobs);
+  fake.hold_commits = true;
+  int done = 0;
+  submit_insert(fx, &jobs[N], "first", NULL, &done);
+  wait_for_held_commit();
+  for (int i = 0; i < N; i++)
+    submit_insert(fx, &jobs[i], "row", NULL, &done);
+  release_commits();
+  run_until(fx, &done, N + 1);
+  assert_int_equal(fake.txns, 2);
+  assert_int_equal(fake.runs, 3);
+  assert_int_equal(fake.run_len[1], 256);
+  assert_int_equal(fake.run_len[2], N - 256);
+  for (int i = 0; i <= N; i++) {
+    assert_int_equal(jobs[i].result, 0);
+    stored_request_free(&jobs[i].rq);
+  }
+  free(jobs);
+}
+
+/* A key repeated within one run: the first of the two is stored, the
+ * second answered with the first's row, as if they had come one after
+ * the other. */
+static void a_repeated_key_in_one_batch_answers_the_repeat_with_the_first(void **state) {
+  fx_t *fx = *state;
+  fx_open(fx, 60000);
+  fake.hold_commits = true;
+  store_job_t first, a, repeat, other;
+  int done = 0;
+  submit_insert(fx, &first, "r0", NULL, &done);
+  wait_for_held_commit();
+  submit_insert(fx, &a, "row-a", "key-1", &done);
+  submit_insert(fx, &repeat, "row-b", "key-1", &done);
+  submit_insert(fx, &other, "row-c", "key-2", &done);
+  release_commits();
+  run_until(fx, &done, 4);
+  assert_int_equal(fake.runs, 2);
+  assert_int_equal(fake.run_len[1], 3);
+  assert_int_equal(a.result, 0);
+  assert_string_equal(a.rq.id, "row-a");
+  assert_int_equal(repeat.result, -EEXIST);
+  assert_string_equal(repeat.rq.id, "row-a"); /* the holder, in place of the repeat */
+  assert_string_equal(repeat.rq.idempotency_key, "key-1");
+  assert_int_equal(other.result, 0);
+  assert_string_equal(other.rq.id, "row-c");
+  assert_int_equal(fake.rollbacks, 0);
+  stored_request_t *rqs[] = {&first.rq, &a.rq, &repeat.rq, &other.rq};
+  for (size_t i = 0; i < sizeof(rqs) / sizeof(rqs[0]); i++)
+    stored_request_free(rqs[i]);
+}
+
+/* --max-queue reached in the middle of a run: the rows before it are
+ * stored, the rows after it refused, and a repeat still answered from its
+ * twin (it takes no room). The batch commits. */
+static void max_queue_reached_mid_batch_refuses_only_the_rows_beyond_it(void **state) {
+  fx_t *fx = *state;
+  fx_open_max(fx, 60000, 3);
+  fake.hold_commits = true;
+  store_job_t first, j[4];
+  int done = 0;
+  submit_insert(fx, &first, "r0", "key-0", &done);
+  wait_for_held_commit();
+  submit_insert(fx, &j[0], "r1", NULL, &done);
+  submit_insert(fx, &j[1], "r2", NULL, &done);
+  submit_insert(fx, &j[2], "r3", NULL, &done);
+  submit_insert(fx, &j[3], "r4", "key-0", &done);
+  release_commits();
+  run_until(fx, &done, 5);
+  assert_int_equal(fake.runs, 2);
+  assert_int_equal(fake.run_len[1], 4);
+  assert_int_equal(j[0].result, 0);
+  assert_int_equal(j[1].result, 0);
+  assert_int_equal(j[2].result, -EDQUOT);
+  assert_string_equal(j[2].rq.id, "r3"); /* a refused job keeps its own row */
+  assert_int_equal(j[3].result, -EEXIST);
+  assert_string_equal(j[3].rq.id, "r0");
+  assert_int_equal(fake.rollbacks, 0);
+  assert_true(store_writable(fx->store));
+  stored_request_free(&first.rq);
+  for (int i = 0; i < 4; i++)
+    stored_request_free(&j[i].rq);
+}
+
+/* A commit that fails fails every insert of the run, also those the
+ * backend had answered with a repeat's twin. */
+static void a_failed_commit_fails_every_insert_of_its_run(void **state) {
+  fx_t *fx = *state;
+  fx_open(fx, 60000);
+  fake.hold_commits = true;
+  fake.fail_txn = 2;
+  store_job_t first, j[3];
+  int done = 0;
+  submit_insert(fx, &first, "r0", "key-0", &done);
+  wait_for_held_commit();
+  submit_insert(fx, &j[0], "r1", NULL, &done);
+  submit_insert(fx, &j[1], "r2", "key-0", &done);
+  submit_insert(fx, &j[2], "r3", "key-3", &done);
+  release_commits();
+  run_until(fx, &done, 4);
+  assert_int_equal(first.result, 0);
+  assert_int_equal(fake.runs, 2);
+  assert_int_equal(fake.run_len[1], 3);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(j[i].result, -EIO);
+  assert_int_equal(fake.rollbacks, 1);
+  assert_false(store_writable(fx->store));
+  stored_request_free(&first.rq);
+  for (int i = 0; i < 3; i++)
+    stored_request_free(&j[i].rq);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void) {
@@ -506,6 +723,11 @@ int main(void) {
       T(writable_comes_back_only_with_a_synced_write),
       T(the_stores_probe_brings_writable_back_without_clients),
       T(a_purge_goes_in_slices_of_their_own_after_the_batch),
+      T(a_batchs_consecutive_inserts_reach_the_backend_in_one_call),
+      T(a_run_longer_than_the_cap_takes_several_calls),
+      T(a_repeated_key_in_one_batch_answers_the_repeat_with_the_first),
+      T(max_queue_reached_mid_batch_refuses_only_the_rows_beyond_it),
+      T(a_failed_commit_fails_every_insert_of_its_run),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
