@@ -399,6 +399,17 @@ bool http_conn_may_keep_alive(const http_conn_t *c) {
   return c->req.keep_alive && !c->peer_eof && !c->draining && !c->refused;
 }
 
+int http_conn_append_persistence(const http_conn_t *c, bool keep_alive, buf_t *head) {
+  if (!keep_alive)
+    return buf_append_str(head, "Connection: close\r\n");
+  int rc = buf_append_str(head, "Keep-Alive: timeout=");
+  rc = rc ? rc : buf_append_uint(head, c->cfg->keepalive_timeout_ms / 1000);
+  rc = rc ? rc : buf_append(head, "\r\n", 2);
+  if (rc == 0 && c->req.http_major == 1 && c->req.http_minor == 0)
+    rc = buf_append_str(head, "Connection: keep-alive\r\n");
+  return rc;
+}
+
 void http_conn_note_status(http_conn_t *c, int status, int upstream_status) {
   c->status = status;
   c->upstream_status = upstream_status;
@@ -503,8 +514,8 @@ void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
     rc = buf_append(&head, "\r\n", 2);
   if (rc == 0 && extra_headers != NULL)
     rc = buf_append_str(&head, extra_headers);
-  if (rc == 0 && !keep)
-    rc = buf_append_str(&head, "Connection: close\r\n");
+  if (rc == 0)
+    rc = http_conn_append_persistence(c, keep, &head);
   if (rc == 0)
     rc = buf_append(&head, "\r\n", 2);
   if (rc != 0) {

@@ -164,10 +164,8 @@ static int forward_send_head(forward_t *f) {
   }
   if (rc == 0 && f->frame == FRAME_CHUNKED)
     rc = buf_append_str(head, "Transfer-Encoding: chunked\r\n");
-  if (rc == 0 && !f->keep_alive)
-    rc = buf_append_str(head, "Connection: close\r\n");
-  else if (rc == 0 && req->http_minor == 0)
-    rc = buf_append_str(head, "Connection: keep-alive\r\n");
+  if (rc == 0)
+    rc = http_conn_append_persistence(f->conn, f->keep_alive, head);
   if (rc == 0)
     rc = buf_append(head, "\r\n", 2);
   if (rc == 0) {
