@@ -372,17 +372,43 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
   return config_fail(err, errlen, name, "unhandled option kind");
 }
 
+#define CONFIG_ENV_PREFIX "RETRYD_"
+
+/* The option's environment variable: RETRYD_ and its name in upper case,
+ * '-' as '_'. */
+static void config_env_name(const opt_t *o, char *var, size_t len) {
+  size_t n = (size_t)snprintf(var, len, "%s", CONFIG_ENV_PREFIX);
+  for (const char *p = o->name; *p && n + 1 < len; p++)
+    var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+  var[n] = '\0';
+}
+
+void config_each_unknown_env(char *const *envp, void (*fn)(const char *name, size_t len, void *arg),
+                             void *arg) {
+  size_t plen = strlen(CONFIG_ENV_PREFIX);
+  for (char *const *e = envp; *e != NULL; e++) {
+    if (strncmp(*e, CONFIG_ENV_PREFIX, plen) != 0)
+      continue;
+    size_t len = strcspn(*e, "=");
+    bool known = false;
+    for (size_t i = 0; i < NOPTIONS && !known; i++) {
+      char var[64];
+      config_env_name(&options[i], var, sizeof(var));
+      known = strlen(var) == len && memcmp(var, *e, len) == 0;
+    }
+    if (!known)
+      fn(*e, len, arg);
+  }
+}
+
 /* given[i] is true for options set on the command line: their environment
  * value is neither used nor validated. */
 static int config_load_env(config_t *cfg, const bool *given, char *err, size_t errlen) {
   for (size_t i = 0; i < NOPTIONS; i++) {
     if (given[i])
       continue;
-    char var[64] = "RETRYD_";
-    size_t n = strlen(var);
-    for (const char *p = options[i].name; *p && n + 1 < sizeof(var); p++)
-      var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-    var[n] = '\0';
+    char var[64];
+    config_env_name(&options[i], var, sizeof(var));
     const char *value = getenv(var);
     if (value == NULL)
       continue;

@@ -62,5 +62,11 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 /* Parses one option by its long name (without "--"); for tests and env. */
 int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 void config_usage(void);
+/* Calls fn with the name (len bytes, not NUL-terminated) of each variable
+ * of envp that starts with RETRYD_ but is no option's RETRYD_<NAME> form:
+ * a typo would otherwise be ignored without a word. Never the value, which
+ * may be a token. main() logs each as a warning once the log is up. */
+void config_each_unknown_env(char *const *envp, void (*fn)(const char *name, size_t len, void *arg),
+                             void *arg);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "proxy/app.h"
@@ -167,6 +168,17 @@ static int app_listen(app_t *app) {
   return 0;
 }
 
+/* One warning per RETRYD_* variable that names no option: set, it was
+ * meant to change something, and changes nothing. */
+static void app_warn_unknown_env(const char *name, size_t len, void *arg) {
+  (void)arg;
+  log_line_t l;
+  log_begin(&l, LOG_WARN, "unknown environment variable ignored");
+  log_strn(&l, "name", name, len);
+  log_str(&l, "hint", "RETRYD_<OPTION> sets an option of --help, upper case, '-' as '_'");
+  log_end(&l);
+}
+
 static void app_catch_signals(app_t *app) {
   uv_timer_init(app->loop, &app->shutdown_timer);
   app->shutdown_timer.data = app;
@@ -199,6 +211,7 @@ static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) 
     snprintf(err, errlen, "cannot start the log writer");
     goto fail;
   }
+  config_each_unknown_env(environ, app_warn_unknown_env, NULL);
   uuid7_init(); /* before the loop: seeding may read /dev/urandom */
   app->upstream = upstream_new(app->loop, cfg, cfg->upstream, why, sizeof(why));
   if (app->upstream == NULL) {
