@@ -57,7 +57,8 @@ static const opt_t options[] = {
      "what is retryable: codes, ranges, network; +LIST adds to the default (5xx,429,network)"},
     {"max-attempts", OPT_COUNT, FIELD(max_attempts), 0, "N",
      "attempts before a request is dead, 0 for no limit (0)"},
-    {"max-age", OPT_DURATION, FIELD(max_age_ms), 1, "DUR", "age after which a request is dead (24h)"},
+    {"max-age", OPT_DURATION, FIELD(max_age_ms), 1, "DUR",
+     "age after which a request is dead (24h)"},
     {"retry-concurrency", OPT_COUNT, FIELD(retry_concurrency), 1, "N",
      "stored requests in flight upstream at once (16)"},
     {"upstream-timeout", OPT_DURATION, FIELD(upstream_timeout_ms), 1, "DUR",
@@ -76,7 +77,13 @@ static const opt_t options[] = {
     {"max-connections", OPT_COUNT, FIELD(max_connections), 1, "N",
      "client connections at once; more wait in the accept backlog (10000)"},
     {"admin-token", OPT_TEXT, FIELD(admin_token), 0, "TOKEN",
-     "when set, /_retryd/* other than health needs X-Retryd-Token (none)"},
+     "when set, /_retryd/* other than health needs this token (X-Retryd-Token or "
+     "Authorization: Bearer), which may do everything (none)"},
+    {"read-token", OPT_TEXT, FIELD(read_token), 0, "TOKEN",
+     "a token that may only read the control API: requests, answers, listings, stats, "
+     "metrics (none)"},
+    {"metrics-open", OPT_BOOL, FIELD(metrics_open), 0, "on|off",
+     "GET /_retryd/metrics needs no token even when tokens are set (off)"},
     {"log-level", OPT_LOG_LEVEL, FIELD(log_level), 0, "LEVEL",
      "debug, info, warn or error; JSON lines on stderr (info)"},
     {"client-timeout", OPT_DURATION, FIELD(client_timeout_ms), 1, "DUR",
@@ -435,6 +442,15 @@ void config_usage(void) {
   printf("  %-28s %s\n  %-28s %s\n", "--help", "this text", "--version", "the version");
 }
 
+/* What no single option can check. */
+static int config_check_whole(const config_t *cfg, char *err, size_t errlen) {
+  /* The same token for both would give the read token's holders every
+   * right of the admin token's. */
+  if (cfg->read_token[0] != '\0' && strcmp(cfg->read_token, cfg->admin_token) == 0)
+    return config_fail(err, errlen, "read-token", "must differ from --admin-token");
+  return CONFIG_OK;
+}
+
 int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen) {
   config_defaults(cfg);
   /* --help and --version win over everything, even a bad environment. */
@@ -488,5 +504,5 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen) 
     if (rc != CONFIG_OK)
       return rc;
   }
-  return CONFIG_OK;
+  return config_check_whole(cfg, err, errlen);
 }

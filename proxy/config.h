@@ -44,6 +44,8 @@ typedef struct {
   bool upstream_http2;      /* https:// through libcurl (HTTP/2 by ALPN), not the own client */
   uint64_t max_connections;
   char admin_token[256];    /* empty: no token needed */
+  char read_token[256];     /* empty: none; a token that may only read the control API */
+  bool metrics_open;        /* GET /_retryd/metrics needs no token, whatever is set */
   log_level_t log_level;
   uint64_t client_timeout_ms;    /* headers must arrive, and a body keep flowing, within this */
   uint64_t client_body_timeout_ms; /* a whole request body must arrive within this */

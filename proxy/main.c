@@ -155,14 +155,19 @@ static int app_listen(app_t *app) {
     log_end(&l);
     return rc;
   }
-  if (cfg->admin_token[0] == '\0' && !server_addr_is_loopback(&cfg->listen_addr)) {
+  if (cfg->admin_token[0] == '\0' && cfg->read_token[0] == '\0' &&
+      !server_addr_is_loopback(&cfg->listen_addr)) {
     /* Without a token anyone who can reach this address can list, retry
      * and cancel stored requests: allowed (a private network may be
-     * trusted), but never silently. */
+     * trusted), but never silently. A read token alone closes it too:
+     * reads then need it, and nothing may change state. */
     log_line_t l;
-    log_begin(&l, LOG_WARN, "the control API is open to the network: set --admin-token");
+    log_begin(&l, LOG_WARN,
+              "the control API is open to the network: set --admin-token or --read-token");
     log_str(&l, "listen", cfg->listen_text);
-    log_str(&l, "hint", "/_retryd/* other than health then needs X-Retryd-Token");
+    log_str(&l, "hint",
+            "/_retryd/* other than health then needs a token (X-Retryd-Token or "
+            "Authorization: Bearer)");
     log_end(&l);
   }
   return 0;

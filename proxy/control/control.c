@@ -10,6 +10,7 @@
 #include "proxy/queue/request_json.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/queue/scheduler.h"
+#include "proxy/control/control_auth.h"
 #include "proxy/control/stats_report.h"
 #include "proxy/control/status_page.h"
 #include "proxy/units.h"
@@ -309,22 +310,23 @@ static void control_list(app_t *app, http_conn_t *c, request_t *req) {
 
 /* ---- access ------------------------------------------------------------ */
 
-/* Compares without an early exit, so the time taken says nothing about
- * how much of the token was right. */
-static bool control_token_matches(const char *given, const char *want) {
-  size_t gl = strlen(given), wl = strlen(want);
-  unsigned char diff = (unsigned char)(gl != wl);
-  for (size_t i = 0; i < wl; i++)
-    diff |= (unsigned char)(want[i] ^ (i < gl ? given[i] : 0));
-  return diff == 0;
-}
-
-static bool control_authorized(app_t *app, const request_t *req) {
-  const char *want = app->cfg->admin_token;
-  if (want[0] == '\0')
+/* control_auth's verdict, answered when it refuses. True when allowed. */
+static bool control_allowed(app_t *app, http_conn_t *c, const request_t *req) {
+  switch (control_auth_check(app->cfg, req)) {
+  case CONTROL_AUTH_ALLOWED:
     return true;
-  const char *given = headers_get(&req->headers, "x-retryd-token");
-  return given != NULL && control_token_matches(given, want);
+  case CONTROL_AUTH_UNAUTHORIZED:
+    http_conn_error_with(c, 401,
+                         "WWW-Authenticate: Bearer realm=\"retryd\"\r\n"
+                         "WWW-Authenticate: X-Retryd-Token\r\n",
+                         "unauthorized",
+                         "send a token in X-Retryd-Token or as Authorization: Bearer <token>");
+    return false;
+  case CONTROL_AUTH_FORBIDDEN:
+    http_conn_error(c, 403, "forbidden", control_auth_forbidden_message(app->cfg));
+    return false;
+  }
+  return false;
 }
 
 void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
@@ -346,11 +348,8 @@ void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
                       status_page_html, status_page_html_len);
     return;
   }
-  if (!control_authorized(app, req)) {
-    http_conn_error_with(c, 401, "WWW-Authenticate: X-Retryd-Token\r\n", "unauthorized",
-                         "send the admin token in X-Retryd-Token");
+  if (!control_allowed(app, c, req))
     return;
-  }
   if (control_path_is(req, "/_retryd/stats") || control_path_is(req, "/_retryd/metrics") ||
       control_path_is(req, "/_retryd/requests")) {
     if (!read_only) {
