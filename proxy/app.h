@@ -9,6 +9,7 @@
 
 #include "proxy/config.h"
 #include "proxy/http/server.h"
+#include "proxy/queue/retry_summary.h"
 #include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
 #include "storage/store.h"
@@ -23,7 +24,7 @@ typedef enum {
   APP_STORE,    /* the storage thread and its file */
   APP_SERVER,   /* the listener */
   APP_SIGNALS,  /* SIGTERM, SIGINT and the shutdown deadline */
-  APP_RUNNING,  /* the scheduler and purges too: everything */
+  APP_RUNNING,  /* the scheduler, purges and the retry summary too: everything */
 } app_stage_t;
 
 typedef struct app_s {
@@ -38,6 +39,7 @@ typedef struct app_s {
   struct scheduler_s *scheduler;
   bool scheduler_running;
   uv_timer_t retention_timer;
+  retry_summary_t summary; /* the retries' periodic log line */
   stats_t stats;
   upstream_t *upstream; /* the configured origin */
   app_stage_t started;

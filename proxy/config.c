@@ -86,6 +86,9 @@ static const opt_t options[] = {
      "GET /_retryd/metrics needs no token even when tokens are set (off)"},
     {"log-level", OPT_LOG_LEVEL, FIELD(log_level), 0, "LEVEL",
      "debug, info, warn or error; JSON lines on stderr (info)"},
+    {"log-summary-interval", OPT_DURATION, FIELD(log_summary_interval_ms), 1, "DUR",
+     "how often one info line sums up the retries, when there were any; each retry's own "
+     "line is at debug (60s)"},
     {"client-timeout", OPT_DURATION, FIELD(client_timeout_ms), 1, "DUR",
      "a client must send its headers, and keep a body flowing, within this (10s)"},
     {"client-body-timeout", OPT_DURATION, FIELD(client_body_timeout_ms), 1, "DUR",
@@ -126,6 +129,7 @@ void config_defaults(config_t *cfg) {
   cfg->max_wait_ms = 120000;
   cfg->max_connections = 10000;
   cfg->log_level = LOG_INFO;
+  cfg->log_summary_interval_ms = 60000;
   cfg->client_timeout_ms = 10000;
   cfg->client_body_timeout_ms = 60000;
   cfg->keepalive_timeout_ms = 60000;

@@ -47,6 +47,7 @@ typedef struct {
   char read_token[256];     /* empty: none; a token that may only read the control API */
   bool metrics_open;        /* GET /_retryd/metrics needs no token, whatever is set */
   log_level_t log_level;
+  uint64_t log_summary_interval_ms; /* how often retries are summed up at info */
   uint64_t client_timeout_ms;    /* headers must arrive, and a body keep flowing, within this */
   uint64_t client_body_timeout_ms; /* a whole request body must arrive within this */
   uint64_t keepalive_timeout_ms; /* idle keep-alive connections are closed after this */

@@ -22,6 +22,7 @@
 #include "proxy/log.h"
 #include "proxy/migrate_cmd.h"
 #include "proxy/queue/retention.h"
+#include "proxy/queue/retry_summary.h"
 #include "proxy/router.h"
 #include "proxy/queue/scheduler.h"
 #include "proxy/upstream/upstream.h"
@@ -53,6 +54,7 @@ static void app_store_closed(void *arg) {
 static void app_stop(app_t *app) {
   if (app->started >= APP_RUNNING) {
     retention_stop(app);
+    retry_summary_stop(app); /* retries are settled by now: the last figures */
     scheduler_close(app->scheduler);
   }
   if (app->started >= APP_SERVER && !app->server.draining)
@@ -238,6 +240,7 @@ static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) 
   }
   app->scheduler_running = true;
   retention_start(app);
+  retry_summary_start(app);
   app->started = APP_RUNNING;
   app_log_started(app);
   return 0;

@@ -105,6 +105,13 @@ bool http_conn_may_keep_alive(const http_conn_t *c);
 int http_conn_append_persistence(const http_conn_t *c, bool keep_alive, buf_t *head) BUF_MUST_CHECK;
 /* For the access log. */
 void http_conn_note_status(http_conn_t *c, int status, int upstream_status);
+/* For the access log: the request went upstream (a first attempt). Without
+ * it the line has no upstream status, whatever answer is relayed. */
+void http_conn_note_forwarded(http_conn_t *c);
+/* For the access log: the request's answer is about the stored request id
+ * (stored now, or, with replay, an existing row an Idempotency-Key repeat
+ * was answered from), so its line names the row a client will ask about. */
+void http_conn_note_stored(http_conn_t *c, const char *id, bool replay);
 /* The answer is complete. keep_alive false closes after the bytes are out. */
 void http_conn_finish(http_conn_t *c, bool keep_alive);
 /* The answer cannot be completed (the upstream failed mid-body): close now

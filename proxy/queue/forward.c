@@ -367,6 +367,7 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
     return;
   }
   http_conn_attach(c, &forward_ops, f);
+  http_conn_note_forwarded(c);
   app->stats.forwarded++;
   deadline_set(&f->timer, app->cfg->upstream_timeout_ms);
 }
