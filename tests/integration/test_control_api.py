@@ -9,12 +9,14 @@ import time
 import unittest
 
 from fake_upstream import Response
-from harness import (RetrydTestCase, TIMESTAMP_RE, UUID7_RE, parse_timestamp,
+from harness import (STORAGE, RetrydTestCase, TIMESTAMP_RE, UUID7_RE, parse_timestamp,
                      send_request)
 from control_helpers import (QUEUE_STATES, ctl, ctl_json, fake_uuid7, list_all,
                              wait_state, wait_until)
 
 STATS_KEYS = {"queue", "totals", "upstream", "uptime_s"}
+if STORAGE == "postgres":
+    STATS_KEYS.add("replica")  # replicas of a shared queue name themselves (test_pg_metrics)
 QUEUE_KEYS = set(QUEUE_STATES) | {"oldest_queued_at", "next_attempt_at"}
 TOTALS_KEYS = {"requests", "forwarded", "stored", "retries", "recovered", "dead",
                "rejected", "requeued_at_start"}
