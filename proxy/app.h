@@ -10,6 +10,7 @@
 #include "proxy/config.h"
 #include "proxy/http/server.h"
 #include "proxy/queue/retry_summary.h"
+#include "proxy/queue/route.h"
 #include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
 #include "storage/store.h"
@@ -42,6 +43,7 @@ typedef struct app_s {
   retry_summary_t summary; /* the retries' periodic log line */
   stats_t stats;
   upstream_t *upstream; /* the configured origin */
+  route_t route;        /* the default route: every request goes by it */
   app_stage_t started;
 } app_t;
 

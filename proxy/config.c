@@ -17,15 +17,16 @@
 typedef enum {
   OPT_UPSTREAM,
   OPT_LISTEN,
-  OPT_PATH,     /* a file path, stored as given */
-  OPT_STORAGE,  /* where the queue lives: storage/storage_location.h */
-  OPT_TEXT,     /* a free string */
+  OPT_PATH,    /* a file path, stored as given */
+  OPT_STORAGE, /* where the queue lives: storage/storage_location.h */
+  OPT_TEXT,    /* a free string */
   OPT_DURATION,
   OPT_SIZE,
-  OPT_COUNT,    /* an integer >= min */
+  OPT_COUNT, /* an integer >= min */
   OPT_RETRY_ON,
   OPT_LOG_LEVEL,
-  OPT_BOOL,     /* on/off, true/false, yes/no, 1/0 */
+  OPT_BOOL, /* on/off, true/false, yes/no, 1/0 */
+  OPT_RATE, /* N/DUR, or off */
 } opt_kind_t;
 
 typedef struct {
@@ -95,6 +96,10 @@ static const opt_t options[] = {
      "a request body must be complete within this after its headers (60s)"},
     {"keepalive-timeout", OPT_DURATION, FIELD(keepalive_timeout_ms), 1, "DUR",
      "idle keep-alive client connections are closed after this (60s)"},
+    {"route-pause", OPT_BOOL, FIELD(route_pause), 0, "on|off",
+     "pause sending upstream after a 507, a 429 or a 503 with Retry-After (on)"},
+    {"rate-limit", OPT_RATE, FIELD(rate_limit), 0, "N/DUR",
+     "sends upstream at most, first attempts and retries alike (off)"},
     {"shutdown-timeout", OPT_DURATION, FIELD(shutdown_timeout_ms), 0, "DUR",
      "on SIGTERM, how long requests in flight may still take (20s)"},
 };
@@ -134,6 +139,7 @@ void config_defaults(config_t *cfg) {
   cfg->client_body_timeout_ms = 60000;
   cfg->keepalive_timeout_ms = 60000;
   cfg->shutdown_timeout_ms = 20000;
+  cfg->route_pause = true;
   cfg->max_header_bytes = 64 * 1024;
   cfg->max_response_header_bytes = 64 * 1024;
   cfg->write_high_water = 256 * 1024;
@@ -155,8 +161,8 @@ static int config_fail(char *err, size_t errlen, const char *name, const char *f
 static int config_parse_upstream(char *out, size_t outlen, const char *value, char *why,
                                  size_t whylen) {
   int rc = -1;
-  char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL,
-       *fragment = NULL, *user = NULL;
+  char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *fragment = NULL,
+       *user = NULL;
   CURLU *u = curl_url();
   if (u == NULL) {
     snprintf(why, whylen, "out of memory");
@@ -312,9 +318,9 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
     return CONFIG_OK;
   case OPT_LISTEN:
     if (config_parse_listen(cfg, value) != 0)
-      return config_fail(err, errlen, name,
-                         "'%s' is not HOST:PORT (an IPv4 literal, [IPv6] or localhost; port 0-65535)",
-                         value);
+      return config_fail(
+          err, errlen, name,
+          "'%s' is not HOST:PORT (an IPv4 literal, [IPv6] or localhost; port 0-65535)", value);
     return CONFIG_OK;
   case OPT_STORAGE: {
     storage_location_t loc;
@@ -378,6 +384,28 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
       }
     }
     return config_fail(err, errlen, name, "'%s' is not on or off", value);
+  }
+  case OPT_RATE: {
+    rate_limit_t *r = field;
+    if (strcmp(value, "off") == 0 || strcmp(value, "0") == 0) {
+      r->n = 0;
+      r->period_ms = 0;
+      return CONFIG_OK;
+    }
+    const char *slash = strchr(value, '/');
+    char n[32];
+    uint64_t count, period;
+    size_t nl = slash ? (size_t)(slash - value) : 0;
+    if (slash == NULL || nl == 0 || nl >= sizeof(n))
+      return config_fail(err, errlen, name, "'%s' is not N/DUR (e.g. 120/1m) or off", value);
+    memcpy(n, value, nl);
+    n[nl] = '\0';
+    if (units_parse_uint(n, &count) != 0 || count == 0 || count > ((uint64_t)1 << 30) ||
+        units_parse_duration_ms(slash + 1, &period) != 0 || period == 0)
+      return config_fail(err, errlen, name, "'%s' is not N/DUR (e.g. 120/1m) or off", value);
+    r->n = count;
+    r->period_ms = period;
+    return CONFIG_OK;
   }
   }
   return config_fail(err, errlen, name, "unhandled option kind");
@@ -464,7 +492,8 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen) 
       return CONFIG_EXIT;
     }
     if (strcmp(argv[i], "--version") == 0) {
-      printf("retryd %s (libcurl %s)\n", RETRYD_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+      printf("retryd %s (libcurl %s)\n", RETRYD_VERSION,
+             curl_version_info(CURLVERSION_NOW)->version);
       return CONFIG_EXIT;
     }
   }

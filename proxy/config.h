@@ -24,34 +24,42 @@ typedef struct {
   bool network;
 } retry_on_t;
 
+/* --rate-limit N/DUR: at most n sends per period_ms (n 0: no limit). */
 typedef struct {
-  char upstream[2048];      /* origin plus optional path prefix, no trailing '/' */
-  char listen_text[300];    /* as given, for logs */
+  uint64_t n;
+  uint64_t period_ms;
+} rate_limit_t;
+
+typedef struct {
+  char upstream[2048];   /* origin plus optional path prefix, no trailing '/' */
+  char listen_text[300]; /* as given, for logs */
   struct sockaddr_storage listen_addr;
   char db_path[4096];
   uint64_t retry_interval_ms;
   retry_on_t retry_on;
-  uint64_t max_attempts;    /* 0: no limit */
+  uint64_t max_attempts; /* 0: no limit */
   uint64_t max_age_ms;
   uint64_t retry_concurrency;
   uint64_t upstream_timeout_ms;
   uint64_t max_body;
   uint64_t max_queue;
-  uint64_t claim_lease_ms;  /* shared storage: an unrenewed claim's life */
+  uint64_t claim_lease_ms; /* shared storage: an unrenewed claim's life */
   uint64_t keep_completed_ms;
   uint64_t max_wait_ms;
-  char upstream_ca[4096];   /* empty: system CAs */
-  bool upstream_http2;      /* https:// through libcurl (HTTP/2 by ALPN), not the own client */
+  char upstream_ca[4096]; /* empty: system CAs */
+  bool upstream_http2;    /* https:// through libcurl (HTTP/2 by ALPN), not the own client */
   uint64_t max_connections;
-  char admin_token[256];    /* empty: no token needed */
-  char read_token[256];     /* empty: none; a token that may only read the control API */
-  bool metrics_open;        /* GET /_retryd/metrics needs no token, whatever is set */
+  char admin_token[256]; /* empty: no token needed */
+  char read_token[256];  /* empty: none; a token that may only read the control API */
+  bool metrics_open;     /* GET /_retryd/metrics needs no token, whatever is set */
   log_level_t log_level;
   uint64_t log_summary_interval_ms; /* how often retries are summed up at info */
-  uint64_t client_timeout_ms;    /* headers must arrive, and a body keep flowing, within this */
+  uint64_t client_timeout_ms;      /* headers must arrive, and a body keep flowing, within this */
   uint64_t client_body_timeout_ms; /* a whole request body must arrive within this */
-  uint64_t keepalive_timeout_ms; /* idle keep-alive connections are closed after this */
-  uint64_t shutdown_timeout_ms;  /* SIGTERM: how long requests in flight may take */
+  uint64_t keepalive_timeout_ms;   /* idle keep-alive connections are closed after this */
+  uint64_t shutdown_timeout_ms;    /* SIGTERM: how long requests in flight may take */
+  bool route_pause;                /* pause the route on capacity signals (--route-pause) */
+  rate_limit_t rate_limit;         /* toward the upstream: --rate-limit N/DUR */
 
   /* Internal limits, not options (documented in the README). */
   size_t max_header_bytes;          /* request line plus headers: 431 past it */

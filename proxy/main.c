@@ -213,6 +213,7 @@ static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) 
   app->loop = uv_default_loop();
   app->cfg = cfg;
   stats_init(&app->stats);
+  route_init_default(&app->route, cfg, store_now_ms());
   char why[1024];
   if (log_init(cfg->log_level) != 0) {
     snprintf(err, errlen, "cannot start the log writer");

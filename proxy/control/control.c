@@ -173,6 +173,9 @@ static void control_changed(conn_job_t *cj) {
    * answer now, not at the end of its wait. */
   if (cj->job.op == STORE_CANCEL && cj->job.result == 0)
     scheduler_row_changed(cj->app->scheduler, &cj->job.rq);
+  /* "Try it now" is the operator's word over a paused route's: it probes. */
+  if (cj->job.op == STORE_RETRY_NOW && cj->job.result == 0)
+    flow_probe_now(&cj->app->route.flow, store_now_ms());
   control_got(cj);
 }
 
@@ -273,11 +276,16 @@ static void control_counted(conn_job_t *cj) {
   buf_t body;
   buf_init(&body, 256 * 1024);
   bool prometheus = cj->data != NULL;
-  const char *replica = app->store != NULL ? store_replica(app->store) : NULL;
-  int rc = prometheus ? stats_report_prometheus(&body, &app->stats, &cj->job.counts, replica,
-                                                store_now_ms(), uv_hrtime())
-                      : stats_report_json(&body, &app->stats, &cj->job.counts, replica,
-                                          store_now_ms(), uv_hrtime());
+  stats_report_in_t in = {
+      .stats = &app->stats,
+      .queue = &cj->job.counts,
+      .replica = app->store != NULL ? store_replica(app->store) : NULL,
+      .routes = &app->route,
+      .nroutes = 1,
+      .now_ms = store_now_ms(),
+      .now_ns = uv_hrtime(),
+  };
+  int rc = prometheus ? stats_report_prometheus(&body, &in) : stats_report_json(&body, &in);
   if (rc != 0)
     http_conn_error(c, 500, "internal", "the figures did not fit their buffer");
   else

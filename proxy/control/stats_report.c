@@ -13,9 +13,41 @@ static double uptime_s(const stats_t *s, uint64_t now_ns) {
  * needs no escaping in JSON or in a label value. */
 static bool has_replica(const char *replica) { return replica != NULL && replica[0] != '\0'; }
 
-int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, const char *replica,
-                      int64_t now_ms, uint64_t now_ns) {
-  (void)now_ms;
+/* One route's flow as JSON. */
+static int route_json(buf_t *out, const route_t *r, int64_t now_ms) {
+  route_flow_t f = flow_at(&r->flow, now_ms);
+  int rc = buf_printf(out, "{\"name\":\"%s\",\"state\":\"%s\",\"paused_until\":", r->name,
+                      flow_state_name(f.state));
+  if (rc == 0)
+    rc = request_json_time(out, f.state == FLOW_PAUSED ? f.paused_until : 0);
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"last_signal\":");
+  if (rc == 0)
+    rc = f.last_signal > 0 ? buf_printf(out, "%d", f.last_signal) : buf_append_str(out, "null");
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"ramp_per_interval\":");
+  if (rc == 0)
+    rc = f.state == FLOW_RAMPING ? buf_printf(out, "%lld", (long long)f.ramp_allowed)
+                                 : buf_append_str(out, "null");
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"rate_limit\":");
+  if (rc == 0)
+    rc = f.policy.limit > 0
+             ? buf_printf(out, "{\"limit\":%lld,\"period_ms\":%lld,\"tokens\":%.2f}",
+                          (long long)f.policy.limit, (long long)f.policy.period_ms, f.tokens)
+             : buf_append_str(out, "null");
+  if (rc == 0)
+    rc = buf_printf(out, ",\"pause_on_capacity\":%s,\"pauses\":%llu,\"held\":%llu}",
+                    f.policy.pause ? "true" : "false", (unsigned long long)f.pauses,
+                    (unsigned long long)f.held);
+  return rc;
+}
+
+int stats_report_json(buf_t *out, const stats_report_in_t *in) {
+  const stats_t *s = in->stats;
+  const queue_counts_t *q = in->queue;
+  const char *replica = in->replica;
+  uint64_t now_ns = in->now_ns;
   int rc = buf_append_str(out, "{");
   if (rc == 0 && has_replica(replica))
     rc = buf_printf(out, "\"replica\":\"%s\",", replica);
@@ -40,6 +72,16 @@ int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, con
                     (unsigned long long)s->stored, (unsigned long long)s->retries,
                     (unsigned long long)s->recovered, (unsigned long long)s->dead,
                     (unsigned long long)s->rejected, (unsigned long long)s->requeued_at_start);
+  if (rc == 0)
+    rc = buf_append_str(out, "\"routes\":[");
+  for (size_t i = 0; rc == 0 && i < in->nroutes; i++) {
+    if (i > 0)
+      rc = buf_append_str(out, ",");
+    if (rc == 0)
+      rc = route_json(out, &in->routes[i], in->now_ms);
+  }
+  if (rc == 0)
+    rc = buf_append_str(out, "],");
   if (rc == 0)
     rc = buf_append_str(out, "\"upstream\":{\"responses\":{");
   static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -86,8 +128,38 @@ static int prom_counter(buf_t *out, const prom_labels_t *l, const char *name, co
   return rc ? rc : buf_printf(out, "%s%s %llu\n", name, l->lone, (unsigned long long)v);
 }
 
-int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *q,
-                            const char *replica, int64_t now_ms, uint64_t now_ns) {
+/* Each route's state (one of four set to 1), pauses and held requests. */
+static int prom_routes(buf_t *out, const prom_labels_t *l, const stats_report_in_t *in) {
+  static const flow_state_t states[] = {FLOW_OPEN, FLOW_PAUSED, FLOW_PROBING, FLOW_RAMPING};
+  int rc = prom_head(out, "retryd_route_state", "gauge",
+                     "A route's flow toward its upstream: 1 for the state it is in.");
+  for (size_t i = 0; rc == 0 && i < in->nroutes; i++) {
+    route_flow_t f = flow_at(&in->routes[i].flow, in->now_ms);
+    for (size_t k = 0; rc == 0 && k < sizeof(states) / sizeof(states[0]); k++)
+      rc = buf_printf(out, "retryd_route_state{%sroute=\"%s\",state=\"%s\"} %d\n", l->lead,
+                      in->routes[i].name, flow_state_name(states[k]), f.state == states[k]);
+  }
+  if (rc == 0)
+    rc = prom_head(out, "retryd_route_pauses_total", "counter",
+                   "Times a route paused on a capacity signal (507, 429, 503 with Retry-After).");
+  for (size_t i = 0; rc == 0 && i < in->nroutes; i++)
+    rc = buf_printf(out, "retryd_route_pauses_total{%sroute=\"%s\"} %llu\n", l->lead,
+                    in->routes[i].name, (unsigned long long)in->routes[i].flow.pauses);
+  if (rc == 0)
+    rc = prom_head(out, "retryd_route_held_total", "counter",
+                   "Requests a route stored without sending them (paused or over its limit).");
+  for (size_t i = 0; rc == 0 && i < in->nroutes; i++)
+    rc = buf_printf(out, "retryd_route_held_total{%sroute=\"%s\"} %llu\n", l->lead,
+                    in->routes[i].name, (unsigned long long)in->routes[i].flow.held);
+  return rc;
+}
+
+int stats_report_prometheus(buf_t *out, const stats_report_in_t *in) {
+  const stats_t *s = in->stats;
+  const queue_counts_t *q = in->queue;
+  const char *replica = in->replica;
+  int64_t now_ms = in->now_ms;
+  uint64_t now_ns = in->now_ns;
   prom_labels_t l = {"", ""};
   if (has_replica(replica)) {
     snprintf(l.lone, sizeof(l.lone), "{replica=\"%s\"}", replica);
@@ -149,6 +221,8 @@ int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *
                     "retryd_upstream_latency_seconds_count%s %llu\n",
                     l.lead, (unsigned long long)s->latency_count, l.lone, s->latency_sum_ms / 1000,
                     l.lone, (unsigned long long)s->latency_count);
+  if (rc == 0)
+    rc = prom_routes(out, &l, in);
   if (rc == 0)
     rc = prom_head(out, "retryd_uptime_seconds", "gauge", "Seconds since retryd started.");
   if (rc == 0)

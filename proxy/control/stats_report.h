@@ -5,20 +5,31 @@
  * by state, so the two never disagree. replica is this process's name when
  * replicas share the queue (else NULL or ""): the queue's figures are the
  * shared queue's, the rest this process's own, which the JSON says under
- * "replica" and the metrics label replica="...". Pure rendering; any
- * thread. */
+ * "replica" and the metrics label replica="...". Each route shows its
+ * flow (route_flow.h): state, pause, pacing, requests held unsent. Pure
+ * rendering; any thread. */
 #ifndef RETRYD_STATS_REPORT_H
 #define RETRYD_STATS_REPORT_H
 
 #include <stdint.h>
 
 #include "proxy/buf.h"
+#include "proxy/queue/route.h"
 #include "proxy/stats.h"
 #include "storage/stored_request.h"
 
-int stats_report_json(buf_t *out, const stats_t *s, const queue_counts_t *q, const char *replica,
-                      int64_t now_ms, uint64_t now_ns) BUF_MUST_CHECK;
-int stats_report_prometheus(buf_t *out, const stats_t *s, const queue_counts_t *q,
-                            const char *replica, int64_t now_ms, uint64_t now_ns) BUF_MUST_CHECK;
+/* What a report shows. */
+typedef struct {
+  const stats_t *stats;
+  const queue_counts_t *queue;
+  const char *replica;   /* NULL or "": the queue is not shared */
+  const route_t *routes; /* their flow as it is at now_ms */
+  size_t nroutes;
+  int64_t now_ms;
+  uint64_t now_ns;
+} stats_report_in_t;
+
+int stats_report_json(buf_t *out, const stats_report_in_t *in) BUF_MUST_CHECK;
+int stats_report_prometheus(buf_t *out, const stats_report_in_t *in) BUF_MUST_CHECK;
 
 #endif

@@ -25,11 +25,12 @@ typedef void (*attempt_done_cb)(attempt_t *a);
 
 struct attempt_s {
   struct app_s *app;
-  stored_request_t rq;      /* the claimed row (owned) */
+  stored_request_t rq; /* the claimed row (owned) */
   attempt_outcome_t outcome;
-  store_job_t finish;       /* records the outcome */
+  store_job_t finish; /* records the outcome */
   attempt_done_cb done;
-  list_t link;              /* in the scheduler's list */
+  list_t link; /* in the scheduler's list */
+  bool probe;  /* the route's probe after a pause (route_flow.h) */
 
   /* Private. */
   upstream_xfer_t *xfer;

@@ -13,9 +13,7 @@
 #include "proxy/queue/scheduler.h"
 #include "storage/uuid7.h"
 
-static char *dup_or_null(const char *s) {
-  return s ? strdup(s) : NULL;
-}
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static void enqueue_stored(conn_job_t *cj) {
   store_job_t *job = &cj->job;
@@ -41,8 +39,18 @@ static prefer_t *prefer_of(const request_t *req) {
   return p;
 }
 
-void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, int last_status,
-                   const char *last_error, const char *retry_after) {
+/* The row for req, its attempts so far and its next attempt (or dead);
+ * submitted once built. */
+typedef struct {
+  int64_t attempts;
+  int last_status;
+  const char *last_error;
+  const char *retry_after; /* sent: the answer's; the next attempt follows it */
+  int64_t due_ms;          /* held: when to send it first */
+} enqueue_how_t;
+
+static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *fields,
+                        const enqueue_how_t *how) {
   const config_t *cfg = app->cfg;
   conn_job_t *cj = conn_job_new(app, c, STORE_INSERT, enqueue_stored);
   prefer_t *in = cj ? prefer_of(req) : NULL;
@@ -69,12 +77,17 @@ void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, in
     rq->body = req->body.data ? buf_steal(&req->body) : strdup("");
   }
   rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
-  rq->attempts = 1;
+  rq->attempts = how->attempts;
   rq->created_at = arrived;
   rq->updated_at = now;
-  rq->last_status = last_status;
-  rq->last_error = dup_or_null(last_error);
-  bool dead = retry_policy_next(cfg, 1, arrived, now, retry_after, &rq->next_attempt_at);
+  rq->last_status = how->last_status;
+  rq->last_error = dup_or_null(how->last_error);
+  bool dead = false;
+  if (how->attempts > 0)
+    dead =
+        retry_policy_next(cfg, how->attempts, arrived, now, how->retry_after, &rq->next_attempt_at);
+  else
+    rq->next_attempt_at = how->due_ms > now ? how->due_ms : now;
   rq->state = dead ? RQ_DEAD : RQ_QUEUED;
   if (dead)
     rq->next_attempt_at = 0;
@@ -88,4 +101,19 @@ void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, in
   }
   cj->job.now = now;
   conn_job_submit(cj);
+}
+
+void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, int last_status,
+                   const char *last_error, const char *retry_after) {
+  enqueue_how_t how = {.attempts = 1,
+                       .last_status = last_status,
+                       .last_error = last_error,
+                       .retry_after = retry_after};
+  enqueue_row(app, c, req, fields, &how);
+}
+
+void enqueue_held(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, int64_t due_ms,
+                  const char *why) {
+  enqueue_how_t how = {.attempts = 0, .last_error = why, .due_ms = due_ms};
+  enqueue_row(app, c, req, fields, &how);
 }

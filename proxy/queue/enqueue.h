@@ -1,4 +1,5 @@
-/* enqueue: a request whose first attempt failed becomes a stored request.
+/* enqueue: a request whose first attempt failed, or that its route held
+ * back without sending it, becomes a stored request.
  *
  * The row is committed first; only then does the client get its answer
  * (invariant 2): 202 with Location and Retry-After, or — when it asked for
@@ -22,5 +23,10 @@ struct app_s;
  * takes them over, so the retries send exactly the same. */
 void enqueue_store(struct app_s *app, http_conn_t *c, request_t *req, buf_t *fields,
                    int last_status, const char *last_error, const char *retry_after);
+/* Stores req without having sent it (its route is paused, or over its rate
+ * limit: route.h), due at due_ms, with no attempt counted; why says which,
+ * in last_error. */
+void enqueue_held(struct app_s *app, http_conn_t *c, request_t *req, buf_t *fields, int64_t due_ms,
+                  const char *why);
 
 #endif

@@ -31,15 +31,15 @@ typedef struct {
   http_conn_t *conn;
   request_t *req;
   upstream_xfer_t *xfer;
-  buf_t headers;  /* the forwarded fields, as upstream_request_t wants them */
+  buf_t headers; /* the forwarded fields, as upstream_request_t wants them */
   response_head_t head;
-  bool head_sent;     /* committed to relaying this answer */
-  buf_t head_out;     /* the head, held back to go out with the first body bytes */
+  bool head_sent; /* committed to relaying this answer */
+  buf_t head_out; /* the head, held back to go out with the first body bytes */
   /* A retryable answer: not relayed; its body is read and dropped, then
    * the request is stored. */
   bool absorb;
   char retry_after[128];
-  uint64_t sent_ns;   /* for the upstream latency figure */
+  uint64_t sent_ns; /* for the upstream latency figure */
   frame_t frame;
   bool keep_alive;
   bool paused;
@@ -202,6 +202,8 @@ static int forward_head_cb(void *ctx) {
     size_t n = ra ? strnlen(ra, sizeof(f->retry_after) - 1) : 0;
     memcpy(f->retry_after, ra ? ra : "", n);
     f->retry_after[n] = '\0';
+    /* Out of capacity says so for the whole route: known at the head. */
+    route_note(&f->app->route, f->head.status, true, ra, false, store_now_ms());
     return 0;
   }
   return forward_send_head(f);
@@ -339,7 +341,33 @@ static const upstream_ops_t forward_upstream_ops = {
     .resent = forward_resent_cb,
 };
 
+/* The route holds req back (paused, or over its rate limit): it is stored
+ * unsent, due when the route expects to send again, and answered 202. */
+static void forward_hold(struct app_s *app, http_conn_t *c, request_t *req, int64_t now) {
+  buf_t fields;
+  buf_init(&fields, app->cfg->max_header_bytes + 1024);
+  if (upstream_request_headers(&req->headers, &fields) != 0) {
+    buf_free(&fields);
+    http_conn_error(c, 502, "bad_gateway", "could not start the upstream request");
+    return;
+  }
+  route_flow_t *flow = &app->route.flow;
+  char why[96];
+  snprintf(why, sizeof(why), "held: the route is %s",
+           flow_state(flow, now) == FLOW_OPEN ? "over its rate limit"
+                                              : flow_state_name(flow_state(flow, now)));
+  enqueue_held(app, c, req, &fields, now, why);
+  buf_free(&fields);
+}
+
 void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
+  int64_t now = store_now_ms();
+  /* Held only where it can be stored: with the store failing, sending is
+   * the request's one chance (a final answer is relayed as ever). */
+  if (!flow_take_first(&app->route.flow, now) && store_writable(app->store)) {
+    forward_hold(app, c, req, now);
+    return;
+  }
   forward_t *f = forward_take(app->cfg);
   if (f == NULL) {
     http_conn_error(c, 503, "unavailable", "out of memory");

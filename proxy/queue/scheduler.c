@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
+#include "proxy/http/headers.h"
 #include "proxy/log.h"
 #include "proxy/queue/retry_policy.h"
 
@@ -22,6 +23,7 @@ struct scheduler_s {
   size_t finishing;  /* outcomes known, their commit pending */
   int64_t next_due;  /* the store's last word on the earliest due row */
   bool claiming;
+  bool claim_probe; /* the claim out carries the route's probe */
   bool stopping;
   void (*on_stopped)(app_t *app);
   store_job_t claim;
@@ -59,8 +61,11 @@ static void scheduler_arm(scheduler_t *s, int64_t due_ms) {
 }
 
 void scheduler_note_due(scheduler_t *s, int64_t next_due_ms) {
-  if (s != NULL)
-    scheduler_arm(s, next_due_ms);
+  if (s == NULL)
+    return;
+  if (next_due_ms > 0 && (s->next_due == 0 || next_due_ms < s->next_due))
+    s->next_due = next_due_ms;
+  scheduler_arm(s, next_due_ms);
 }
 
 static void scheduler_maybe_stopped(scheduler_t *s) {
@@ -183,9 +188,23 @@ static void scheduler_finish_retry_cb(uv_timer_t *t) { scheduler_submit_finish(t
 /* The slot frees as soon as the answer is in, not when its outcome is
  * committed: the claim that refills it goes out on the next turn of the
  * loop, usually into the same batch as the outcome. */
+/* Every answer tells the route how its upstream is doing. */
+static void scheduler_note_route(attempt_t *a) {
+  route_t *r = &a->app->route;
+  const attempt_outcome_t *o = &a->outcome;
+  if (o->kind == OUTCOME_RELEASE) {
+    if (a->probe)
+      flow_untake(&r->flow, 0, true);
+    return;
+  }
+  const char *ra = a->head.complete ? headers_get(&a->head.fields, "retry-after") : NULL;
+  route_note(r, o->last_status, o->kind != OUTCOME_COMPLETED, ra, a->probe, store_now_ms());
+}
+
 static void scheduler_attempt_done(attempt_t *a) {
   scheduler_t *s = a->app->scheduler;
   scheduler_log_outcome(a);
+  scheduler_note_route(a);
   s->active--;
   s->finishing++;
   scheduler_submit_finish(a);
@@ -204,18 +223,26 @@ static void scheduler_claimed(store_job_t *job) {
     log_end(&l);
     free(job->rows);
     job->rows = NULL;
+    flow_untake(&s->app->route.flow, job->limit, s->claim_probe);
+    s->claim_probe = false;
     if (!s->stopping)
       scheduler_arm(s, store_now_ms() + SCHEDULER_STORE_RETRY_MS);
     scheduler_maybe_stopped(s);
     return;
   }
   s->app->stats.dead += (uint64_t)job->expired;
+  bool probe = s->claim_probe;
+  s->claim_probe = false;
+  flow_untake(&s->app->route.flow, job->limit - (size_t)job->nrows, probe && job->nrows == 0);
   for (int i = 0; i < job->nrows; i++) {
     attempt_t *a = attempt_start(s->app, &job->rows[i], scheduler_attempt_done);
     if (a == NULL) {
       stored_request_free(&job->rows[i]);
+      if (i == 0 && probe)
+        flow_untake(&s->app->route.flow, 0, true);
       continue; /* stays inflight on disk until the next start */
     }
+    a->probe = probe && i == 0;
     s->active++;
     list_insert_head(&s->attempts, &a->link);
   }
@@ -245,6 +272,20 @@ static void scheduler_claim(scheduler_t *s) {
   size_t slots = s->app->cfg->retry_concurrency - s->active;
   if (slots > 256)
     slots = 256; /* one batch; the next claim follows at once */
+  /* The route may allow fewer (paused, probing, paced): claim what it
+   * allows, reserved now, and look again when it allows more. */
+  route_flow_t *flow = &s->app->route.flow;
+  int64_t now = store_now_ms();
+  size_t allowed = flow_claimable(flow, now, slots);
+  if (allowed == 0) {
+    /* Look again when the route allows (a claim that finds nothing due is
+     * cheap); while its probe is out, the probe's answer says when. */
+    int64_t at = flow_next_send_at(flow, now);
+    if (at > 0)
+      scheduler_arm(s, at > s->next_due ? at : s->next_due);
+    return;
+  }
+  slots = allowed;
   store_job_t *job = &s->claim;
   memset(job, 0, sizeof(*job));
   job->rows = calloc(slots, sizeof(stored_request_t));
@@ -257,6 +298,7 @@ static void scheduler_claim(scheduler_t *s) {
   job->max_age_ms = (int64_t)s->app->cfg->max_age_ms + RETRY_POLICY_LATE_MS;
   job->cb = scheduler_claimed;
   job->ctx = s;
+  s->claim_probe = flow_took(flow, slots, now);
   s->claiming = true;
   s->submit(s->submit_arg, job);
 }

@@ -141,7 +141,7 @@ class Retryd:
     """One retryd child process."""
 
     def __init__(self, upstream_url, args=(), env=None, listen="127.0.0.1:0",
-                 tmpdir=None, db=None, binary=None, prefix=()):
+                 tmpdir=None, db=None, binary=None, prefix=(), route_pause="off"):
         # prefix: a command the binary runs under (e.g. strace ...); the
         # process started is then the prefix's, see descendant_pids().
         # db: where the queue lives (--db). Without it, a fresh queue of the
@@ -163,6 +163,11 @@ class Retryd:
             self.argv += ["--listen", listen]
         if self.db is not None:
             self.argv += ["--db", self.db]
+        # route_pause: "off" is the tests' baseline (each stored request
+        # keeps its own schedule, as most tests assert); "on", or None for
+        # retryd's default (on). test_route_flow.py tests the pause itself.
+        if route_pause is not None and "--route-pause" not in args:
+            self.argv += ["--route-pause", route_pause]
         self.argv += list(args)
         self.env = child_env(env)
         self.stderr_path = os.path.join(self.tmpdir, "stderr.log")

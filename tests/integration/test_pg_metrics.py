@@ -24,7 +24,9 @@ OWN_FAMILIES = ("retryd_requests", "retryd_forwarded", "retryd_stored", "retryd_
                 "retryd_recovered", "retryd_dead", "retryd_rejected",
                 "retryd_upstream_network_errors", "retryd_upstream_resent",
                 "retryd_upstream_responses", "retryd_upstream_latency_seconds",
-                "retryd_uptime_seconds")
+                "retryd_uptime_seconds",
+                # a route's flow is each replica's own too
+                "retryd_route_state", "retryd_route_pauses", "retryd_route_held")
 SHARED_FAMILIES = ("retryd_queue_requests", "retryd_oldest_queued_age_seconds",
                    "retryd_next_attempt_timestamp_seconds")
 

@@ -93,14 +93,17 @@ class PgReplicasTest(RetrydTestCase):
             return dict(pool.map(one, range(n)))
 
     def queue_of(self, rd):
-        return control_get(rd.port, "/_retryd/stats").json()["queue"]
+        """The shared queue's counts, or None while the replica cannot read
+        them (its connection is coming back after a database restart)."""
+        r = control_get(rd.port, "/_retryd/stats")
+        return r.json()["queue"] if r.status == 200 else None
 
     def wait_completed(self, rd, n, timeout):
         deadline = time.monotonic() + timeout
         q = None
         while time.monotonic() < deadline:
             q = self.queue_of(rd)
-            if q["completed"] >= n:
+            if q is not None and q["completed"] >= n:
                 return q
             time.sleep(0.2)
         self.fail("completed %r of %d within %ds" % (q, n, timeout))
@@ -180,6 +183,51 @@ class PgReplicasTest(RetrydTestCase):
         q = self.wait_completed(idle, 20, 20)
         self.assertEqual((q["queued"], q["inflight"]), (0, 0), q)
         self.assertEqual(set(h.delivered), set(statuses))
+
+    def test_the_control_api_and_idempotency_keys_act_on_the_shared_rows(self):
+        """What a client or an operator does through any replica acts on the
+        one shared row: a repeat with the same Idempotency-Key on another
+        replica gets the same 202 and is not forwarded; the row is listed,
+        shown, cancelled and retried through any replica."""
+        up = self.start_upstream()
+        h = Counting()
+        up.handler = h
+        dsn = self.fresh_db()
+        a = self.replica(up, dsn, "--retry-interval", "1h")
+        b = self.replica(up, dsn, "--retry-interval", "1h")
+        key = [("Idempotency-Key", "shared-key"), ("X-Tag", "idem")]
+        r1 = send_request(a.port, "POST", "/api/v1/bot/", key, b"{}")
+        self.assertEqual(r1.status, 202, r1)
+        rid = r1.json()["id"]
+        sent = up.count()
+        r2 = send_request(b.port, "POST", "/api/v1/bot/", key, b"{}")
+        self.assertEqual(r2.status, 202, r2)
+        self.assertEqual(r2.json()["id"], rid, "the repeat on another replica got another id")
+        self.assertEqual(up.count(), sent, "the repeat was forwarded upstream")
+
+        listed = control_get(b.port, "/_retryd/requests?state=queued").json()["requests"]
+        self.assertEqual([i["id"] for i in listed], [rid])
+        self.assertEqual(control_get(b.port, "/_retryd/requests/%s" % rid).json()["state"],
+                         "queued")
+        # cancel through B, then retry the other row through B and see A's
+        # figures change
+        r3 = send_request(a.port, "POST", "/api/v1/bot/", [("X-Tag", "other")], b"{}")
+        other = r3.json()["id"]
+        c = send_request(b.port, "DELETE", "/_retryd/requests/%s" % rid)
+        self.assertEqual(c.status, 200, c)
+        self.assertEqual(control_get(a.port, "/_retryd/requests/%s" % rid).json()["state"],
+                         "cancelled")
+        h.set(failing=False)
+        r = send_request(b.port, "POST", "/_retryd/requests/%s/retry" % other)
+        self.assertEqual(r.status, 200, r)
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline and state != "completed":
+            state = control_get(a.port, "/_retryd/requests/%s" % other).json()["state"]
+            time.sleep(0.1)
+        self.assertEqual(state, "completed")
+        self.assertEqual(h.delivered["other"], 1)
+        self.assertEqual(h.delivered["idem"], 0, "a cancelled request was delivered")
 
     def start_load(self, ports, prefix, workers=8):
         """POSTs in a loop over ports (a list the test may change) until
