@@ -9,13 +9,13 @@
 
 #include "proxy/config.h"
 #include "proxy/http/server.h"
-#include "proxy/queue/retry_summary.h"
 #include "proxy/queue/route.h"
 #include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
 #include "storage/store.h"
 
 struct scheduler_s;
+struct retry_summary_s;
 
 /* How far start-up got (main.c's app_start, in this order): stopping takes
  * down exactly what was started, last first. */
@@ -40,7 +40,7 @@ typedef struct app_s {
   struct scheduler_s *scheduler;
   bool scheduler_running;
   uv_timer_t retention_timer;
-  retry_summary_t summary; /* the retries' periodic log line */
+  struct retry_summary_s *summary; /* the retries' log line (proxy/queue/retry_summary.h) */
   stats_t stats;
   upstream_t *upstream; /* the configured origin */
   route_t route;        /* the default route: every request goes by it */

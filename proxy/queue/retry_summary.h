@@ -10,26 +10,17 @@
  * sums up what is left, so a stop loses nothing.
  *
  * Lifecycle: retry_summary_start() once the scheduler runs →
- * retry_summary_stop() when retryd stops (the timer closes on the loop).
+ * retry_summary_stop() when retryd stops (freed when its timer closed).
  * Loop thread only. */
 #ifndef RETRYD_RETRY_SUMMARY_H
 #define RETRYD_RETRY_SUMMARY_H
 
-#include <stdint.h>
-#include <uv.h>
-
 struct app_s;
 
-typedef struct {
-  uv_timer_t timer;
-  /* The counters when the last summary was logged (or at start). */
-  uint64_t retries;
-  uint64_t recovered;
-  uint64_t dead;
-  uint64_t since_ns; /* uv_hrtime() then */
-} retry_summary_t;
-
+/* Sets app->summary (left NULL when out of memory: no summaries then, said
+ * once in the log). */
 void retry_summary_start(struct app_s *app);
+/* Logs what is left, and frees app->summary once its timer has closed. */
 void retry_summary_stop(struct app_s *app);
 
 #endif
