@@ -9,13 +9,13 @@
 
 #include "proxy/config.h"
 #include "proxy/http/server.h"
-#include "proxy/queue/route.h"
 #include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
 #include "storage/store.h"
 
 struct scheduler_s;
 struct retry_summary_s;
+struct route_s;
 
 /* How far start-up got (main.c's app_start, in this order): stopping takes
  * down exactly what was started, last first. */
@@ -42,8 +42,8 @@ typedef struct app_s {
   uv_timer_t retention_timer;
   struct retry_summary_s *summary; /* the retries' log line (proxy/queue/retry_summary.h) */
   stats_t stats;
-  upstream_t *upstream; /* the configured origin */
-  route_t route;        /* the default route: every request goes by it */
+  upstream_t *upstream;  /* the configured origin */
+  struct route_s *route; /* the default route, every request's (proxy/queue/route.h) */
   app_stage_t started;
 } app_t;
 

@@ -24,6 +24,7 @@
 #include "proxy/queue/retention.h"
 #include "proxy/queue/retry_summary.h"
 #include "proxy/router.h"
+#include "proxy/queue/route.h"
 #include "proxy/queue/scheduler.h"
 #include "proxy/upstream/upstream.h"
 #include "storage/storage_location.h"
@@ -213,7 +214,9 @@ static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) 
   app->loop = uv_default_loop();
   app->cfg = cfg;
   stats_init(&app->stats);
-  route_init_default(&app->route, cfg, store_now_ms());
+  static route_t default_route; /* lives as long as the process, like app */
+  route_init_default(&default_route, cfg, store_now_ms());
+  app->route = &default_route;
   char why[1024];
   if (log_init(cfg->log_level) != 0) {
     snprintf(err, errlen, "cannot start the log writer");

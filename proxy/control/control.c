@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
+#include "proxy/queue/route.h"
 #include "proxy/queue/conn_job.h"
 #include "proxy/queue/request_json.h"
 #include "proxy/upstream/response_head.h"
@@ -175,7 +176,7 @@ static void control_changed(conn_job_t *cj) {
     scheduler_row_changed(cj->app->scheduler, &cj->job.rq);
   /* "Try it now" is the operator's word over a paused route's: it probes. */
   if (cj->job.op == STORE_RETRY_NOW && cj->job.result == 0)
-    flow_probe_now(&cj->app->route.flow, store_now_ms());
+    flow_probe_now(&cj->app->route->flow, store_now_ms());
   control_got(cj);
 }
 
@@ -280,7 +281,7 @@ static void control_counted(conn_job_t *cj) {
       .stats = &app->stats,
       .queue = &cj->job.counts,
       .replica = app->store != NULL ? store_replica(app->store) : NULL,
-      .routes = &app->route,
+      .routes = app->route,
       .nroutes = 1,
       .now_ms = store_now_ms(),
       .now_ns = uv_hrtime(),

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "proxy/app.h"
+#include "proxy/queue/route.h"
 #include "proxy/buf.h"
 #include "proxy/deadline.h"
 #include "proxy/queue/enqueue.h"
@@ -203,7 +204,7 @@ static int forward_head_cb(void *ctx) {
     memcpy(f->retry_after, ra ? ra : "", n);
     f->retry_after[n] = '\0';
     /* Out of capacity says so for the whole route: known at the head. */
-    route_note(&f->app->route, f->head.status, true, ra, false, store_now_ms());
+    route_note(f->app->route, f->head.status, true, ra, false, store_now_ms());
     return 0;
   }
   return forward_send_head(f);
@@ -351,7 +352,7 @@ static void forward_hold(struct app_s *app, http_conn_t *c, request_t *req, int6
     http_conn_error(c, 502, "bad_gateway", "could not start the upstream request");
     return;
   }
-  route_flow_t *flow = &app->route.flow;
+  route_flow_t *flow = &app->route->flow;
   char why[96];
   snprintf(why, sizeof(why), "held: the route is %s",
            flow_state(flow, now) == FLOW_OPEN ? "over its rate limit"
@@ -364,7 +365,7 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   int64_t now = store_now_ms();
   /* Held only where it can be stored: with the store failing, sending is
    * the request's one chance (a final answer is relayed as ever). */
-  if (!flow_take_first(&app->route.flow, now) && store_writable(app->store)) {
+  if (!flow_take_first(&app->route->flow, now) && store_writable(app->store)) {
     forward_hold(app, c, req, now);
     return;
   }

@@ -18,7 +18,7 @@
 #include "proxy/config.h"
 #include "proxy/queue/route_flow.h"
 
-typedef struct {
+typedef struct route_s {
   char name[32];
   route_flow_t flow;
 } route_t;

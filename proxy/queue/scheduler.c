@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
+#include "proxy/queue/route.h"
 #include "proxy/http/headers.h"
 #include "proxy/log.h"
 #include "proxy/queue/retry_policy.h"
@@ -190,7 +191,7 @@ static void scheduler_finish_retry_cb(uv_timer_t *t) { scheduler_submit_finish(t
  * loop, usually into the same batch as the outcome. */
 /* Every answer tells the route how its upstream is doing. */
 static void scheduler_note_route(attempt_t *a) {
-  route_t *r = &a->app->route;
+  route_t *r = a->app->route;
   const attempt_outcome_t *o = &a->outcome;
   if (o->kind == OUTCOME_RELEASE) {
     if (a->probe)
@@ -223,7 +224,7 @@ static void scheduler_claimed(store_job_t *job) {
     log_end(&l);
     free(job->rows);
     job->rows = NULL;
-    flow_untake(&s->app->route.flow, job->limit, s->claim_probe);
+    flow_untake(&s->app->route->flow, job->limit, s->claim_probe);
     s->claim_probe = false;
     if (!s->stopping)
       scheduler_arm(s, store_now_ms() + SCHEDULER_STORE_RETRY_MS);
@@ -233,13 +234,13 @@ static void scheduler_claimed(store_job_t *job) {
   s->app->stats.dead += (uint64_t)job->expired;
   bool probe = s->claim_probe;
   s->claim_probe = false;
-  flow_untake(&s->app->route.flow, job->limit - (size_t)job->nrows, probe && job->nrows == 0);
+  flow_untake(&s->app->route->flow, job->limit - (size_t)job->nrows, probe && job->nrows == 0);
   for (int i = 0; i < job->nrows; i++) {
     attempt_t *a = attempt_start(s->app, &job->rows[i], scheduler_attempt_done);
     if (a == NULL) {
       stored_request_free(&job->rows[i]);
       if (i == 0 && probe)
-        flow_untake(&s->app->route.flow, 0, true);
+        flow_untake(&s->app->route->flow, 0, true);
       continue; /* stays inflight on disk until the next start */
     }
     a->probe = probe && i == 0;
@@ -274,7 +275,7 @@ static void scheduler_claim(scheduler_t *s) {
     slots = 256; /* one batch; the next claim follows at once */
   /* The route may allow fewer (paused, probing, paced): claim what it
    * allows, reserved now, and look again when it allows more. */
-  route_flow_t *flow = &s->app->route.flow;
+  route_flow_t *flow = &s->app->route->flow;
   int64_t now = store_now_ms();
   size_t allowed = flow_claimable(flow, now, slots);
   if (allowed == 0) {

@@ -65,39 +65,6 @@ static int pg_start_session(pg_conn_t *c) {
   return rc;
 }
 
-int pg_conn_open(pg_conn_t **out, const char *url, pg_session_cb on_session, void *arg, char *err,
-                 size_t errlen) {
-  *out = NULL;
-  pg_conn_t *c = calloc(1, sizeof(*c));
-  if (c == NULL || (c->url = strdup(url)) == NULL) {
-    free(c);
-    return -ENOMEM;
-  }
-  c->on_session = on_session;
-  c->arg = arg;
-  c->backoff_ms = PG_BACKOFF_FIRST_MS;
-  c->conn = pg_connect(url);
-  if (c->conn != NULL)
-    PQsetNoticeReceiver(c->conn, pg_drop_notice, NULL);
-  if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
-    char why[400];
-    pg_one_line(why, sizeof(why), c->conn ? PQerrorMessage(c->conn) : "out of memory");
-    snprintf(err, errlen, "cannot connect to PostgreSQL: %s", why);
-    pg_conn_close(c);
-    return -EIO;
-  }
-  int rc = pg_start_session(c);
-  if (rc != 0) {
-    char why[400];
-    pg_one_line(why, sizeof(why), PQerrorMessage(c->conn));
-    snprintf(err, errlen, "cannot set up the PostgreSQL session: %s", why);
-    pg_conn_close(c);
-    return rc;
-  }
-  *out = c;
-  return 0;
-}
-
 int pg_conn_open_later(pg_conn_t **out, const char *url, pg_session_cb on_session, void *arg) {
   *out = NULL;
   pg_conn_t *c = calloc(1, sizeof(*c));
@@ -108,6 +75,34 @@ int pg_conn_open_later(pg_conn_t **out, const char *url, pg_session_cb on_sessio
   c->on_session = on_session;
   c->arg = arg;
   c->backoff_ms = PG_BACKOFF_FIRST_MS;
+  *out = c;
+  return 0;
+}
+
+int pg_conn_open(pg_conn_t **out, const char *url, pg_session_cb on_session, void *arg, char *err,
+                 size_t errlen) {
+  pg_conn_t *c;
+  int rc = pg_conn_open_later(&c, url, on_session, arg);
+  if (rc != 0)
+    return rc;
+  c->conn = pg_connect(url);
+  if (c->conn != NULL)
+    PQsetNoticeReceiver(c->conn, pg_drop_notice, NULL);
+  if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
+    char why[400];
+    pg_one_line(why, sizeof(why), c->conn ? PQerrorMessage(c->conn) : "out of memory");
+    snprintf(err, errlen, "cannot connect to PostgreSQL: %s", why);
+    pg_conn_close(c);
+    return -EIO;
+  }
+  rc = pg_start_session(c);
+  if (rc != 0) {
+    char why[400];
+    pg_one_line(why, sizeof(why), PQerrorMessage(c->conn));
+    snprintf(err, errlen, "cannot set up the PostgreSQL session: %s", why);
+    pg_conn_close(c);
+    return rc;
+  }
   *out = c;
   return 0;
 }

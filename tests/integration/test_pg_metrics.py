@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fake_upstream import Response  # noqa: E402
 from harness import RetrydTestCase, send_request  # noqa: E402
 from control_helpers import ctl, ctl_json, prometheus_parse, prometheus_samples  # noqa: E402
-from pg_cluster import PgCluster  # noqa: E402
+from pg_cluster import OwnClusterMixin  # noqa: E402
 
 # Families a replica counts itself: every sample of them carries its label.
 OWN_FAMILIES = ("retryd_requests", "retryd_forwarded", "retryd_stored", "retryd_retries",
@@ -31,13 +31,7 @@ SHARED_FAMILIES = ("retryd_queue_requests", "retryd_oldest_queued_age_seconds",
                    "retryd_next_attempt_timestamp_seconds")
 
 
-class PgMetricsTest(RetrydTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = PgCluster()
-        cls.pg.start()
-        cls.addClassCleanup(cls.pg.cleanup)
+class PgMetricsTest(OwnClusterMixin, RetrydTestCase):
 
     def metrics(self, port):
         r = ctl(port, "GET", "/_retryd/metrics")
@@ -45,7 +39,7 @@ class PgMetricsTest(RetrydTestCase):
         return prometheus_parse(r.body.decode("utf-8"))
 
     def test_replicas_label_their_own_figures_and_share_the_queues(self):
-        dsn = self.pg.create_database("metrics")
+        dsn = self.fresh_db("metrics")
         up = self.start_upstream()
         up.default = Response(503)
         a = self.start_retryd(up, "--retry-interval", "1h", db=dsn)

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fake_upstream import Response  # noqa: E402
 from harness import RetrydTestCase, control_get, send_request  # noqa: E402
-from pg_cluster import PgCluster  # noqa: E402
+from pg_cluster import OwnClusterMixin  # noqa: E402
 
 HANG_S = 30
 
@@ -52,18 +52,10 @@ class Answering:
             return self.paths.count(path)
 
 
-class PgNoticesTest(RetrydTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = PgCluster()
-        cls.pg.start()
-        cls.addClassCleanup(cls.pg.cleanup)
-        cls.dbs = 0
+class PgNoticesTest(OwnClusterMixin, RetrydTestCase):
 
     def setUp(self):
-        type(self).dbs += 1
-        dsn = self.pg.create_database("notices_%d" % self.dbs)
+        dsn = self.fresh_db("notices")
         up_a, up_b = self.start_upstream(), self.start_upstream()
         self.ha, self.hb = Answering(503, b"a"), Answering(200, b"b")
         up_a.handler, up_b.handler = self.ha, self.hb

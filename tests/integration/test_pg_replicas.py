@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fake_upstream import Response  # noqa: E402
 from harness import RetrydTestCase, control_get, send_request  # noqa: E402
-from pg_cluster import PgCluster, query  # noqa: E402
+from pg_cluster import OwnClusterMixin, query  # noqa: E402
 
 LEASE = "2s"
 INTERVAL = "500ms"
@@ -62,18 +62,7 @@ class Counting:
                 setattr(self, k, v)
 
 
-class PgReplicasTest(RetrydTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = PgCluster()
-        cls.pg.start()
-        cls.addClassCleanup(cls.pg.cleanup)
-        cls.dbs = 0
-
-    def fresh_db(self):
-        type(self).dbs += 1
-        return self.pg.create_database("replicas_%d" % self.dbs)
+class PgReplicasTest(OwnClusterMixin, RetrydTestCase):
 
     def replica(self, up, dsn, *args):
         return self.start_retryd(up, "--retry-interval", INTERVAL, "--claim-lease", LEASE,
@@ -112,7 +101,7 @@ class PgReplicasTest(RetrydTestCase):
         up = self.start_upstream()
         h = Counting()
         up.handler = h
-        dsn = self.fresh_db()
+        dsn = self.fresh_db("replicas")
         replicas = [self.replica(up, dsn) for _ in range(3)]
         # The password of --db is not left readable in ps.
         password = dsn.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
@@ -135,7 +124,7 @@ class PgReplicasTest(RetrydTestCase):
         up = self.start_upstream()
         h = Counting()
         up.handler = h
-        dsn = self.fresh_db()
+        dsn = self.fresh_db("replicas")
         a = self.replica(up, dsn, "--retry-concurrency", "8")
         statuses = self.send_all([a], 40, "kill")
         self.assertEqual(collections.Counter(statuses.values()), {202: 40})
@@ -167,7 +156,7 @@ class PgReplicasTest(RetrydTestCase):
         up = self.start_upstream()
         h = Counting()
         up.handler = h
-        dsn = self.fresh_db()
+        dsn = self.fresh_db("replicas")
         idle = self.replica(up, dsn, "--retry-interval", "1s")
         time.sleep(0.5)  # its start-up claim found nothing: no due time known
         a = self.replica(up, dsn, "--retry-interval", "1h")
@@ -192,7 +181,7 @@ class PgReplicasTest(RetrydTestCase):
         up = self.start_upstream()
         h = Counting()
         up.handler = h
-        dsn = self.fresh_db()
+        dsn = self.fresh_db("replicas")
         a = self.replica(up, dsn, "--retry-interval", "1h")
         b = self.replica(up, dsn, "--retry-interval", "1h")
         key = [("Idempotency-Key", "shared-key"), ("X-Tag", "idem")]
@@ -272,7 +261,7 @@ class PgReplicasTest(RetrydTestCase):
         up = self.start_upstream()
         h = Counting()
         up.handler = h
-        dsn = self.fresh_db()
+        dsn = self.fresh_db("replicas")
         replicas = [self.replica(up, dsn) for _ in range(2)]
         accepted, refused, stop = self.start_load([rd.port for rd in replicas], "restart")
         time.sleep(1.0)
@@ -292,7 +281,7 @@ class PgReplicasTest(RetrydTestCase):
         up = self.start_upstream()
         h = Counting()
         up.handler = h
-        dsn = self.fresh_db()
+        dsn = self.fresh_db("replicas")
         replicas = [self.replica(up, dsn) for _ in range(3)]
         ports = [rd.port for rd in replicas]
         accepted, refused, stop = self.start_load(ports, "rolling")

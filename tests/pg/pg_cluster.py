@@ -468,6 +468,24 @@ class PgCluster:
         return pg
 
 
+class OwnClusterMixin:
+    """For a unittest.TestCase whose tests need a cluster of their own
+    (started before the class's first test, stopped after its last):
+    cls.pg, and fresh_db(prefix) for a database per test."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pg = PgCluster()
+        cls.pg.start()
+        cls.addClassCleanup(cls.pg.cleanup)
+        cls.dbs = 0
+
+    def fresh_db(self, prefix="db"):
+        type(self).dbs += 1
+        return self.pg.create_database("%s_%d" % (prefix, self.dbs))
+
+
 def _start(dir):
     if os.path.exists(os.path.join(dir, STATE_FILE)):
         # An earlier run stopped before its cleanup: its server may still run.

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "proxy/app.h"
+#include "proxy/queue/route.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/queue/retry_policy.h"
@@ -52,6 +53,7 @@ typedef struct {
   uv_loop_t loop;
   config_t cfg;
   app_t app;
+  route_t route;
   upstream_t upstream;
   submitted_t jobs[MAX_JOBS];
   int njobs;
@@ -64,8 +66,8 @@ static fixture_t *fx; /* the fake backend's and on_stopped's way back */
 
 /* ---- the fake upstream ------------------------------------------------ */
 
-static upstream_xfer_t *fake_send(upstream_t *u, const upstream_request_t *r,
-                                  response_head_t *head, const upstream_ops_t *ops, void *ctx) {
+static upstream_xfer_t *fake_send(upstream_t *u, const upstream_request_t *r, response_head_t *head,
+                                  const upstream_ops_t *ops, void *ctx) {
   assert_true(fx->nxfers < MAX_XFERS);
   fake_xfer_t *x = &fx->xfers[fx->nxfers++];
   x->super = (upstream_xfer_t){.owner = u, .head = head, .ops = ops, .ctx = ctx};
@@ -80,9 +82,7 @@ static void fake_cancel(upstream_xfer_t *x) {
   f->cancelled = f->ended = true;
 }
 
-static void fake_resume(upstream_xfer_t *x) {
-  (void)x;
-}
+static void fake_resume(upstream_xfer_t *x) { (void)x; }
 
 static const upstream_backend_t fake_backend = {
     .send = fake_send,
@@ -151,9 +151,7 @@ static void answer_finish(int i, int64_t next_due) {
 }
 
 /* One turn of the loop, without waiting: whatever is due now runs. */
-static void turn(void) {
-  uv_run(&fx->loop, UV_RUN_NOWAIT);
-}
+static void turn(void) { uv_run(&fx->loop, UV_RUN_NOWAIT); }
 
 /* ---- set-up and the clean end ----------------------------------------- */
 
@@ -166,6 +164,8 @@ static int setup(void **state) {
   fx->app.loop = &fx->loop;
   fx->app.cfg = &fx->cfg;
   fx->app.upstream = &fx->upstream;
+  route_init_default(&fx->route, &fx->cfg, store_now_ms());
+  fx->app.route = &fx->route;
   stats_init(&fx->app.stats);
   *state = fx;
   return 0;
@@ -231,8 +231,7 @@ static void start_claims_every_free_slot_at_once(void **state) {
   assert_int_equal(fx->jobs[0].limit, 3);
   /* Rows due longer than --max-age (with a second's grace) are the
    * store's to make dead. */
-  assert_int_equal(fx->jobs[0].job->max_age_ms,
-                   (int64_t)fx->cfg.max_age_ms + RETRY_POLICY_LATE_MS);
+  assert_int_equal(fx->jobs[0].job->max_age_ms, (int64_t)fx->cfg.max_age_ms + RETRY_POLICY_LATE_MS);
   answer_claim(0, 0, 0); /* every claim is answered: its rows are freed then */
 }
 
@@ -422,19 +421,18 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           a_claim_asks_for_at_most_256_and_a_full_one_is_followed_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(no_claim_while_every_slot_is_busy, setup, teardown),
-      cmocka_unit_test_setup_teardown(answers_in_one_turn_refill_their_slots_with_one_claim,
-                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(answers_in_one_turn_refill_their_slots_with_one_claim, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(no_second_claim_while_one_is_outstanding, setup, teardown),
       cmocka_unit_test_setup_teardown(a_due_time_in_the_future_claims_then_and_not_before, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(
           a_failed_claim_starts_nothing_and_is_tried_again_a_second_later, setup, teardown),
-      cmocka_unit_test_setup_teardown(
-          a_failed_outcome_commit_is_submitted_again_a_second_later, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_failed_outcome_commit_is_submitted_again_a_second_later,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(stop_claims_no_more_and_waits_for_attempts_in_flight, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(cancel_all_releases_the_attempts_in_flight, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(cancel_all_releases_the_attempts_in_flight, setup, teardown),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   log_close();
