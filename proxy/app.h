@@ -14,6 +14,7 @@
 #include "storage/store.h"
 
 struct scheduler_s;
+struct retry_summary_s;
 struct route_s;
 
 /* How far start-up got (main.c's app_start, in this order): stopping takes
@@ -24,7 +25,7 @@ typedef enum {
   APP_STORE,    /* the storage thread and its file */
   APP_SERVER,   /* the listener */
   APP_SIGNALS,  /* SIGTERM, SIGINT and the shutdown deadline */
-  APP_RUNNING,  /* the scheduler and purges too: everything */
+  APP_RUNNING,  /* the scheduler, purges and the retry summary too: everything */
 } app_stage_t;
 
 typedef struct app_s {
@@ -39,6 +40,7 @@ typedef struct app_s {
   struct scheduler_s *scheduler;
   bool scheduler_running;
   uv_timer_t retention_timer;
+  struct retry_summary_s *summary; /* the retries' log line (proxy/queue/retry_summary.h) */
   stats_t stats;
   upstream_t *upstream;  /* the configured origin */
   struct route_s *route; /* the default route, every request's (proxy/queue/route.h) */

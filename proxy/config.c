@@ -78,9 +78,18 @@ static const opt_t options[] = {
     {"max-connections", OPT_COUNT, FIELD(max_connections), 1, "N",
      "client connections at once; more wait in the accept backlog (10000)"},
     {"admin-token", OPT_TEXT, FIELD(admin_token), 0, "TOKEN",
-     "when set, /_retryd/* other than health needs X-Retryd-Token (none)"},
+     "when set, /_retryd/* other than health needs this token (X-Retryd-Token or "
+     "Authorization: Bearer), which may do everything (none)"},
+    {"read-token", OPT_TEXT, FIELD(read_token), 0, "TOKEN",
+     "a token that may only read the control API: requests, answers, listings, stats, "
+     "metrics (none)"},
+    {"metrics-open", OPT_BOOL, FIELD(metrics_open), 0, "on|off",
+     "GET /_retryd/metrics needs no token even when tokens are set (off)"},
     {"log-level", OPT_LOG_LEVEL, FIELD(log_level), 0, "LEVEL",
      "debug, info, warn or error; JSON lines on stderr (info)"},
+    {"log-summary-interval", OPT_DURATION, FIELD(log_summary_interval_ms), 1, "DUR",
+     "how often one info line sums up the retries, when there were any; each retry's own "
+     "line is at debug (60s)"},
     {"client-timeout", OPT_DURATION, FIELD(client_timeout_ms), 1, "DUR",
      "a client must send its headers, and keep a body flowing, within this (10s)"},
     {"client-body-timeout", OPT_DURATION, FIELD(client_body_timeout_ms), 1, "DUR",
@@ -125,6 +134,7 @@ void config_defaults(config_t *cfg) {
   cfg->max_wait_ms = 120000;
   cfg->max_connections = 10000;
   cfg->log_level = LOG_INFO;
+  cfg->log_summary_interval_ms = 60000;
   cfg->client_timeout_ms = 10000;
   cfg->client_body_timeout_ms = 60000;
   cfg->keepalive_timeout_ms = 60000;
@@ -401,17 +411,43 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
   return config_fail(err, errlen, name, "unhandled option kind");
 }
 
+#define CONFIG_ENV_PREFIX "RETRYD_"
+
+/* The option's environment variable: RETRYD_ and its name in upper case,
+ * '-' as '_'. */
+static void config_env_name(const opt_t *o, char *var, size_t len) {
+  size_t n = (size_t)snprintf(var, len, "%s", CONFIG_ENV_PREFIX);
+  for (const char *p = o->name; *p && n + 1 < len; p++)
+    var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+  var[n] = '\0';
+}
+
+void config_each_unknown_env(char *const *envp, void (*fn)(const char *name, size_t len, void *arg),
+                             void *arg) {
+  size_t plen = strlen(CONFIG_ENV_PREFIX);
+  for (char *const *e = envp; *e != NULL; e++) {
+    if (strncmp(*e, CONFIG_ENV_PREFIX, plen) != 0)
+      continue;
+    size_t len = strcspn(*e, "=");
+    bool known = false;
+    for (size_t i = 0; i < NOPTIONS && !known; i++) {
+      char var[64];
+      config_env_name(&options[i], var, sizeof(var));
+      known = strlen(var) == len && memcmp(var, *e, len) == 0;
+    }
+    if (!known)
+      fn(*e, len, arg);
+  }
+}
+
 /* given[i] is true for options set on the command line: their environment
  * value is neither used nor validated. */
 static int config_load_env(config_t *cfg, const bool *given, char *err, size_t errlen) {
   for (size_t i = 0; i < NOPTIONS; i++) {
     if (given[i])
       continue;
-    char var[64] = "RETRYD_";
-    size_t n = strlen(var);
-    for (const char *p = options[i].name; *p && n + 1 < sizeof(var); p++)
-      var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-    var[n] = '\0';
+    char var[64];
+    config_env_name(&options[i], var, sizeof(var));
     const char *value = getenv(var);
     if (value == NULL)
       continue;
@@ -436,6 +472,15 @@ void config_usage(void) {
     printf("  %-28s %s\n", left, options[i].help);
   }
   printf("  %-28s %s\n  %-28s %s\n", "--help", "this text", "--version", "the version");
+}
+
+/* What no single option can check. */
+static int config_check_whole(const config_t *cfg, char *err, size_t errlen) {
+  /* The same token for both would give the read token's holders every
+   * right of the admin token's. */
+  if (cfg->read_token[0] != '\0' && strcmp(cfg->read_token, cfg->admin_token) == 0)
+    return config_fail(err, errlen, "read-token", "must differ from --admin-token");
+  return CONFIG_OK;
 }
 
 int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen) {
@@ -492,5 +537,5 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen) 
     if (rc != CONFIG_OK)
       return rc;
   }
-  return CONFIG_OK;
+  return config_check_whole(cfg, err, errlen);
 }

@@ -50,7 +50,10 @@ typedef struct {
   bool upstream_http2;    /* https:// through libcurl (HTTP/2 by ALPN), not the own client */
   uint64_t max_connections;
   char admin_token[256]; /* empty: no token needed */
+  char read_token[256];  /* empty: none; a token that may only read the control API */
+  bool metrics_open;     /* GET /_retryd/metrics needs no token, whatever is set */
   log_level_t log_level;
+  uint64_t log_summary_interval_ms; /* how often retries are summed up at info */
   uint64_t client_timeout_ms;      /* headers must arrive, and a body keep flowing, within this */
   uint64_t client_body_timeout_ms; /* a whole request body must arrive within this */
   uint64_t keepalive_timeout_ms;   /* idle keep-alive connections are closed after this */
@@ -70,5 +73,11 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 /* Parses one option by its long name (without "--"); for tests and env. */
 int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 void config_usage(void);
+/* Calls fn with the name (len bytes, not NUL-terminated) of each variable
+ * of envp that starts with RETRYD_ but is no option's RETRYD_<NAME> form:
+ * a typo would otherwise be ignored without a word. Never the value, which
+ * may be a token. main() logs each as a warning once the log is up. */
+void config_each_unknown_env(char *const *envp, void (*fn)(const char *name, size_t len, void *arg),
+                             void *arg);
 
 #endif

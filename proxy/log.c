@@ -155,6 +155,11 @@ void log_ms(log_line_t *l, const char *key, double ms) {
     log_put(l, buf_printf(&l->buf, ",\"%s\":%.3f", key, ms));
 }
 
+void log_bool(log_line_t *l, const char *key, bool value) {
+  if (l->active)
+    log_put(l, buf_printf(&l->buf, ",\"%s\":%s", key, value ? "true" : "false"));
+}
+
 void log_end(log_line_t *l) {
   if (!l->active) {
     buf_free(&l->buf);

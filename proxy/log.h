@@ -34,6 +34,7 @@ void log_str(log_line_t *l, const char *key, const char *value);
 void log_strn(log_line_t *l, const char *key, const char *value, size_t len);
 void log_int(log_line_t *l, const char *key, int64_t value);
 void log_ms(log_line_t *l, const char *key, double ms);
+void log_bool(log_line_t *l, const char *key, bool value);
 void log_end(log_line_t *l);
 
 /* One-call form for a message with no fields. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "proxy/app.h"
@@ -21,6 +22,7 @@
 #include "proxy/log.h"
 #include "proxy/migrate_cmd.h"
 #include "proxy/queue/retention.h"
+#include "proxy/queue/retry_summary.h"
 #include "proxy/router.h"
 #include "proxy/queue/route.h"
 #include "proxy/queue/scheduler.h"
@@ -53,6 +55,7 @@ static void app_store_closed(void *arg) {
 static void app_stop(app_t *app) {
   if (app->started >= APP_RUNNING) {
     retention_stop(app);
+    retry_summary_stop(app); /* retries are settled by now: the last figures */
     scheduler_close(app->scheduler);
   }
   if (app->started >= APP_SERVER && !app->server.draining)
@@ -155,17 +158,33 @@ static int app_listen(app_t *app) {
     log_end(&l);
     return rc;
   }
-  if (cfg->admin_token[0] == '\0' && !server_addr_is_loopback(&cfg->listen_addr)) {
+  if (cfg->admin_token[0] == '\0' && cfg->read_token[0] == '\0' &&
+      !server_addr_is_loopback(&cfg->listen_addr)) {
     /* Without a token anyone who can reach this address can list, retry
      * and cancel stored requests: allowed (a private network may be
-     * trusted), but never silently. */
+     * trusted), but never silently. A read token alone closes it too:
+     * reads then need it, and nothing may change state. */
     log_line_t l;
-    log_begin(&l, LOG_WARN, "the control API is open to the network: set --admin-token");
+    log_begin(&l, LOG_WARN,
+              "the control API is open to the network: set --admin-token or --read-token");
     log_str(&l, "listen", cfg->listen_text);
-    log_str(&l, "hint", "/_retryd/* other than health then needs X-Retryd-Token");
+    log_str(&l, "hint",
+            "/_retryd/* other than health then needs a token (X-Retryd-Token or "
+            "Authorization: Bearer)");
     log_end(&l);
   }
   return 0;
+}
+
+/* One warning per RETRYD_* variable that names no option: set, it was
+ * meant to change something, and changes nothing. */
+static void app_warn_unknown_env(const char *name, size_t len, void *arg) {
+  (void)arg;
+  log_line_t l;
+  log_begin(&l, LOG_WARN, "unknown environment variable ignored");
+  log_strn(&l, "name", name, len);
+  log_str(&l, "hint", "RETRYD_<OPTION> sets an option of --help, upper case, '-' as '_'");
+  log_end(&l);
 }
 
 static void app_catch_signals(app_t *app) {
@@ -203,6 +222,7 @@ static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) 
     snprintf(err, errlen, "cannot start the log writer");
     goto fail;
   }
+  config_each_unknown_env(environ, app_warn_unknown_env, NULL);
   uuid7_init(); /* before the loop: seeding may read /dev/urandom */
   app->upstream = upstream_new(app->loop, cfg, cfg->upstream, why, sizeof(why));
   if (app->upstream == NULL) {
@@ -224,6 +244,7 @@ static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) 
   }
   app->scheduler_running = true;
   retention_start(app);
+  retry_summary_start(app);
   app->started = APP_RUNNING;
   app_log_started(app);
   return 0;

@@ -11,6 +11,9 @@
 #include "proxy/queue/request_json.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/queue/scheduler.h"
+#include "proxy/control/control_auth.h"
+#include "proxy/control/control_wait.h"
+#include "proxy/queue/prefer.h"
 #include "proxy/control/stats_report.h"
 #include "proxy/control/status_page.h"
 #include "proxy/units.h"
@@ -76,9 +79,72 @@ static void control_store_error(http_conn_t *c, int err, const stored_request_t 
   }
 }
 
+/* A read of one stored request: which view, and what the client asked to
+ * wait for (Prefer: wait=N; -1: not asked). */
+typedef struct {
+  view_t view;
+  int64_t wait_s; /* capped by --max-wait */
+  bool may_hold;  /* false once it was held: then it is answered as it is */
+} control_read_t;
+
+static void control_read(app_t *app, http_conn_t *c, const char *id, view_t view, int64_t wait_s,
+                         bool may_hold);
+
+/* A long-poll ended (the request did, retryd stops, or the time ran out):
+ * the row is read again, and answered as it is now. */
+static void control_wait_ended(app_t *app, http_conn_t *c, const char *id, int64_t wait_s,
+                               uintptr_t tag) {
+  control_read(app, c, id, (view_t)tag, wait_s, false);
+}
+
+static void control_answer_response(http_conn_t *c, const stored_request_t *rq,
+                                    const char *applied) {
+  buf_t extra;
+  buf_init(&extra, rq->response_headers_len + 128);
+  if (rq->state != RQ_COMPLETED || rq->response_status == 0) {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "the request is %s, not completed", rq_state_name(rq->state));
+    int rc = applied[0] ? buf_append_field(&extra, "Preference-Applied", applied) : 0;
+    http_conn_error_with(c, 409, rc == 0 ? extra.data : NULL, "not_completed", msg);
+    buf_free(&extra);
+    return;
+  }
+  /* The stored answer, verbatim: status, fields and body. */
+  int rc = response_head_copy_unframed(rq->response_headers ? rq->response_headers : "",
+                                       rq->response_headers_len, &extra);
+  if (rc == 0 && applied[0])
+    rc = buf_append_field(&extra, "Preference-Applied", applied);
+  if (rc != 0)
+    http_conn_error(c, 500, "internal", "the stored answer's fields could not be copied");
+  else
+    http_conn_respond(c, rq->response_status, extra.data ? extra.data : "", NULL,
+                      rq->response_body ? rq->response_body : "", rq->response_body_len);
+  buf_free(&extra);
+}
+
+static void control_answer_status(app_t *app, http_conn_t *c, const stored_request_t *rq,
+                                  const char *applied) {
+  buf_t body, extra;
+  /* Room for the row's strings JSON-escaped (six bytes each at worst): a
+   * path may fill a whole request head. A body that could not be built
+   * whole is an error, never a cut document. */
+  buf_init(&body, 6 * app->cfg->max_header_bytes + 16 * 1024);
+  buf_init(&extra, 128);
+  int rc = buf_append_str(&extra, "Cache-Control: no-store\r\n");
+  if (rc == 0 && applied[0])
+    rc = buf_append_field(&extra, "Preference-Applied", applied);
+  if (rc != 0 || request_json_status(&body, rq) != 0)
+    http_conn_error(c, 500, "internal", "the request's status did not fit its buffer");
+  else
+    http_conn_respond(c, 200, extra.data, "application/json", body.data, body.len);
+  buf_free(&body);
+  buf_free(&extra);
+}
+
 static void control_got(conn_job_t *cj) {
   http_conn_t *c = cj->conn;
   store_job_t *job = &cj->job;
+  const control_read_t *rd = cj->data;
   if (c == NULL)
     return;
   if (job->result != 0) {
@@ -86,37 +152,22 @@ static void control_got(conn_job_t *cj) {
     return;
   }
   const stored_request_t *rq = &job->rq;
-  if ((view_t)(uintptr_t)cj->data == VIEW_RESPONSE) {
-    if (rq->state != RQ_COMPLETED || rq->response_status == 0) {
-      char msg[96];
-      snprintf(msg, sizeof(msg), "the request is %s, not completed", rq_state_name(rq->state));
-      http_conn_error(c, 409, "not_completed", msg);
-      return;
-    }
-    /* The stored answer, verbatim: status, fields and body. */
-    buf_t extra;
-    buf_init(&extra, rq->response_headers_len + 1);
-    if (response_head_copy_unframed(rq->response_headers ? rq->response_headers : "",
-                                    rq->response_headers_len, &extra) != 0)
-      http_conn_error(c, 500, "internal", "the stored answer's fields could not be copied");
-    else
-      http_conn_respond(c, rq->response_status, extra.data ? extra.data : "", NULL,
-                        rq->response_body ? rq->response_body : "", rq->response_body_len);
-    buf_free(&extra);
-    return;
+  bool unfinished = rq->state == RQ_QUEUED || rq->state == RQ_INFLIGHT;
+  if (rd->may_hold && rd->wait_s > 0 && unfinished) {
+    uintptr_t tag = (uintptr_t)rd->view;
+    if (control_wait_hold(cj->app, c, rq->id, rd->wait_s, control_wait_ended, tag) == 0)
+      return; /* answered when the request ends, or the wait does */
   }
-  buf_t body;
-  /* Room for the row's strings JSON-escaped (six bytes each at worst): a
-   * path may fill a whole request head. A body that could not be built
-   * whole is an error, never a cut document. */
-  buf_init(&body, 6 * cj->app->cfg->max_header_bytes + 16 * 1024);
-  if (request_json_status(&body, rq) != 0)
-    http_conn_error(c, 500, "internal", "the request's status did not fit its buffer");
+  char applied[48] = "";
+  if (rd->wait_s >= 0)
+    snprintf(applied, sizeof(applied), "wait=%lld", (long long)rd->wait_s);
+  if (rd->view == VIEW_RESPONSE)
+    control_answer_response(c, rq, applied);
   else
-    control_reply_json(c, 200, &body);
-  buf_free(&body);
+    control_answer_status(cj->app, c, rq, applied);
 }
 
+/* A retry or a cancel, committed: answered with the row as it left it. */
 static void control_changed(conn_job_t *cj) {
   scheduler_note_due(cj->app->scheduler, cj->job.next_due);
   /* A client held with Prefer: wait for a request cancelled here gets its
@@ -127,6 +178,33 @@ static void control_changed(conn_job_t *cj) {
   if (cj->job.op == STORE_RETRY_NOW && cj->job.result == 0)
     flow_probe_now(&cj->app->route->flow, store_now_ms());
   control_got(cj);
+}
+
+static void control_read(app_t *app, http_conn_t *c, const char *id, view_t view, int64_t wait_s,
+                         bool may_hold) {
+  conn_job_t *cj = conn_job_new(app, c, STORE_GET, control_got);
+  control_read_t *rd = cj ? calloc(1, sizeof(*rd)) : NULL;
+  if (rd == NULL) {
+    free(cj);
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  rd->view = view;
+  rd->wait_s = wait_s;
+  rd->may_hold = may_hold;
+  cj->data = rd;
+  cj->free_data = free;
+  snprintf(cj->job.id, sizeof(cj->job.id), "%s", id);
+  cj->job.with_payload = view == VIEW_RESPONSE;
+  conn_job_submit(cj);
+}
+
+/* Prefer: wait=N capped by --max-wait; -1 when not asked. */
+static int64_t control_wait_asked(app_t *app, const request_t *req) {
+  prefer_t prefer;
+  prefer_parse(headers_get(&req->headers, "prefer"), &prefer);
+  int64_t cap_s = (int64_t)(app->cfg->max_wait_ms / 1000);
+  return prefer.wait_s > cap_s ? cap_s : prefer.wait_s;
 }
 
 static void control_request(app_t *app, http_conn_t *c, request_t *req) {
@@ -155,31 +233,33 @@ static void control_request(app_t *app, http_conn_t *c, request_t *req) {
     return;
   }
   store_op_t op;
-  void (*done)(conn_job_t *) = control_got;
   if (action != NULL) {
     if (!control_method_is(req, "POST")) {
       control_not_allowed(c, "POST");
       return;
     }
     op = STORE_RETRY_NOW;
-    done = control_changed;
   } else if (control_method_is(req, "GET") || control_method_is(req, "HEAD")) {
-    op = STORE_GET;
+    control_read(app, c, id, view, control_wait_asked(app, req), true);
+    return;
   } else if (control_method_is(req, "DELETE") && view == VIEW_STATUS) {
     op = STORE_CANCEL;
-    done = control_changed;
   } else {
     control_not_allowed(c, view == VIEW_RESPONSE ? "GET, HEAD" : "GET, HEAD, DELETE");
     return;
   }
-  conn_job_t *cj = conn_job_new(app, c, op, done);
-  if (cj == NULL) {
+  conn_job_t *cj = conn_job_new(app, c, op, control_changed);
+  control_read_t *rd = cj ? calloc(1, sizeof(*rd)) : NULL;
+  if (rd == NULL) {
+    free(cj);
     http_conn_error(c, 503, "queue_unavailable", "out of memory");
     return;
   }
+  rd->view = VIEW_STATUS;
+  rd->wait_s = -1;
+  cj->data = rd;
+  cj->free_data = free;
   memcpy(cj->job.id, id, sizeof(id));
-  cj->job.with_payload = view == VIEW_RESPONSE;
-  cj->data = (void *)(uintptr_t)view;
   conn_job_submit(cj);
 }
 
@@ -318,22 +398,23 @@ static void control_list(app_t *app, http_conn_t *c, request_t *req) {
 
 /* ---- access ------------------------------------------------------------ */
 
-/* Compares without an early exit, so the time taken says nothing about
- * how much of the token was right. */
-static bool control_token_matches(const char *given, const char *want) {
-  size_t gl = strlen(given), wl = strlen(want);
-  unsigned char diff = (unsigned char)(gl != wl);
-  for (size_t i = 0; i < wl; i++)
-    diff |= (unsigned char)(want[i] ^ (i < gl ? given[i] : 0));
-  return diff == 0;
-}
-
-static bool control_authorized(app_t *app, const request_t *req) {
-  const char *want = app->cfg->admin_token;
-  if (want[0] == '\0')
+/* control_auth's verdict, answered when it refuses. True when allowed. */
+static bool control_allowed(app_t *app, http_conn_t *c, const request_t *req) {
+  switch (control_auth_check(app->cfg, req)) {
+  case CONTROL_AUTH_ALLOWED:
     return true;
-  const char *given = headers_get(&req->headers, "x-retryd-token");
-  return given != NULL && control_token_matches(given, want);
+  case CONTROL_AUTH_UNAUTHORIZED:
+    http_conn_error_with(c, 401,
+                         "WWW-Authenticate: Bearer realm=\"retryd\"\r\n"
+                         "WWW-Authenticate: X-Retryd-Token\r\n",
+                         "unauthorized",
+                         "send a token in X-Retryd-Token or as Authorization: Bearer <token>");
+    return false;
+  case CONTROL_AUTH_FORBIDDEN:
+    http_conn_error(c, 403, "forbidden", control_auth_forbidden_message(app->cfg));
+    return false;
+  }
+  return false;
 }
 
 void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
@@ -355,11 +436,8 @@ void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
                       status_page_html, status_page_html_len);
     return;
   }
-  if (!control_authorized(app, req)) {
-    http_conn_error_with(c, 401, "WWW-Authenticate: X-Retryd-Token\r\n", "unauthorized",
-                         "send the admin token in X-Retryd-Token");
+  if (!control_allowed(app, c, req))
     return;
-  }
   if (control_path_is(req, "/_retryd/stats") || control_path_is(req, "/_retryd/metrics") ||
       control_path_is(req, "/_retryd/requests")) {
     if (!read_only) {

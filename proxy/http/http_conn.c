@@ -60,6 +60,9 @@ struct http_conn_s {
   bool above_high_water;
   int status;
   int upstream_status;
+  bool forwarded;     /* a first attempt went upstream */
+  char stored_id[40]; /* the stored request the answer is about, or "" */
+  bool replay;        /* answered from an existing row (Idempotency-Key) */
   uint64_t bytes_out;
   bool logged;
 };
@@ -399,9 +402,27 @@ bool http_conn_may_keep_alive(const http_conn_t *c) {
   return c->req.keep_alive && !c->peer_eof && !c->draining && !c->refused;
 }
 
+int http_conn_append_persistence(const http_conn_t *c, bool keep_alive, buf_t *head) {
+  if (!keep_alive)
+    return buf_append_str(head, "Connection: close\r\n");
+  int rc = buf_append_str(head, "Keep-Alive: timeout=");
+  rc = rc ? rc : buf_append_uint(head, c->cfg->keepalive_timeout_ms / 1000);
+  rc = rc ? rc : buf_append(head, "\r\n", 2);
+  if (rc == 0 && c->req.http_major == 1 && c->req.http_minor == 0)
+    rc = buf_append_str(head, "Connection: keep-alive\r\n");
+  return rc;
+}
+
 void http_conn_note_status(http_conn_t *c, int status, int upstream_status) {
   c->status = status;
   c->upstream_status = upstream_status;
+}
+
+void http_conn_note_forwarded(http_conn_t *c) { c->forwarded = true; }
+
+void http_conn_note_stored(http_conn_t *c, const char *id, bool replay) {
+  snprintf(c->stored_id, sizeof(c->stored_id), "%s", id);
+  c->replay = replay;
 }
 
 void http_conn_attach(http_conn_t *c, const http_handler_ops_t *ops, void *ctx) {
@@ -422,7 +443,9 @@ static void conn_log_request(http_conn_t *c, const char *outcome) {
   size_t plen = strcspn(r->target.data ? r->target.data : "", "?");
   log_strn(&l, "path", r->target.data ? r->target.data : "", plen);
   log_int(&l, "status", c->status);
-  if (c->upstream_status > 0)
+  /* Only what the upstream said to this request: an Idempotency-Key
+   * repeat answered from the queue sent nothing. */
+  if (c->upstream_status > 0 && c->forwarded)
     log_int(&l, "upstream_status", c->upstream_status);
   else
     log_str(&l, "upstream_status", NULL);
@@ -431,6 +454,10 @@ static void conn_log_request(http_conn_t *c, const char *outcome) {
   log_int(&l, "bytes_out", (int64_t)c->bytes_out);
   if (outcome != NULL)
     log_str(&l, "outcome", outcome);
+  if (c->stored_id[0] != '\0')
+    log_str(&l, "id", c->stored_id);
+  if (c->replay)
+    log_bool(&l, "replay", true);
   log_end(&l);
 }
 
@@ -441,6 +468,9 @@ static void conn_next_request(http_conn_t *c) {
   c->ctx = NULL;
   c->status = 0;
   c->upstream_status = 0;
+  c->forwarded = false;
+  c->stored_id[0] = '\0';
+  c->replay = false;
   c->bytes_out = 0;
   c->logged = false;
   c->refused = false;
@@ -503,8 +533,8 @@ void http_conn_respond(http_conn_t *c, int status, const char *extra_headers,
     rc = buf_append(&head, "\r\n", 2);
   if (rc == 0 && extra_headers != NULL)
     rc = buf_append_str(&head, extra_headers);
-  if (rc == 0 && !keep)
-    rc = buf_append_str(&head, "Connection: close\r\n");
+  if (rc == 0)
+    rc = http_conn_append_persistence(c, keep, &head);
   if (rc == 0)
     rc = buf_append(&head, "\r\n", 2);
   if (rc != 0) {

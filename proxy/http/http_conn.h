@@ -94,8 +94,24 @@ bool http_conn_over_high_water(const http_conn_t *c);
 /* Whether the answer may leave the connection open (the request asked for
  * it, the client has not closed, the server is not draining). */
 bool http_conn_may_keep_alive(const http_conn_t *c);
+/* Appends the fields that tell the client what becomes of the connection
+ * after this answer, to a head being built: "Connection: close" when
+ * keep_alive is false; else "Keep-Alive: timeout=N", N being
+ * --keepalive-timeout in whole seconds rounded down, so that a client's
+ * pool (Node's keep-alive agent) stops reusing the connection before
+ * retryd closes it instead of sending into a closing socket, and for an
+ * HTTP/1.0 client "Connection: keep-alive" too. keep_alive must already
+ * include http_conn_may_keep_alive(). */
+int http_conn_append_persistence(const http_conn_t *c, bool keep_alive, buf_t *head) BUF_MUST_CHECK;
 /* For the access log. */
 void http_conn_note_status(http_conn_t *c, int status, int upstream_status);
+/* For the access log: the request went upstream (a first attempt). Without
+ * it the line has no upstream status, whatever answer is relayed. */
+void http_conn_note_forwarded(http_conn_t *c);
+/* For the access log: the request's answer is about the stored request id
+ * (stored now, or, with replay, an existing row an Idempotency-Key repeat
+ * was answered from), so its line names the row a client will ask about. */
+void http_conn_note_stored(http_conn_t *c, const char *id, bool replay);
 /* The answer is complete. keep_alive false closes after the bytes are out. */
 void http_conn_finish(http_conn_t *c, bool keep_alive);
 /* The answer cannot be completed (the upstream failed mid-body): close now

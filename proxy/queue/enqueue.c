@@ -22,10 +22,13 @@ static void enqueue_stored(conn_job_t *cj) {
     cj->app->stats.stored++;
   if (cj->conn == NULL)
     return; /* stored all the same: it will be delivered */
-  if (job->result == 0 || job->result == -EEXIST)
+  if (job->result == 0 || job->result == -EEXIST) {
+    /* -EEXIST: the twin of an Idempotency-Key stored meanwhile answers. */
+    http_conn_note_stored(cj->conn, job->rq.id, job->result == -EEXIST);
     hold_answer(cj->app, cj->conn, &job->rq, cj->data);
-  else
+  } else {
     accepted_unavailable(cj->app, cj->conn, job->result);
+  }
 }
 
 /* What the client asked for (Prefer), kept until it is answered. */

@@ -165,10 +165,8 @@ static int forward_send_head(forward_t *f) {
   }
   if (rc == 0 && f->frame == FRAME_CHUNKED)
     rc = buf_append_str(head, "Transfer-Encoding: chunked\r\n");
-  if (rc == 0 && !f->keep_alive)
-    rc = buf_append_str(head, "Connection: close\r\n");
-  else if (rc == 0 && req->http_minor == 0)
-    rc = buf_append_str(head, "Connection: keep-alive\r\n");
+  if (rc == 0)
+    rc = http_conn_append_persistence(f->conn, f->keep_alive, head);
   if (rc == 0)
     rc = buf_append(head, "\r\n", 2);
   if (rc == 0) {
@@ -398,6 +396,7 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
     return;
   }
   http_conn_attach(c, &forward_ops, f);
+  http_conn_note_forwarded(c);
   app->stats.forwarded++;
   deadline_set(&f->timer, app->cfg->upstream_timeout_ms);
 }

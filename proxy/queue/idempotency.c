@@ -23,6 +23,7 @@ static void idempotency_looked_up(conn_job_t *cj) {
   request_t *req = http_conn_request(cj->conn);
   intake_t *in = cj->data;
   if (job->result == 0) {
+    http_conn_note_stored(cj->conn, job->rq.id, true);
     hold_answer(cj->app, cj->conn, &job->rq, &in->prefer);
   } else if (job->result == -ENOENT) {
     in->on_miss(cj->app, cj->conn, req);

@@ -120,10 +120,13 @@ static stored_request_t scheduler_row_after(const attempt_t *a) {
   return row;
 }
 
+/* One line per retry, at debug: a queue retrying thousands of stored
+ * requests would drown every other line at info, where retry_summary sums
+ * them up instead. */
 static void scheduler_log_outcome(const attempt_t *a) {
   static const char *const names[] = {"completed", "retry", "dead", "released"};
   log_line_t l;
-  log_begin(&l, LOG_INFO, "attempt");
+  log_begin(&l, LOG_DEBUG, "attempt");
   log_str(&l, "id", a->rq.id);
   log_str(&l, "method", a->rq.method);
   log_strn(&l, "path", a->rq.target, strcspn(a->rq.target, "?"));

@@ -99,6 +99,33 @@ class ConfigTest(RetrydTestCase):
         self.assertEqual(r.status, 413, r)
         self.assertEqual(up.count(), 0)
 
+    def unknown_env_warnings(self, rd):
+        return [o for o in rd.log_json() if o.get("level") == "warn"
+                and "environment" in o.get("msg", "")]
+
+    def test_an_unknown_retryd_variable_is_named_in_one_warning_never_its_value(self):
+        up = FakeUpstream().start()
+        self.addCleanup(up.stop)
+        rd = self.start_retryd(up, env={"RETRYD_RETRY_INTERVL": "CANARY-VALUE-7",
+                                        "RETRYD_MAX_BODY": "1KiB"})
+        self.assertIsNotNone(rd.wait_log(lambda o: o.get("msg") == "started"))
+        found = self.unknown_env_warnings(rd)
+        self.assertEqual(len(found), 1, rd.stderr_text())
+        self.assertEqual(found[0].get("name"), "RETRYD_RETRY_INTERVL", found[0])
+        self.assertNotIn("CANARY-VALUE-7", rd.stderr_text())
+        # it starts all the same, with the known variable applied
+        status, _, _ = rd.request("POST", "/big", body=b"a" * 2000)
+        self.assertEqual(status, 413)
+
+    def test_known_retryd_variables_give_no_warning(self):
+        up = FakeUpstream().start()
+        self.addCleanup(up.stop)
+        rd = self.start_retryd(up, env={"RETRYD_MAX_BODY": "1KiB",
+                                        "RETRYD_ADMIN_TOKEN": "CANARY-TOKEN-8"})
+        self.assertIsNotNone(rd.wait_log(lambda o: o.get("msg") == "started"))
+        self.assertEqual(self.unknown_env_warnings(rd), [], rd.stderr_text())
+        self.assertNotIn("CANARY-TOKEN-8", rd.stderr_text())
+
     def test_equals_form_accepted(self):
         up = FakeUpstream().start()
         self.addCleanup(up.stop)

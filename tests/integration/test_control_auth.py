@@ -1,6 +1,6 @@
 """--admin-token: every /_retryd/* endpoint except health and the status
-page itself needs X-Retryd-Token with exactly the token; anything else is
-401 {"error":"unauthorized"} and has no effect. Control requests are never
+page itself needs exactly the token, in X-Retryd-Token or as Authorization:
+Bearer; anything else is 401 {"error":"unauthorized"} and has no effect. Control requests are never
 forwarded upstream, and the token is never logged."""
 
 import time
@@ -65,7 +65,8 @@ class AdminTokenTest(RetrydTestCase):
         self.assertEqual(self.up.count(), 1, self.up.requests)
 
     def test_token_in_another_header_or_the_query_is_not_enough(self):
-        for headers, path in (([("Authorization", "Bearer " + TOKEN)], "/_retryd/stats"),
+        for headers, path in (([("Authorization", "Basic " + TOKEN)], "/_retryd/stats"),
+                              ([("Authorization", TOKEN)], "/_retryd/stats"),
                               ([("X-Retryd-Token-X", TOKEN)], "/_retryd/stats"),
                               ([], "/_retryd/stats?token=" + TOKEN),
                               ([], "/_retryd/stats?X-Retryd-Token=" + TOKEN)):
@@ -86,6 +87,9 @@ class AdminTokenTest(RetrydTestCase):
         self.assertEqual(ctl(port, "GET", "/_retryd/nope", token=TOKEN).status, 404)
         # the name is case-insensitive, the value is not
         r = ctl(port, "GET", "/_retryd/stats", headers=[("x-retryd-token", TOKEN)])
+        self.assertEqual(r.status, 200, r)
+        # as a bearer token too (a stock Prometheus scrape config sends that)
+        r = ctl(port, "GET", "/_retryd/metrics", headers=[("Authorization", "Bearer " + TOKEN)])
         self.assertEqual(r.status, 200, r)
 
     def test_health_and_status_page_need_no_token(self):

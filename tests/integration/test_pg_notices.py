@@ -12,6 +12,8 @@ retried, B retried it, and B can only have known of it by being told.
   delivery stored, not a 202 at the end of its wait.
 - A client held on A for a request cancelled through B gets its 202, saying
   cancelled, at once.
+- A long-poll (GET /_retryd/requests/<id>/response with Prefer: wait) on A
+  gets the answer B delivered, at once.
 """
 
 import os
@@ -139,6 +141,25 @@ class PgNoticesTest(OwnClusterMixin, RetrydTestCase):
         r = out["r"]
         self.assertEqual(r.status, 202, r)
         self.assertEqual(r.json()["state"], "cancelled", r.json())
+        self.assertLess(out["took"], 10, "held until the wait ran out")
+
+    def test_long_poll_on_one_replica_ends_when_another_delivers(self):
+        rid = self.store_on_a("/poll-b")
+        out = {}
+
+        def held():
+            t0 = time.monotonic()
+            out["r"] = send_request(self.a.port, "GET", "/_retryd/requests/%s/response" % rid,
+                                    [("Prefer", "wait=15")], timeout=35)
+            out["took"] = time.monotonic() - t0
+        t = threading.Thread(target=held)
+        t.start()
+        time.sleep(0.3)
+        self.retry_now(self.b, rid)
+        t.join(40)
+        r = out["r"]
+        self.assertEqual((r.status, r.body), (200, b"b"), r)
+        self.assertEqual(r.header("preference-applied"), "wait=15", r)
         self.assertLess(out["took"], 10, "held until the wait ran out")
 
 

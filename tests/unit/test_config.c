@@ -204,6 +204,47 @@ static void db_takes_a_path_or_a_sqlite_scheme_and_refuses_others(void **state) 
   assert_string_equal(cfg.db_path, "./odd:name.db"); /* a refused value changes nothing */
 }
 
+/* What config_each_unknown_env() reported, for the test below. */
+typedef struct {
+  char names[8][64];
+  int n;
+} unknown_seen_t;
+
+static void collect_unknown(const char *name, size_t len, void *arg) {
+  unknown_seen_t *seen = arg;
+  assert_true(seen->n < 8);
+  assert_true(len < sizeof(seen->names[0]));
+  memcpy(seen->names[seen->n], name, len);
+  seen->names[seen->n][len] = '\0';
+  seen->n++;
+}
+
+/* A RETRYD_* variable that names no option is reported by its name alone
+ * (a typo would otherwise be ignored without a word; its value may be a
+ * token). Options' own forms and other variables are not. */
+static void unknown_retryd_variables_are_named_without_their_value(void **state) {
+  (void)state;
+  char *envp[] = {"PATH=/usr/bin",
+                  "RETRYD_RETRY_INTERVAL=5m",
+                  "RETRYD_RETRY_INTERVL=hunter2",
+                  "RETRYD_ADMIN_TOKEN=secret",
+                  "RETRYD_KEEPALIVE_TIMEOUT=5s",
+                  "RETRYD_max_body=1KiB",
+                  "RETRYD_=x",
+                  "RETRYDX=1",
+                  "retryd_db=x",
+                  "RETRYD_DB",
+                  "RETRYD_ADMIN_TOKENS=secret",
+                  NULL};
+  unknown_seen_t seen = {.n = 0};
+  config_each_unknown_env(envp, collect_unknown, &seen);
+  assert_int_equal(seen.n, 4);
+  assert_string_equal(seen.names[0], "RETRYD_RETRY_INTERVL");
+  assert_string_equal(seen.names[1], "RETRYD_max_body");
+  assert_string_equal(seen.names[2], "RETRYD_");
+  assert_string_equal(seen.names[3], "RETRYD_ADMIN_TOKENS");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(defaults_match_the_design, clear_env),
@@ -216,6 +257,7 @@ int main(void) {
       cmocka_unit_test_setup(retry_on_lists_replace_or_extend_the_default, clear_env),
       cmocka_unit_test_setup(client_body_timeout_defaults_to_60s_and_is_read, clear_env),
       cmocka_unit_test_setup(db_takes_a_path_or_a_sqlite_scheme_and_refuses_others, clear_env),
+      cmocka_unit_test(unknown_retryd_variables_are_named_without_their_value),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
