@@ -364,8 +364,9 @@ static void forward_hold(struct app_s *app, http_conn_t *c, request_t *req, int6
 void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   int64_t now = store_now_ms();
   /* Held only where it can be stored: with the store failing, sending is
-   * the request's one chance (a final answer is relayed as ever). */
-  if (!flow_take_first(&app->route->flow, now) && store_writable(app->store)) {
+   * the request's one chance (a final answer is relayed as ever), and the
+   * route is not asked, so it neither counts it held nor spends a token. */
+  if (store_writable(app->store) && !flow_take_first(&app->route->flow, now)) {
     forward_hold(app, c, req, now);
     return;
   }

@@ -18,6 +18,7 @@ import unittest
 from fake_upstream import Response
 from harness import RetrydTestCase, control_get, send_request, wait_stored_state
 from control_helpers import ctl, prometheus_parse, prometheus_samples
+from test_upstream_h1_tls import TlsUpstreamMixin
 
 
 class Outage:
@@ -216,6 +217,17 @@ class RouteFlowTest(RetrydTestCase):
         p = subprocess.run([retryd_bin(), "--rate-limit", value], capture_output=True,
                            text=True, timeout=10)
         return p.returncode, p.stderr
+
+
+# The same over the production path: retryd's own client over TLS, and
+# libcurl for HTTP/2 (the route hears the same answers from either).
+class RouteFlowOverTlsTest(TlsUpstreamMixin, RouteFlowTest):
+    pass
+
+
+class RouteFlowOverTlsCurlTest(TlsUpstreamMixin, RouteFlowTest):
+    def start_retryd(self, upstream, *args, **kw):
+        return super().start_retryd(upstream, "--upstream-http2", "on", *args, **kw)
 
 
 if __name__ == "__main__":
