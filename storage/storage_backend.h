@@ -16,8 +16,8 @@
  * whether the commit must wait until what it wrote survives a power cut
  * (every acknowledged change does); a batch of reads and claims passes
  * false, and the next durable commit carries its writes along. Outside a
- * transaction only probe(), purge_finished(), housekeep(), and, after
- * every commit or rollback, next_due() and unfinished() are called.
+ * transaction only probe(), purge_finished(), housekeep(), flows(), and,
+ * after every commit or rollback, next_due() and unfinished() are called.
  *
  * Errors are the negative errno values of storage/stored_request.h. */
 #ifndef RETRYD_STORAGE_BACKEND_H
@@ -59,6 +59,15 @@ typedef struct {
   void (*notify)(void *arg, const storage_notice_t *n);
   void *notify_arg;
 } storage_params_t;
+
+/* One flow of unfinished rows (flows()): a route, or one partition of a
+ * route's rate limit (stored_request_t.flow says how it is named). */
+typedef struct {
+  char name[STORAGE_FLOW_MAX];
+  int64_t queued;
+  int64_t inflight;
+  int64_t next_due; /* the earliest next attempt of its queued rows; 0: none queued */
+} storage_flow_t;
 
 /* Set by the backend at open, read-only afterwards. */
 typedef struct {
@@ -125,10 +134,12 @@ typedef struct {
   int (*retry_now)(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out);
   /* Claims up to limit rows due at now (earliest due first, then oldest)
    * as inflight, with payloads, counting the attempt; a due row older than
-   * max_age_ms is made dead instead (*dead_out counts them). Returns the
-   * number claimed. */
-  int (*claim)(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
-               stored_request_t *out, int64_t *dead_out);
+   * max_age_ms is made dead instead (*dead_out counts them). flow NULL:
+   * rows of any flow; else only the rows of that flow, found through an
+   * index of their own, so a claim for one flow never walks another's
+   * rows (and buries only its own). Returns the number claimed. */
+  int (*claim)(storage_backend_t *b, int64_t now, const char *flow, int64_t max_age_ms,
+               size_t limit, stored_request_t *out, int64_t *dead_out);
   /* Records an attempt's outcome on an inflight row. */
   int (*finish)(storage_backend_t *b, const char *id, int64_t now, const attempt_outcome_t *o);
 
@@ -150,6 +161,16 @@ typedef struct {
    * with sequence number after_seq; *last_seq gets the last row's. */
   int (*list)(storage_backend_t *b, int state, int64_t after_seq, size_t limit,
               stored_request_t *out, int64_t *last_seq);
+  /* The distinct flows among unfinished (queued or inflight) rows, ordered
+   * by name (bytewise), at most cap of them into out: each with its queued
+   * and inflight rows and the earliest next attempt of its queued ones (0:
+   * none queued). Returns how many, or an error. Called outside a
+   * transaction or inside, like counts(). Its cost grows with the queue:
+   * it reads the index entry of every unfinished row (of every queued
+   * row's in the per-flow due index, and every inflight row), so callers
+   * ask it at start-up, at a shared queue's poll, and for stats only when
+   * routes are configured, never per request. */
+  int (*flows)(storage_backend_t *b, storage_flow_t *out, size_t cap);
   /* Earliest next attempt among queued rows, 0 when none. */
   int64_t (*next_due)(storage_backend_t *b);
   /* Unfinished rows (queued + inflight), as --max-queue counts them. */

@@ -143,7 +143,7 @@ static void store_run_job(store_t *s, store_job_t *j) {
     j->result = b->ops->retry_now(b, j->id, j->now, &j->rq);
     break;
   case STORE_CLAIM:
-    j->result = b->ops->claim(b, j->now, j->max_age_ms, j->limit, j->rows, &j->expired);
+    j->result = b->ops->claim(b, j->now, j->flow, j->max_age_ms, j->limit, j->rows, &j->expired);
     j->nrows = j->result > 0 ? j->result : 0;
     break;
   case STORE_FINISH:
@@ -158,6 +158,10 @@ static void store_run_job(store_t *s, store_job_t *j) {
     j->result = b->ops->list(b, j->state, j->after_seq, j->limit, j->rows, &j->last_seq);
     j->nrows = j->result > 0 ? j->result : 0;
     break;
+  case STORE_FLOWS:
+    j->result = b->ops->flows(b, j->flows, j->limit);
+    j->nflows = j->result > 0 ? j->result : 0;
+    break;
   }
 }
 
@@ -168,6 +172,8 @@ static void store_undo_outputs(store_job_t *j) {
       stored_request_free(&j->rows[i]);
     j->nrows = 0;
   }
+  if (j->op == STORE_FLOWS)
+    j->nflows = 0; /* nothing owned: only what it said is taken back */
 }
 
 /* Whether losing this job's effect to a power cut would break a promise.
@@ -188,6 +194,7 @@ static bool store_job_needs_disk(const store_job_t *j) {
   case STORE_CLAIM:
   case STORE_COUNTS:
   case STORE_LIST:
+  case STORE_FLOWS:
     return false;
   }
   return true;

@@ -48,11 +48,12 @@ typedef enum {
   STORE_GET,             /* id, with_payload in; rq out */
   STORE_CANCEL,          /* id in; rq out */
   STORE_RETRY_NOW,       /* id in; rq out */
-  STORE_CLAIM,           /* limit, max_age_ms in; rows, nrows, expired out */
+  STORE_CLAIM,           /* flow, limit, max_age_ms in; rows, nrows, expired out */
   STORE_FINISH,          /* id, outcome in */
   STORE_PURGE,           /* one slice: cutoff in; purged, reclaimed added to; more out */
   STORE_COUNTS,          /* counts out */
   STORE_LIST,            /* state, after_seq, limit in; rows, nrows, last_seq out */
+  STORE_FLOWS,           /* flows, limit in; flows[0..nflows) out (storage_backend.h, flows()) */
 } store_op_t;
 
 struct store_job_s {
@@ -61,7 +62,7 @@ struct store_job_s {
   store_done_cb cb;
   void *ctx;
   int64_t now; /* Unix ms the job acts at */
-  int result;  /* 0, a count (claim, list), or a negative errno
+  int result;  /* 0, a count (claim, list, flows), or a negative errno
                   (stored_request.h) */
 
   char id[40];
@@ -70,9 +71,14 @@ struct store_job_s {
 
   size_t limit;
   int64_t max_age_ms;
+  const char *flow;       /* NULL: any flow; else only that flow's rows; the caller keeps it
+                             valid until cb */
   stored_request_t *rows; /* caller-allocated, limit entries */
   int nrows;
   int64_t expired;
+
+  storage_flow_t *flows; /* caller-allocated, limit entries */
+  int nflows;
 
   attempt_outcome_t outcome; /* its pointers must stay valid until cb */
 

@@ -26,5 +26,6 @@ void stored_request_free(stored_request_t *r) {
   free(r->last_error);
   free(r->response_headers);
   free(r->response_body);
+  free(r->flow);
   memset(r, 0, sizeof(*r));
 }

@@ -15,7 +15,7 @@
  *   -ENOSPC  the storage is full
  *   -EDQUOT  --max-queue reached
  *   -EBUSY   another process holds the storage
- *   -EINVAL  not a retryd queue, or corrupt
+ *   -EINVAL  not a retryd queue, or corrupt; or a request's flow is too long
  *   -EIO     anything else */
 #ifndef RETRYD_STORED_REQUEST_H
 #define RETRYD_STORED_REQUEST_H
@@ -39,6 +39,9 @@ typedef enum {
 const char *rq_state_name(rq_state_t s);
 /* -1 when name is not a state. */
 int rq_state_parse(const char *name);
+
+/* The longest flow name a row carries, its terminating NUL included. */
+#define STORAGE_FLOW_MAX 128
 
 /* One stored request. Strings are owned (malloc) and freed by
  * stored_request_free(); a 0 time or status means "none". */
@@ -67,6 +70,13 @@ typedef struct {
    * only grows (claim() sets it; finish() must be given it back). 0 in a
    * backend that keeps none: one process owns all its rows. */
   int64_t claim_token;
+  /* The flow the request is claimed under: its route's name, and for a
+   * route whose rate limit is partitioned by a header, '#' and the
+   * partition's key (a hash of the header's value, hex); "" for the
+   * default route. Owned; NULL on insert means ""; at most
+   * STORAGE_FLOW_MAX - 1 bytes (a longer one is -EINVAL). Never NULL in a
+   * row a backend returns. */
+  char *flow;
 } stored_request_t;
 
 void stored_request_free(stored_request_t *r);

@@ -99,6 +99,14 @@ static const char *const pg_schema_steps[] = {
     "CREATE TRIGGER retryd_count_inserts AFTER INSERT ON retryd_requests"
     "  REFERENCING NEW TABLE AS retryd_inserted"
     "  FOR EACH STATEMENT EXECUTE FUNCTION retryd_count_inserts();",
+    /* 4: flows (issue 13). A row carries the flow it is claimed under (its
+     * route, or a partition of its route's rate limit; '' for the default
+     * route, which every older row was: a constant default, so adding the
+     * column rewrites no row), and each flow claims its due rows by an
+     * index of its own, in the order retryd_requests_due gives them all. */
+    "ALTER TABLE retryd_requests ADD COLUMN flow text NOT NULL DEFAULT '';"
+    "CREATE INDEX retryd_requests_flow_due ON retryd_requests (flow, next_attempt_at, seq)"
+    "  WHERE state = 0;",
 };
 
 #define PG_NSTEPS (int)(sizeof(pg_schema_steps) / sizeof(pg_schema_steps[0]))
@@ -121,8 +129,8 @@ static int pg_schema_version(pg_conn_t *c) {
   return v;
 }
 
-static int pg_schema_steps_from(pg_conn_t *c, int from, char *err, size_t errlen) {
-  for (int v = from; v < PG_NSTEPS; v++) {
+static int pg_schema_apply(pg_conn_t *c, int from, int to, char *err, size_t errlen) {
+  for (int v = from; v < to; v++) {
     int rc = pg_conn_exec(c, pg_schema_steps[v]);
     if (rc != 0) {
       snprintf(err, errlen, "cannot create retryd's tables (schema step %d)", v + 1);
@@ -131,11 +139,19 @@ static int pg_schema_steps_from(pg_conn_t *c, int from, char *err, size_t errlen
   }
   char sql[96];
   snprintf(sql, sizeof(sql), "DELETE FROM retryd_schema; INSERT INTO retryd_schema VALUES (%d)",
-           PG_SCHEMA_VERSION);
-  return from == PG_NSTEPS ? 0 : pg_conn_exec(c, sql);
+           to);
+  return from >= to ? 0 : pg_conn_exec(c, sql);
 }
 
 int pg_schema_migrate(pg_conn_t *c, char *err, size_t errlen) {
+  return pg_schema_migrate_to(c, PG_SCHEMA_VERSION, err, errlen);
+}
+
+int pg_schema_migrate_to(pg_conn_t *c, int target, char *err, size_t errlen) {
+  if (target < 1 || target > PG_NSTEPS) {
+    snprintf(err, errlen, "no retryd schema version %d", target);
+    return -EINVAL;
+  }
   int rc = pg_conn_exec(c, "BEGIN");
   if (rc == 0)
     rc = pg_conn_exec(c, "SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ")");
@@ -158,7 +174,7 @@ int pg_schema_migrate(pg_conn_t *c, char *err, size_t errlen) {
     pg_conn_exec(c, "ROLLBACK");
     return -EINVAL;
   }
-  rc = pg_schema_steps_from(c, v, err, errlen);
+  rc = pg_schema_apply(c, v, target, err, errlen);
   if (rc == 0)
     rc = pg_conn_commit(c);
   else

@@ -20,9 +20,13 @@
 
 #include "storage/postgres/pg_conn.h"
 
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 
 /* 0, or a negative errno with one line in err. */
 int pg_schema_migrate(pg_conn_t *c, char *err, size_t errlen);
+/* The same, up to version target only (1 to PG_SCHEMA_VERSION): how tests
+ * make the database an older retryd left behind. A database already past
+ * target is left as it is. */
+int pg_schema_migrate_to(pg_conn_t *c, int target, char *err, size_t errlen);
 
 #endif

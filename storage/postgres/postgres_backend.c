@@ -71,24 +71,24 @@
 
 #define PG_INSERT_COLUMNS                                                                          \
   "id, state, method, target, headers, body, idempotency_key, attempts, created_at, "              \
-  "next_attempt_at, updated_at, last_status, last_error"
+  "next_attempt_at, updated_at, last_status, last_error, flow"
 
 #define PG_ROW                                                                                     \
   "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
   "r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "                   \
   "r.response_status, r.response_headers, "                                                        \
-  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token"
+  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token, r.flow"
 #define PG_ROW_BRIEF                                                                               \
   "r.seq, r.id, r.state, r.method, r.target, NULL::bytea, NULL::bytea, r.idempotency_key, "        \
   "r.attempts, r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "       \
-  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token"
+  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token, r.flow"
 
 static const struct {
   const char *name;
   const char *sql;
 } pg_statements[] = {
     {"insert", "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
                "ON CONFLICT DO NOTHING RETURNING r.seq"},
     /* insert()'s rows, many at once: one array per column. The rows go in
      * in the arrays' order, so that of two with the same key the first is
@@ -101,7 +101,7 @@ static const struct {
      "SELECT unnest($1::text[]), unnest($2::int2[]), unnest($3::text[]), unnest($4::bytea[]), "
      "unnest($5::bytea[]), unnest($6::bytea[]), unnest($7::bytea[]), unnest($8::int8[]), "
      "unnest($9::int8[]), unnest($10::int8[]), unnest($11::int8[]), unnest($12::int4[]), "
-     "unnest($13::text[]) ON CONFLICT DO NOTHING RETURNING r.id"},
+     "unnest($13::text[]), unnest($14::text[]) ON CONFLICT DO NOTHING RETURNING r.id"},
     {"find", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
              "method = $2 AND target = $3 AND state IN (0, 1)"},
     {"get_full", "SELECT " PG_ROW " FROM retryd_requests r WHERE id = $1"},
@@ -117,6 +117,11 @@ static const struct {
                       "WHERE state = 1 AND lease_until < $1"},
     {"due", "SELECT seq, created_at FROM retryd_requests WHERE state = 0 AND "
             "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
+    /* One flow's due rows, in the same order, from the flow's part of
+     * retryd_requests_flow_due: the other flows' rows are never read. */
+    {"due_flow", "SELECT seq, created_at FROM retryd_requests WHERE state = 0 AND flow = $3 AND "
+                 "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 "
+                 "FOR UPDATE SKIP LOCKED"},
     {"claim_one", "UPDATE retryd_requests r SET state = 1, attempts = attempts + 1, "
                   "next_attempt_at = NULL, updated_at = $2, lease_owner = $3, lease_until = $4, "
                   "claim_token = nextval('retryd_claim_tokens') WHERE seq = $1 RETURNING " PG_ROW},
@@ -151,6 +156,12 @@ static const struct {
                    "ORDER BY seq LIMIT $3"},
     {"list_all", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE seq > $1 "
                  "ORDER BY seq LIMIT $2"},
+    /* COLLATE "C": names in byte order, as SQLite's BINARY gives them,
+     * whatever the database's collation. */
+    {"flows", "SELECT flow, count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1), "
+              "coalesce(min(next_attempt_at) FILTER (WHERE state = 0), 0) "
+              "FROM retryd_requests WHERE state IN (0, 1) "
+              "GROUP BY flow ORDER BY flow COLLATE \"C\" LIMIT $1"},
     {"unfinished", "SELECT coalesce(sum(n), 0)::int8 FROM retryd_counts WHERE state IN (0, 1)"},
     {"probe", "UPDATE retryd_probe SET n = n + 1"},
     {"renew", "UPDATE retryd_requests SET lease_until = $2 WHERE state = 1 AND lease_owner = $1"},
@@ -280,6 +291,9 @@ static int64_t pg_row_read(const pg_result_t *r, int row, stored_request_t *out)
   out->response_headers = pg_result_dup(r, row, 15, &out->response_headers_len);
   out->response_body = pg_result_dup(r, row, 16, &out->response_body_len);
   out->claim_token = pg_result_int(r, row, 17);
+  out->flow = pg_result_dup(r, row, 18, NULL);
+  if (out->flow == NULL)
+    out->flow = calloc(1, 1); /* never NULL in a row read back */
   return seq;
 }
 
@@ -532,6 +546,13 @@ static int pg_find(storage_backend_t *b, const char *key, const char *method, co
   return pg_get_one(PG(b), "find", &p, out);
 }
 
+/* NULL means the default route's flow. */
+static const char *pg_flow_of(const stored_request_t *r) { return r->flow != NULL ? r->flow : ""; }
+
+static bool pg_flow_ok(const stored_request_t *r) {
+  return strlen(pg_flow_of(r)) < STORAGE_FLOW_MAX;
+}
+
 static bool pg_takes_room(const stored_request_t *r) {
   return r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
 }
@@ -559,6 +580,8 @@ static int pg_insert_conflict(storage_backend_t *b, const stored_request_t *r,
  * transaction, and with it every other client's insert. */
 static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing) {
   pg_backend_t *pb = PG(b);
+  if (!pg_flow_ok(r))
+    return -EINVAL;
   if (pg_takes_room(r) && pb->unfinished >= pb->max_queue) {
     /* A repeat of a stored request is answered from its twin even when
      * the queue is full: it takes no room. */
@@ -584,6 +607,7 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
   p_int(&p, r->updated_at != 0 ? r->updated_at : r->created_at);
   p_int_or_null(&p, r->last_status);
   p_text(&p, r->last_error);
+  p_text(&p, pg_flow_of(r));
   pg_result_t *res;
   int rc = pg_run(pb, "insert", &p, &res);
   if (rc != 0)
@@ -598,11 +622,11 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
 
 /* The parameters of "insert_many": one array per column, as "insert"
  * takes the row's fields. */
-enum { PG_MANY_COLUMNS = 13 };
+enum { PG_MANY_COLUMNS = 14 };
 
 static const uint32_t pg_many_oids[PG_MANY_COLUMNS] = {
     PG_OID_TEXT, PG_OID_INT2, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA,
-    PG_OID_INT8, PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT,
+    PG_OID_INT8, PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT,  PG_OID_TEXT,
 };
 
 static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
@@ -625,6 +649,7 @@ static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
   else
     pg_array_add(&col[11], NULL, 0);
   pg_array_add_str(&col[12], r->last_error);
+  pg_array_add_str(&col[13], pg_flow_of(r));
 }
 
 /* Marks in stored[] the row whose id the statement returned. Rows come
@@ -682,12 +707,16 @@ static int pg_many_run(pg_backend_t *pb, const stored_request_t *const *rows, si
 static void pg_insert_chunk(pg_backend_t *pb, const stored_request_t *const *rows, size_t n,
                             int *results, stored_request_t *existing) {
   int64_t room = 0;
-  for (size_t i = 0; i < n; i++)
+  bool flows_ok = true;
+  for (size_t i = 0; i < n; i++) {
     room += pg_takes_room(rows[i]);
+    flows_ok = flows_ok && pg_flow_ok(rows[i]);
+  }
   /* Near --max-queue, whether a row still fits depends on whether the rows
    * before it were stored or skipped as repeats: one at a time then, as
-   * insert() decides. */
-  bool one_by_one = n == 1 || pb->unfinished + room > pb->max_queue;
+   * insert() decides; and so for a row insert() refuses (its flow too
+   * long), which must not spoil the others. */
+  bool one_by_one = n == 1 || !flows_ok || pb->unfinished + room > pb->max_queue;
   bool *stored = one_by_one ? NULL : malloc(n * sizeof(*stored));
   if (stored == NULL) { /* also out of memory: the slow way needs none */
     for (size_t i = 0; i < n; i++)
@@ -712,7 +741,7 @@ static size_t pg_row_bytes(const stored_request_t *r) {
   return PG_MANY_ROW_BYTES + r->headers_len + r->body_len +
          (r->target != NULL ? strlen(r->target) : 0) +
          (r->idempotency_key != NULL ? strlen(r->idempotency_key) : 0) +
-         (r->last_error != NULL ? strlen(r->last_error) : 0);
+         (r->last_error != NULL ? strlen(r->last_error) : 0) + strlen(pg_flow_of(r));
 }
 
 /* One statement per PG_MANY_BYTES_MAX of rows: a batch's round trips are
@@ -820,8 +849,8 @@ static int pg_claim_or_bury(pg_backend_t *pb, int64_t seq, bool expired, int64_t
   return rc == 0 ? 1 : rc;
 }
 
-static int pg_claim(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
-                    stored_request_t *out, int64_t *dead_out) {
+static int pg_claim(storage_backend_t *b, int64_t now, const char *flow, int64_t max_age_ms,
+                    size_t limit, stored_request_t *out, int64_t *dead_out) {
   pg_backend_t *pb = PG(b);
   *dead_out = 0;
   int64_t back = pg_expire_leases(pb, now);
@@ -836,8 +865,10 @@ static int pg_claim(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_
     pg_params_t p = {.n = 0};
     p_int(&p, now);
     p_int(&p, (int64_t)(limit - n));
+    if (flow != NULL)
+      p_text(&p, flow);
     pg_result_t *due;
-    rc = pg_run(pb, "due", &p, &due);
+    rc = pg_run(pb, flow != NULL ? "due_flow" : "due", &p, &due);
     if (rc != 0)
       break;
     int rows = pg_result_rows(due);
@@ -1016,6 +1047,28 @@ static int pg_list(storage_backend_t *b, int state, int64_t after_seq, size_t li
   return rows;
 }
 
+static int pg_flows(storage_backend_t *b, storage_flow_t *out, size_t cap) {
+  pg_params_t p = {.n = 0};
+  p_int(&p, cap < INT32_MAX ? (int64_t)cap : INT32_MAX);
+  pg_result_t *r;
+  int rc = pg_run(PG(b), "flows", &p, &r);
+  if (rc != 0)
+    return rc;
+  int rows = pg_result_rows(r);
+  for (int i = 0; i < rows; i++) {
+    storage_flow_t *f = &out[i];
+    memset(f, 0, sizeof(*f));
+    char *name = pg_result_dup(r, i, 0, NULL);
+    snprintf(f->name, sizeof(f->name), "%s", name != NULL ? name : "");
+    free(name);
+    f->queued = pg_result_int(r, i, 1);
+    f->inflight = pg_result_int(r, i, 2);
+    f->next_due = pg_result_int(r, i, 3);
+  }
+  pg_result_free(r);
+  return rows;
+}
+
 static int64_t pg_unfinished(storage_backend_t *b) { return PG(b)->unfinished; }
 
 /* Renews this replica's leases while its attempts run: autocommit, with a
@@ -1058,6 +1111,7 @@ static const storage_backend_ops_t pg_ops = {
     .purge_finished = pg_purge_finished,
     .counts = pg_counts,
     .list = pg_list,
+    .flows = pg_flows,
     .next_due = pg_next_due,
     .unfinished = pg_unfinished,
     .housekeep = pg_housekeep,

@@ -15,7 +15,7 @@
 typedef struct sqlite3 sqlite3;
 
 #define SCHEMA_APPLICATION_ID 0x72747279 /* "rtry" */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* The states as the file stores them, for SQL text (the partial indexes
  * and the statements that use them must spell them alike). The numbers are
@@ -34,5 +34,9 @@ _Static_assert(RQ_QUEUED == 0 && RQ_INFLIGHT == 1 && RQ_COMPLETED == 2 && RQ_DEA
 int schema_check_owner(sqlite3 *db, char *err, size_t errlen);
 /* 0, or -EINVAL (not ours, or too new) / -EIO with err set. */
 int schema_migrate(sqlite3 *db, char *err, size_t errlen);
+/* The same, up to version target only (1 to SCHEMA_VERSION): how tests
+ * make the file an older retryd left behind. A file already past target
+ * is left as it is. */
+int schema_migrate_to(sqlite3 *db, int target, char *err, size_t errlen);
 
 #endif

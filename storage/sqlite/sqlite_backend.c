@@ -88,9 +88,10 @@ static int sqlite_backend_retry_now(storage_backend_t *b, const char *id, int64_
   return sqlite_queue_retry_now(Q(b), id, now, out);
 }
 
-static int sqlite_backend_claim(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
-                                stored_request_t *out, int64_t *dead_out) {
-  return sqlite_queue_claim(Q(b), now, max_age_ms, limit, out, dead_out);
+static int sqlite_backend_claim(storage_backend_t *b, int64_t now, const char *flow,
+                                int64_t max_age_ms, size_t limit, stored_request_t *out,
+                                int64_t *dead_out) {
+  return sqlite_queue_claim(Q(b), now, flow, max_age_ms, limit, out, dead_out);
 }
 
 static int sqlite_backend_finish(storage_backend_t *b, const char *id, int64_t now,
@@ -152,6 +153,10 @@ static int sqlite_backend_list(storage_backend_t *b, int state, int64_t after_se
   return sqlite_queue_list(Q(b), state, after_seq, limit, out, last_seq);
 }
 
+static int sqlite_backend_flows(storage_backend_t *b, storage_flow_t *out, size_t cap) {
+  return sqlite_queue_flows(Q(b), out, cap);
+}
+
 static int64_t sqlite_backend_next_due(storage_backend_t *b) { return sqlite_queue_next_due(Q(b)); }
 
 static int64_t sqlite_backend_unfinished(storage_backend_t *b) {
@@ -178,6 +183,7 @@ static const storage_backend_ops_t sqlite_backend_ops = {
     .purge_finished = sqlite_backend_purge_finished,
     .counts = sqlite_backend_counts,
     .list = sqlite_backend_list,
+    .flows = sqlite_backend_flows,
     .next_due = sqlite_backend_next_due,
     .unfinished = sqlite_backend_unfinished,
 };

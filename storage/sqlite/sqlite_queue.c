@@ -18,13 +18,13 @@
   "created_at, "                                                                                   \
   "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
   "response_headers, "                                                                             \
-  "(SELECT body FROM answers WHERE answers.seq = requests.seq)"
+  "(SELECT body FROM answers WHERE answers.seq = requests.seq), flow"
 /* The same without the payloads, for status answers and listings. */
 #define ROW_COLUMNS_BRIEF                                                                          \
   "seq, id, state, method, target, NULL, NULL, idempotency_key, attempts, "                        \
   "created_at, "                                                                                   \
   "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
-  "NULL, NULL"
+  "NULL, NULL, flow"
 
 enum {
   ST_INSERT,
@@ -35,6 +35,7 @@ enum {
   ST_EXPIRE,
   ST_REVIVE,
   ST_DUE,
+  ST_DUE_FLOW,
   ST_CLAIM_ONE,
   ST_FINISH,
   ST_ANSWER_PUT,
@@ -46,6 +47,7 @@ enum {
   ST_OLDEST_QUEUED,
   ST_LIST_STATE,
   ST_LIST_ALL,
+  ST_FLOWS,
   ST_PROBE,
   ST_FREE_PAGES,
   ST_PAGE_COUNT,
@@ -55,7 +57,7 @@ enum {
 static const char *const statement_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO requests (id, state, method, target, headers, body, "
                   "idempotency_key, attempts, created_at, next_attempt_at, updated_at, "
-                  "last_status, last_error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  "last_status, last_error, flow) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_FIND_IDEM] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE idempotency_key = ? AND "
                      "method = ? AND target = ? AND state IN (" SQL_QUEUED ", " SQL_INFLIGHT ")",
     [ST_GET_FULL] = "SELECT " ROW_COLUMNS " FROM requests WHERE id = ?",
@@ -75,6 +77,11 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_DUE] = "SELECT " ROW_COLUMNS " FROM requests INDEXED BY requests_due "
                "WHERE state = " SQL_QUEUED
                " AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
+    /* One flow's due rows, in the same order, from the flow's part of its
+     * index: the other flows' rows are never read. */
+    [ST_DUE_FLOW] = "SELECT " ROW_COLUMNS " FROM requests INDEXED BY requests_flow_due "
+                    "WHERE state = " SQL_QUEUED " AND flow = ?3"
+                    " AND next_attempt_at <= ?1 ORDER BY next_attempt_at, seq LIMIT ?2",
     [ST_CLAIM_ONE] = "UPDATE requests SET state = " SQL_INFLIGHT ", attempts = attempts + 1, "
                      "next_attempt_at = NULL, updated_at = ? WHERE seq = ? AND "
                      "state = " SQL_QUEUED,
@@ -106,6 +113,15 @@ static const char *const statement_sql[ST_COUNT] = {
                       "ORDER BY seq LIMIT ?",
     [ST_LIST_ALL] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ? ORDER BY seq "
                     "LIMIT ?",
+    /* Queued rows from the per-flow due index alone (it holds the flow and
+     * the due time: no row is read), inflight ones (few: at most what the
+     * attempts in flight hold) through the state index. BINARY collation:
+     * names in byte order. */
+    [ST_FLOWS] = "SELECT flow, sum(q), sum(i), min(d) FROM ("
+                 "SELECT flow, 1 AS q, 0 AS i, next_attempt_at AS d FROM requests "
+                 "INDEXED BY requests_flow_due WHERE state = " SQL_QUEUED " "
+                 "UNION ALL SELECT flow, 0, 1, NULL FROM requests WHERE state = " SQL_INFLIGHT
+                 ") GROUP BY flow ORDER BY flow LIMIT ?",
     /* A different value every time: SQLite skips writing a row rewritten
      * with the same bytes, and the probe must write. */
     [ST_PROBE] = "UPDATE store_probe SET n = n + 1 WHERE id = 1",
@@ -183,6 +199,9 @@ static int64_t row_read(sqlite3_stmt *st, stored_request_t *r) {
   r->response_status = sqlite3_column_int(st, 14);
   r->response_headers = dup_text(st, 15, &r->response_headers_len);
   r->response_body = dup_text(st, 16, &r->response_body_len);
+  r->flow = dup_text(st, 17, NULL);
+  if (r->flow == NULL)
+    r->flow = calloc(1, 1); /* never NULL in a row read back */
   return seq;
 }
 
@@ -474,6 +493,9 @@ int64_t sqlite_queue_unfinished(const sqlite_queue_t *q) { return unfinished(q);
 void sqlite_queue_recount(sqlite_queue_t *q) { count_states(q); }
 
 int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_request_t *existing) {
+  const char *flow = r->flow != NULL ? r->flow : "";
+  if (strlen(flow) >= STORAGE_FLOW_MAX)
+    return -EINVAL;
   bool takes_room = r->state == RQ_QUEUED || r->state == RQ_INFLIGHT;
   if (takes_room && unfinished(q) >= q->max_queue) {
     /* A repeat of a stored request is answered from its twin even when
@@ -498,6 +520,7 @@ int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_req
   if (r->last_status)
     sqlite3_bind_int(st, 12, r->last_status);
   bind_text_or_null(st, 13, r->last_error);
+  sqlite3_bind_text(st, 14, flow, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_DONE) {
@@ -581,8 +604,8 @@ int sqlite_queue_retry_now(sqlite_queue_t *q, const char *id, int64_t now, store
   return rc;
 }
 
-int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, int64_t max_age_ms, size_t limit,
-                       stored_request_t *out, int64_t *dead_out) {
+int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, const char *flow, int64_t max_age_ms,
+                       size_t limit, stored_request_t *out, int64_t *dead_out) {
   *dead_out = 0;
   size_t n = 0;
   int rc = SQLITE_DONE;
@@ -590,9 +613,11 @@ int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, int64_t max_age_ms, size_
    * claimed, and the next one is looked at, so a claim costs the rows it
    * returns plus the ones it buries, never a walk of the queue. */
   while (n < limit) {
-    sqlite3_stmt *st = stmt(q, ST_DUE);
+    sqlite3_stmt *st = stmt(q, flow != NULL ? ST_DUE_FLOW : ST_DUE);
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, 1);
+    if (flow != NULL)
+      sqlite3_bind_text(st, 3, flow, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
       sqlite3_reset(st);
@@ -826,5 +851,25 @@ int sqlite_queue_list(sqlite_queue_t *q, int state, int64_t after_seq, size_t li
   while (n < limit && sqlite3_step(st) == SQLITE_ROW)
     *last_seq = row_read(st, &out[n++]);
   sqlite3_reset(st);
+  return (int)n;
+}
+
+int sqlite_queue_flows(sqlite_queue_t *q, storage_flow_t *out, size_t cap) {
+  sqlite3_stmt *st = stmt(q, ST_FLOWS);
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)cap);
+  size_t n = 0;
+  int rc = SQLITE_DONE;
+  while (n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    storage_flow_t *f = &out[n++];
+    memset(f, 0, sizeof(*f));
+    const unsigned char *name = sqlite3_column_text(st, 0);
+    snprintf(f->name, sizeof(f->name), "%s", name != NULL ? (const char *)name : "");
+    f->queued = sqlite3_column_int64(st, 1);
+    f->inflight = sqlite3_column_int64(st, 2);
+    f->next_due = sqlite3_column_int64(st, 3);
+  }
+  sqlite3_reset(st);
+  if (n < cap && rc != SQLITE_DONE)
+    return sqlite_queue_error(rc);
   return (int)n;
 }

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/storage_backend.h"
 #include "storage/stored_request.h"
 
 typedef struct sqlite3 sqlite3;
@@ -65,9 +66,11 @@ int sqlite_queue_cancel(sqlite_queue_t *q, const char *id, int64_t now, stored_r
 int sqlite_queue_retry_now(sqlite_queue_t *q, const char *id, int64_t now, stored_request_t *out);
 /* Claims up to limit rows due at now (earliest due first, then oldest) as
  * inflight, with payloads; a due row older than max_age_ms is made dead
- * instead (*dead_out counts them). Returns the number claimed. */
-int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, int64_t max_age_ms, size_t limit,
-                       stored_request_t *out, int64_t *dead_out);
+ * instead (*dead_out counts them). flow NULL: any flow's rows; else only
+ * that flow's, through its index (requests_flow_due). Returns the number
+ * claimed. */
+int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, const char *flow, int64_t max_age_ms,
+                       size_t limit, stored_request_t *out, int64_t *dead_out);
 /* Records an attempt's outcome on an inflight row. */
 int sqlite_queue_finish(sqlite_queue_t *q, const char *id, int64_t now, const attempt_outcome_t *o);
 /* Earliest next_attempt_at among queued rows, 0 when none. */
@@ -102,6 +105,9 @@ int sqlite_queue_counts(sqlite_queue_t *q, queue_counts_t *out);
  * with sequence number after_seq; *last_seq gets the last row's. */
 int sqlite_queue_list(sqlite_queue_t *q, int state, int64_t after_seq, size_t limit,
                       stored_request_t *out, int64_t *last_seq);
+/* The flows of unfinished rows, ordered by name, at most cap of them
+ * (storage_backend.h, flows()). Returns how many, or an error. */
+int sqlite_queue_flows(sqlite_queue_t *q, storage_flow_t *out, size_t cap);
 /* Unfinished rows (queued + inflight) as the --max-queue check counts them. */
 int64_t sqlite_queue_unfinished(const sqlite_queue_t *q);
 /* Counts them again from the table (after a rolled-back batch). */

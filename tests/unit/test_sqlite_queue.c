@@ -100,7 +100,7 @@ static rq_state_t state_of(sqlite_queue_t *q, const char *id) {
 static void claim_one(sqlite_queue_t *q, int64_t now, const char *id) {
   stored_request_t rows[4];
   int64_t dead = -1;
-  int n = sqlite_queue_claim(q, now, 100ll * 365 * 86400000, 4, rows, &dead);
+  int n = sqlite_queue_claim(q, now, NULL, 100ll * 365 * 86400000, 4, rows, &dead);
   assert_int_equal(n, 1);
   assert_string_equal(rows[0].id, id);
   stored_request_free(&rows[0]);
@@ -523,7 +523,7 @@ static void rows_left_inflight_at_close_are_queued_again_on_reopen(void **state)
 
   stored_request_t rows[4];
   int64_t dead;
-  assert_int_equal(sqlite_queue_claim(q, T0 + 10, 86400000, 4, rows, &dead), 1);
+  assert_int_equal(sqlite_queue_claim(q, T0 + 10, NULL, 86400000, 4, rows, &dead), 1);
   assert_string_equal(rows[0].id, "r1");
   assert_int_equal(rows[0].attempts, 2);
   stored_request_free(&rows[0]);
@@ -550,7 +550,7 @@ static void rows_inflight_when_the_process_dies_are_queued_again_on_reopen(void 
       _exit(2);
     stored_request_t rows[2];
     int64_t dead;
-    if (sqlite_queue_claim(q, T0, 86400000, 2, rows, &dead) != 1)
+    if (sqlite_queue_claim(q, T0, NULL, 86400000, 2, rows, &dead) != 1)
       _exit(3);
     _exit(0);
   }

@@ -318,15 +318,21 @@ static int64_t token_of(const char *id) {
   return 0;
 }
 
-static int batch_claim(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
-                       stored_request_t *rows, int64_t *dead) {
+/* A claim of flow's due rows (NULL: any flow's) in a batch of its own. */
+static int batch_claim_flow(storage_backend_t *b, int64_t now, const char *flow, int64_t max_age_ms,
+                            size_t limit, stored_request_t *rows, int64_t *dead) {
   *dead = -1;
   begin_ok(b, false);
-  int n = b->ops->claim(b, now, max_age_ms, limit, rows, dead);
+  int n = b->ops->claim(b, now, flow, max_age_ms, limit, rows, dead);
   commit_ok(b);
   if (n > 0)
     note_claims(rows, n);
   return n;
+}
+
+static int batch_claim(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
+                       stored_request_t *rows, int64_t *dead) {
+  return batch_claim_flow(b, now, NULL, max_age_ms, limit, rows, dead);
 }
 
 /* Claims everything due at now (no expiry) and frees the rows. */
@@ -1486,7 +1492,7 @@ static void a_rolled_back_transaction_keeps_nothing(void **state) {
   assert_int_equal(b->ops->insert(b, &r, NULL), 0);
   stored_request_t rows[4];
   int64_t dead;
-  assert_int_equal(b->ops->claim(b, T0 + 2, NEVER_EXPIRES, 4, rows, &dead), 2); /* 01, 03 */
+  assert_int_equal(b->ops->claim(b, T0 + 2, NULL, NEVER_EXPIRES, 4, rows, &dead), 2); /* 01, 03 */
   note_claims(rows, 2);
   stored_request_free(&rows[0]);
   stored_request_free(&rows[1]);
@@ -1588,7 +1594,7 @@ static void a_transaction_sees_its_own_writes(void **state) {
   stored_request_free(&r);
   stored_request_t rows[2];
   int64_t dead;
-  assert_int_equal(b->ops->claim(b, T0, NEVER_EXPIRES, 2, rows, &dead), 1);
+  assert_int_equal(b->ops->claim(b, T0, NULL, NEVER_EXPIRES, 2, rows, &dead), 1);
   note_claims(rows, 1);
   stored_request_free(&rows[0]);
   queue_counts_t c;
@@ -1626,7 +1632,7 @@ static void commit_says_synced_only_for_a_durable_transaction_that_wrote(void **
   begin_ok(b, false);
   stored_request_t rows[2];
   int64_t dead;
-  assert_int_equal(b->ops->claim(b, T0, NEVER_EXPIRES, 2, rows, &dead), 1);
+  assert_int_equal(b->ops->claim(b, T0, NULL, NEVER_EXPIRES, 2, rows, &dead), 1);
   note_claims(rows, 1);
   stored_request_free(&rows[0]);
   assert_false(commit_ok(b));

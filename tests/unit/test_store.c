@@ -451,7 +451,7 @@ static void fill_completed(const char *path, int n, size_t answer_len, int64_t d
     assert_int_equal(sqlite_queue_insert(q, &r, NULL), 0);
     stored_request_t rows[1];
     int64_t dead = 0;
-    assert_int_equal(sqlite_queue_claim(q, done_at - 1000, 86400000, 1, rows, &dead), 1);
+    assert_int_equal(sqlite_queue_claim(q, done_at - 1000, NULL, 86400000, 1, rows, &dead), 1);
     stored_request_free(&rows[0]);
     attempt_outcome_t o;
     memset(&o, 0, sizeof(o));

@@ -192,9 +192,9 @@ static int fake_change(storage_backend_t *b, const char *id, int64_t now, stored
 
 /* Claims limit rows with owned strings: a failed batch must free them
  * (ASan's leak check says when it does not). */
-static int fake_claim(storage_backend_t *b, int64_t now, int64_t max_age_ms, size_t limit,
-                      stored_request_t *out, int64_t *dead_out) {
-  (void)b, (void)now, (void)max_age_ms;
+static int fake_claim(storage_backend_t *b, int64_t now, const char *flow, int64_t max_age_ms,
+                      size_t limit, stored_request_t *out, int64_t *dead_out) {
+  (void)b, (void)now, (void)flow, (void)max_age_ms;
   fake_op(true);
   for (size_t i = 0; i < limit; i++) {
     memset(&out[i], 0, sizeof(out[i]));
@@ -250,6 +250,12 @@ static int fake_list(storage_backend_t *b, int state, int64_t after_seq, size_t 
   return 0;
 }
 
+static int fake_flows(storage_backend_t *b, storage_flow_t *out, size_t cap) {
+  (void)b, (void)out, (void)cap;
+  fake_op(false);
+  return 0;
+}
+
 static int64_t fake_next_due(storage_backend_t *b) {
   (void)b;
   return 0;
@@ -280,6 +286,7 @@ static const storage_backend_ops_t fake_ops = {
     .purge_finished = fake_purge_finished,
     .counts = fake_counts,
     .list = fake_list,
+    .flows = fake_flows,
     .next_due = fake_next_due,
     .unfinished = fake_unfinished,
 };
