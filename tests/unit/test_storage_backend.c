@@ -39,7 +39,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "storage/postgres/pg_conn.h"
+#include "storage/postgres/pg_schema.h"
+#include "storage/sqlite/schema.h"
 #include "storage/storage_backend.h"
+#include "storage/storage_migrate.h"
 #include "test_support.h"
 
 #define BIG_QUEUE 1000000
@@ -1817,6 +1823,315 @@ static void list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps(voi
   stored_request_free(&rows[0]);
 }
 
+/* ---- flows ------------------------------------------------------------------ */
+
+static void insert_in_flow_ok(storage_backend_t *b, const char *id, int64_t created, int64_t due,
+                              const char *flow) {
+  stored_request_t r = new_row(id, created, due, NULL);
+  r.flow = flow; /* not freed: the row is the test's */
+  int rc = batch_insert(b, &r, NULL);
+  if (rc != 0)
+    fail_msg("insert %s in flow %s: %d", id, flow != NULL ? flow : "(null)", rc);
+}
+
+static const char *flow_of(storage_backend_t *b, const char *id) {
+  static char flow[STORAGE_FLOW_MAX];
+  stored_request_t r;
+  assert_int_equal(batch_get(b, id, false, &r), 0);
+  assert_non_null(r.flow);
+  snprintf(flow, sizeof(flow), "%s", r.flow);
+  stored_request_free(&r);
+  return flow;
+}
+
+/* flows() in a batch of its own, as a status page asks it. */
+static int batch_flows(storage_backend_t *b, storage_flow_t *out, size_t cap) {
+  memset(out, 0xff, cap * sizeof(*out));
+  begin_ok(b, false);
+  int n = b->ops->flows(b, out, cap);
+  commit_ok(b);
+  return n;
+}
+
+static void a_rows_flow_round_trips_through_every_way_in_and_out(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  /* The longest flow there may be: a route's name, '#', a partition key. */
+  char longest[STORAGE_FLOW_MAX];
+  memset(longest, 'f', sizeof(longest) - 1);
+  longest[sizeof(longest) - 1] = '\0';
+  memcpy(longest, "create-bot#", 11);
+  insert_in_flow_ok(b, ID(01), T0, T0, "create-bot#9f86d081884c7d65");
+  insert_in_flow_ok(b, ID(02), T0 + 1, T0 + 1, NULL); /* the default route's: "" */
+  insert_in_flow_ok(b, ID(03), T0 + 2, T0 + 2, longest);
+  stored_request_t many[2] = {new_row(ID(04), T0 + 3, T0 + 3, "k4"),
+                              new_row(ID(05), T0 + 4, T0 + 4, NULL)};
+  many[0].flow = "list-bots";
+  int results[2];
+  stored_request_t ex[2];
+  batch_insert_many(b, many, 2, results, ex);
+  assert_int_equal(results[0], 0);
+  assert_int_equal(results[1], 0);
+
+  assert_string_equal(flow_of(b, ID(01)), "create-bot#9f86d081884c7d65");
+  assert_string_equal(flow_of(b, ID(02)), "");
+  assert_string_equal(flow_of(b, ID(03)), longest);
+  assert_string_equal(flow_of(b, ID(04)), "list-bots");
+  assert_string_equal(flow_of(b, ID(05)), "");
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(01), true, &r), 0);
+  assert_string_equal(r.flow, "create-bot#9f86d081884c7d65");
+  stored_request_free(&r);
+  assert_int_equal(batch_find(b, "k4", "POST", "/api/v1/bot", &r), 0);
+  assert_string_equal(r.flow, "list-bots");
+  stored_request_free(&r);
+
+  const char *want[] = {"create-bot#9f86d081884c7d65", "", longest, "list-bots", ""};
+  stored_request_t rows[8];
+  int64_t last;
+  assert_int_equal(batch_list(b, -1, 0, 8, rows, &last), 5);
+  for (int i = 0; i < 5; i++) {
+    assert_string_equal(rows[i].flow, want[i]);
+    stored_request_free(&rows[i]);
+  }
+  int64_t dead;
+  assert_int_equal(batch_claim(b, T0 + 10, NEVER_EXPIRES, 8, rows, &dead), 5);
+  for (int i = 0; i < 5; i++) {
+    assert_string_equal(rows[i].flow, want[i]);
+    stored_request_free(&rows[i]);
+  }
+}
+
+static void a_flow_too_long_is_einval_and_spoils_no_other_row(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  char too_long[STORAGE_FLOW_MAX + 1];
+  memset(too_long, 'f', sizeof(too_long) - 1);
+  too_long[sizeof(too_long) - 1] = '\0';
+  stored_request_t r = new_row(ID(01), T0, T0, NULL);
+  r.flow = too_long;
+  assert_int_equal(batch_insert(b, &r, NULL), -EINVAL);
+  stored_request_t many[3] = {new_row(ID(02), T0, T0, NULL), new_row(ID(03), T0, T0, NULL),
+                              new_row(ID(04), T0, T0, NULL)};
+  many[0].flow = "a";
+  many[1].flow = too_long;
+  many[2].flow = "b";
+  int results[3];
+  stored_request_t ex[3];
+  batch_insert_many(b, many, 3, results, ex);
+  assert_int_equal(results[0], 0);
+  assert_int_equal(results[1], -EINVAL);
+  assert_int_equal(results[2], 0);
+  assert_string_equal(flow_of(b, ID(02)), "a");
+  assert_string_equal(flow_of(b, ID(04)), "b");
+  stored_request_t got;
+  assert_int_equal(batch_get(b, ID(03), false, &got), -ENOENT);
+  assert_int_equal(unfinished(b), 2);
+}
+
+static void claim_with_a_flow_takes_only_its_due_rows_earliest_first_then_oldest(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  /* Interleaved with another flow's rows that are due earlier. */
+  insert_in_flow_ok(b, ID(01), T0 + 0, T0 + 30, "a");
+  insert_in_flow_ok(b, ID(02), T0 + 1, T0 + 1, "b");
+  insert_in_flow_ok(b, ID(03), T0 + 2, T0 + 10, "a");
+  insert_in_flow_ok(b, ID(04), T0 + 3, T0 + 2, "");
+  insert_in_flow_ok(b, ID(05), T0 + 4, T0 + 10, "a");
+  insert_in_flow_ok(b, ID(06), T0 + 5, T0 + 500, "a"); /* not due yet */
+  insert_in_flow_ok(b, ID(07), T0 + 6, T0 + 3, "a#1"); /* a prefix is another flow */
+
+  stored_request_t rows[8];
+  int64_t dead;
+  assert_int_equal(batch_claim_flow(b, T0 + 100, "a", NEVER_EXPIRES, 2, rows, &dead), 2);
+  assert_int_equal(dead, 0);
+  assert_string_equal(rows[0].id, ID(03));
+  assert_string_equal(rows[1].id, ID(05));
+  assert_string_equal(rows[0].flow, "a");
+  assert_int_equal(rows[0].state, RQ_INFLIGHT);
+  stored_request_free(&rows[0]);
+  stored_request_free(&rows[1]);
+  assert_int_equal(batch_claim_flow(b, T0 + 100, "a", NEVER_EXPIRES, 8, rows, &dead), 1);
+  assert_string_equal(rows[0].id, ID(01));
+  stored_request_free(&rows[0]);
+  assert_int_equal(batch_claim_flow(b, T0 + 100, "a", NEVER_EXPIRES, 8, rows, &dead), 0);
+  assert_int_equal(batch_claim_flow(b, T0 + 100, "nobody", NEVER_EXPIRES, 8, rows, &dead), 0);
+  assert_int_equal(state_of(b, ID(02)), RQ_QUEUED);
+  assert_int_equal(state_of(b, ID(04)), RQ_QUEUED);
+  assert_int_equal(state_of(b, ID(07)), RQ_QUEUED);
+
+  /* The default route's flow is "", a flow like any other. */
+  assert_int_equal(batch_claim_flow(b, T0 + 100, "", NEVER_EXPIRES, 8, rows, &dead), 1);
+  assert_string_equal(rows[0].id, ID(04));
+  stored_request_free(&rows[0]);
+
+  /* NULL: every flow's due rows, in the one order. */
+  assert_int_equal(batch_claim(b, T0 + 1000, NEVER_EXPIRES, 8, rows, &dead), 3);
+  assert_string_equal(rows[0].id, ID(02));
+  assert_string_equal(rows[1].id, ID(07));
+  assert_string_equal(rows[2].id, ID(06));
+  for (int i = 0; i < 3; i++)
+    stored_request_free(&rows[i]);
+}
+
+static void claim_with_a_flow_buries_only_its_own_rows_past_max_age(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  const int64_t now = T0 + 100000, max_age = 60000;
+  insert_in_flow_ok(b, ID(01), now - 90000, now - 10, "a"); /* old, due */
+  insert_in_flow_ok(b, ID(02), now - 90000, now - 20, "b"); /* old, due: another flow */
+  insert_in_flow_ok(b, ID(03), now - 1000, now - 5, "a");   /* young, due */
+  insert_in_flow_ok(b, ID(04), now - 80000, now - 1, "a");  /* old, due */
+
+  stored_request_t rows[8];
+  int64_t dead = -1;
+  assert_int_equal(batch_claim_flow(b, now, "a", max_age, 8, rows, &dead), 1);
+  assert_int_equal(dead, 2);
+  assert_string_equal(rows[0].id, ID(03));
+  stored_request_free(&rows[0]);
+  assert_int_equal(state_of(b, ID(01)), RQ_DEAD);
+  assert_int_equal(state_of(b, ID(04)), RQ_DEAD);
+  assert_int_equal(state_of(b, ID(02)), RQ_QUEUED);
+  assert_int_equal(unfinished(b), 2);
+
+  assert_int_equal(batch_claim_flow(b, now, "b", max_age, 8, rows, &dead), 0);
+  assert_int_equal(dead, 1);
+  assert_int_equal(state_of(b, ID(02)), RQ_DEAD);
+  assert_int_equal(unfinished(b), 1);
+}
+
+static void flows_lists_unfinished_flows_by_name_with_counts_and_next_due(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  storage_flow_t f[8];
+  assert_int_equal(batch_flows(b, f, 8), 0);
+
+  insert_in_flow_ok(b, ID(01), T0, T0, "b"); /* claimed: inflight */
+  insert_in_flow_ok(b, ID(02), T0 + 1, T0 + 700, "b");
+  insert_in_flow_ok(b, ID(03), T0 + 2, T0 + 500, "b");
+  insert_in_flow_ok(b, ID(04), T0 + 3, T0 + 1, "a#2"); /* claimed: inflight only */
+  insert_in_flow_ok(b, ID(05), T0 + 4, T0 + 900, "");
+  insert_in_flow_ok(b, ID(06), T0 + 5, T0 + 2, "c");   /* finished: not listed */
+  insert_in_flow_ok(b, ID(07), T0 + 6, T0 + 800, "d"); /* cancelled: not listed */
+  insert_in_flow_ok(b, ID(08), T0 + 7, T0 + 300, "a");
+  stored_request_t rows[4];
+  int64_t dead;
+  assert_int_equal(batch_claim_flow(b, T0 + 10, "b", NEVER_EXPIRES, 4, rows, &dead), 1);
+  stored_request_free(&rows[0]);
+  assert_int_equal(batch_claim_flow(b, T0 + 10, "a#2", NEVER_EXPIRES, 4, rows, &dead), 1);
+  stored_request_free(&rows[0]);
+  claim_one(b, T0 + 10, ID(06));
+  finish_ok(b, ID(06), T0 + 11, OUTCOME_COMPLETED);
+  cancel_ok(b, ID(07), T0 + 12);
+
+  /* Ordered bytewise: "" < "a" < "a#2" < "b". */
+  assert_int_equal(batch_flows(b, f, 8), 4);
+  assert_string_equal(f[0].name, "");
+  assert_int_equal(f[0].queued, 1);
+  assert_int_equal(f[0].inflight, 0);
+  assert_int_equal(f[0].next_due, T0 + 900);
+  assert_string_equal(f[1].name, "a");
+  assert_int_equal(f[1].queued, 1);
+  assert_int_equal(f[1].inflight, 0);
+  assert_int_equal(f[1].next_due, T0 + 300);
+  assert_string_equal(f[2].name, "a#2");
+  assert_int_equal(f[2].queued, 0);
+  assert_int_equal(f[2].inflight, 1);
+  assert_int_equal(f[2].next_due, 0);
+  assert_string_equal(f[3].name, "b");
+  assert_int_equal(f[3].queued, 2);
+  assert_int_equal(f[3].inflight, 1);
+  assert_int_equal(f[3].next_due, T0 + 500);
+
+  /* At most cap, the first by name; outside a transaction too. */
+  memset(f, 0xff, sizeof(f));
+  assert_int_equal(b->ops->flows(b, f, 2), 2);
+  assert_string_equal(f[0].name, "");
+  assert_string_equal(f[1].name, "a");
+  assert_int_equal(f[2].queued, -1); /* untouched past cap */
+  assert_int_equal(batch_flows(b, f, 0), 0);
+}
+
+/* A database an older retryd left (SQLite schema 2, PostgreSQL schema 3:
+ * before flows), with a queued row in it, made with the shipped steps up
+ * to that version and a row written in that schema's own terms. */
+static void make_pre_flow_database(fx_t *fx) {
+  char err[256] = "";
+  if (fx->kind == ON_SQLITE) {
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(fx->location + strlen("sqlite:"), &db), SQLITE_OK);
+    assert_int_equal(schema_migrate_to(db, 2, err, sizeof(err)), 0);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO requests (id, state, method, target, headers, "
+                                  "attempts, created_at, next_attempt_at, updated_at) VALUES ('" ID(
+                                      01) "', 0, 'POST', '/v1', 'A: b\r\n', 1, 1700000000000, "
+                                          "1700000000000, 1700000000000)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return;
+  }
+  pg_conn_t *c = NULL;
+  assert_int_equal(pg_conn_open(&c, fx->location, NULL, NULL, err, sizeof(err)), 0);
+  assert_int_equal(pg_schema_migrate_to(c, 3, err, sizeof(err)), 0);
+  assert_int_equal(pg_conn_exec(c,
+                                "INSERT INTO retryd_requests (id, state, method, target, "
+                                "headers, attempts, created_at, next_attempt_at, updated_at) "
+                                "VALUES ('" ID(01) "', 0, 'POST', '\\x2f7631', '\\x', 1, "
+                                                   "1700000000000, 1700000000000, 1700000000000)"),
+                   0);
+  pg_conn_close(c);
+}
+
+static void a_database_from_before_flows_migrates_its_rows_to_the_default_flow(void **state) {
+  fx_t *fx = *state;
+  make_pre_flow_database(fx);
+  storage_backend_t *b = open_ok(fx, BIG_QUEUE);
+  assert_int_equal(unfinished(b), 1);
+  assert_string_equal(flow_of(b, ID(01)), "");
+  storage_flow_t f[4];
+  assert_int_equal(batch_flows(b, f, 4), 1);
+  assert_string_equal(f[0].name, "");
+  assert_int_equal(f[0].queued, 1);
+  assert_int_equal(f[0].next_due, T0);
+
+  /* New rows name their flow; the old row is claimed under "". */
+  insert_in_flow_ok(b, ID(02), T0, T0 - 1, "a");
+  stored_request_t rows[4];
+  int64_t dead;
+  assert_int_equal(batch_claim_flow(b, T0, "", NEVER_EXPIRES, 4, rows, &dead), 1);
+  assert_string_equal(rows[0].id, ID(01));
+  assert_string_equal(rows[0].flow, "");
+  assert_string_equal(rows[0].target, "/v1");
+  assert_int_equal(rows[0].attempts, 2);
+  stored_request_free(&rows[0]);
+  assert_int_equal(state_of(b, ID(02)), RQ_QUEUED);
+
+  /* Migrated once: a reopened backend has nothing left to do. */
+  b = reopen(fx, BIG_QUEUE);
+  assert_string_equal(flow_of(b, ID(02)), "a");
+}
+
+/* retryd migrate: rows move from a SQLite file to this backend with their
+ * flows. */
+static void migrate_carries_each_rows_flow(void **state) {
+  fx_t *fx = *state;
+  char dir[64], from[128], err[512] = "";
+  assert_int_equal(test_dir_make(dir, sizeof(dir), "migrate-src"), 0);
+  snprintf(from, sizeof(from), "sqlite:%s/src.db", dir);
+  storage_backend_t *src = NULL;
+  storage_params_t params = {.max_queue = BIG_QUEUE};
+  assert_int_equal(storage_backend_open(&src, from, &params, err, sizeof(err)), 0);
+  insert_in_flow_ok(src, ID(01), T0, T0, "create-bot#00ff");
+  insert_in_flow_ok(src, ID(02), T0 + 1, T0 + 1, "");
+  src->ops->close(src);
+
+  storage_migrate_result_t moved;
+  int rc = storage_migrate(from, fx->location, &moved, err, sizeof(err));
+  test_dir_remove(dir);
+  if (rc != 0)
+    fail_msg("storage_migrate: %d %s", rc, err);
+  assert_int_equal(moved.moved, 2);
+  storage_backend_t *b = open_ok(fx, BIG_QUEUE);
+  assert_string_equal(flow_of(b, ID(01)), "create-bot#00ff");
+  assert_string_equal(flow_of(b, ID(02)), "");
+}
+
 /* ---- the states' names (stored_request.h), once ---------------------------------------- */
 
 static void state_names_and_parse_round_trip(void **state) {
@@ -1907,7 +2222,14 @@ static void a_stale_claim_cannot_record_its_outcome(void **state) {
   X(purge_takes_the_oldest_finished_first_and_at_most_limit)                                       \
   X(counts_tell_each_state_the_oldest_queued_and_the_next_due)                                     \
   X(next_due_is_the_earliest_due_time_among_queued_rows)                                           \
-  X(list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps)
+  X(list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps)                              \
+  X(a_rows_flow_round_trips_through_every_way_in_and_out)                                          \
+  X(a_flow_too_long_is_einval_and_spoils_no_other_row)                                             \
+  X(claim_with_a_flow_takes_only_its_due_rows_earliest_first_then_oldest)                          \
+  X(claim_with_a_flow_buries_only_its_own_rows_past_max_age)                                       \
+  X(flows_lists_unfinished_flows_by_name_with_counts_and_next_due)                                 \
+  X(a_database_from_before_flows_migrates_its_rows_to_the_default_flow)                            \
+  X(migrate_carries_each_rows_flow)
 
 /* Shared backends only: a backend of one process has no leases to lose. */
 #define SHARED_SCENARIOS(X) X(a_stale_claim_cannot_record_its_outcome)

@@ -533,6 +533,81 @@ static void a_purge_goes_in_slices_with_commits_between_and_gives_free_pages_bac
   assert_true(st.st_size < 256 * 1024);
 }
 
+/* ---- flows ----------------------------------------------------------------- */
+
+static int insert_in_flow(fx_t *fx, const char *id, int64_t due, const char *flow) {
+  store_job_t j;
+  memset(&j, 0, sizeof(j));
+  j.op = STORE_INSERT;
+  snprintf(j.rq.id, sizeof(j.rq.id), "%s", id);
+  j.rq.state = RQ_QUEUED;
+  j.rq.method = strdup("POST");
+  j.rq.target = strdup("/api/v1/bot");
+  j.rq.headers = strdup("");
+  j.rq.flow = strdup(flow);
+  j.rq.created_at = store_now_ms();
+  j.rq.next_attempt_at = due;
+  int rc = run_job(fx, &j);
+  stored_request_free(&j.rq);
+  return rc;
+}
+
+static void store_flows_lists_the_flows_and_store_claim_takes_one_flows_rows(void **state) {
+  fx_t *fx = *state;
+  fx_open(fx, NULL);
+  int64_t now = store_now_ms();
+  assert_int_equal(insert_in_flow(fx, "a-1", now - 30, "a"), 0);
+  assert_int_equal(insert_in_flow(fx, "b-1", now - 50, "b"), 0);
+  assert_int_equal(insert_in_flow(fx, "a-2", now - 20, "a"), 0);
+  assert_int_equal(insert_in_flow(fx, "a-3", now + 3600 * 1000, "a"), 0);
+
+  store_job_t f;
+  memset(&f, 0, sizeof(f));
+  storage_flow_t flows[4];
+  f.op = STORE_FLOWS;
+  f.flows = flows;
+  f.limit = 4;
+  assert_int_equal(run_job(fx, &f), 2);
+  assert_int_equal(f.nflows, 2);
+  assert_string_equal(flows[0].name, "a");
+  assert_int_equal(flows[0].queued, 3);
+  assert_int_equal(flows[0].next_due, now - 30);
+  assert_string_equal(flows[1].name, "b");
+  assert_int_equal(flows[1].queued, 1);
+
+  /* The flow's name is the caller's, kept until the callback. */
+  char *flow = strdup("a");
+  store_job_t c;
+  memset(&c, 0, sizeof(c));
+  stored_request_t rows[4];
+  c.op = STORE_CLAIM;
+  c.flow = flow;
+  c.rows = rows;
+  c.limit = 4;
+  c.max_age_ms = 86400000;
+  c.now = now;
+  assert_int_equal(run_job(fx, &c), 2);
+  free(flow);
+  assert_int_equal(c.nrows, 2);
+  assert_string_equal(rows[0].id, "a-1");
+  assert_string_equal(rows[1].id, "a-2");
+  assert_string_equal(rows[0].flow, "a");
+  for (int i = 0; i < c.nrows; i++)
+    stored_request_free(&rows[i]);
+  /* The other flow's row is still due: the scheduler is told so. */
+  assert_int_equal(c.next_due, now - 50);
+
+  memset(&f, 0, sizeof(f));
+  f.op = STORE_FLOWS;
+  f.flows = flows;
+  f.limit = 1;
+  assert_int_equal(run_job(fx, &f), 1);
+  assert_string_equal(flows[0].name, "a");
+  assert_int_equal(flows[0].queued, 1);
+  assert_int_equal(flows[0].inflight, 2);
+  assert_int_equal(flows[0].next_due, now + 3600 * 1000);
+}
+
 int main(void) {
   faulty_vfs_install();
   const struct CMUnitTest tests[] = {
@@ -541,6 +616,7 @@ int main(void) {
       T(the_stores_own_probe_makes_it_writable_again_without_a_client_write),
       T(a_row_whose_commit_failed_never_comes_back_after_a_crash),
       T(a_purge_goes_in_slices_with_commits_between_and_gives_free_pages_back),
+      T(store_flows_lists_the_flows_and_store_claim_takes_one_flows_rows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
