@@ -173,6 +173,12 @@ typedef struct {
   int (*flows)(storage_backend_t *b, storage_flow_t *out, size_t cap);
   /* Earliest next attempt among queued rows, 0 when none. */
   int64_t (*next_due)(storage_backend_t *b);
+  /* The same within one flow, through its index (a shared backend counts
+   * too when another replica's claim on one of its rows runs out): asked
+   * after a claim of that flow, in its transaction, so the scheduler knows
+   * when the flow has rows due next without reading every flow. 0: none,
+   * or the backend could not tell. */
+  int64_t (*flow_next_due)(storage_backend_t *b, const char *flow);
   /* Unfinished rows (queued + inflight), as --max-queue counts them. */
   int64_t (*unfinished)(storage_backend_t *b);
   /* Periodic work of the backend's own, outside a transaction, about every

@@ -145,6 +145,8 @@ static void store_run_job(store_t *s, store_job_t *j) {
   case STORE_CLAIM:
     j->result = b->ops->claim(b, j->now, j->flow, j->max_age_ms, j->limit, j->rows, &j->expired);
     j->nrows = j->result > 0 ? j->result : 0;
+    if (j->result >= 0 && j->flow != NULL)
+      j->flow_next_due = b->ops->flow_next_due(b, j->flow);
     break;
   case STORE_FINISH:
     j->result = b->ops->finish(b, j->id, j->now, &j->outcome);

@@ -48,7 +48,7 @@ typedef enum {
   STORE_GET,             /* id, with_payload in; rq out */
   STORE_CANCEL,          /* id in; rq out */
   STORE_RETRY_NOW,       /* id in; rq out */
-  STORE_CLAIM,           /* flow, limit, max_age_ms in; rows, nrows, expired out */
+  STORE_CLAIM,           /* flow, limit, max_age_ms in; rows, nrows, expired, flow_next_due out */
   STORE_FINISH,          /* id, outcome in */
   STORE_PURGE,           /* one slice: cutoff in; purged, reclaimed added to; more out */
   STORE_COUNTS,          /* counts out */
@@ -79,6 +79,9 @@ struct store_job_s {
 
   storage_flow_t *flows; /* caller-allocated, limit entries */
   int nflows;
+  /* A claim of one flow: the earliest next attempt of that flow's queued
+   * rows after it (0: none), flow_next_due(). */
+  int64_t flow_next_due;
 
   attempt_outcome_t outcome; /* its pointers must stay valid until cb */
 

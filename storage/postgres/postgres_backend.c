@@ -145,6 +145,12 @@ static const struct {
                  "(SELECT min(lease_until) FROM retryd_requests WHERE state = 1 AND "
                  "lease_owner IS DISTINCT FROM $1))"},
     {"next_queued", "SELECT min(next_attempt_at) FROM retryd_requests WHERE state = 0"},
+    /* next_due within one flow: its queued rows, and its rows whose claim
+     * by another replica runs out (claimed again then). */
+    {"next_due_flow", "SELECT least((SELECT min(next_attempt_at) FROM retryd_requests "
+                      "WHERE state = 0 AND flow = $2), (SELECT min(lease_until) FROM "
+                      "retryd_requests WHERE state = 1 AND flow = $2 AND "
+                      "lease_owner IS DISTINCT FROM $1))"},
     {"purge_lock", "SELECT pg_try_advisory_xact_lock(" PG_PURGE_LOCK ")::int4"},
     {"purge", "WITH p AS (SELECT seq FROM retryd_requests WHERE state >= 2 AND updated_at < $1 "
               "ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
@@ -159,7 +165,8 @@ static const struct {
     /* COLLATE "C": names in byte order, as SQLite's BINARY gives them,
      * whatever the database's collation. */
     {"flows", "SELECT flow, count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1), "
-              "coalesce(min(next_attempt_at) FILTER (WHERE state = 0), 0) "
+              "coalesce(least(min(next_attempt_at) FILTER (WHERE state = 0), min(lease_until) "
+              "FILTER (WHERE state = 1 AND lease_owner IS DISTINCT FROM $2)), 0) "
               "FROM retryd_requests WHERE state IN (0, 1) "
               "GROUP BY flow ORDER BY flow COLLATE \"C\" LIMIT $1"},
     {"unfinished", "SELECT coalesce(sum(n), 0)::int8 FROM retryd_counts WHERE state IN (0, 1)"},
@@ -1003,6 +1010,15 @@ static int64_t pg_next_due(storage_backend_t *b) {
   return t > 0 ? t : 0;
 }
 
+static int64_t pg_flow_next_due(storage_backend_t *b, const char *flow) {
+  pg_backend_t *pb = PG(b);
+  pg_params_t p = {.n = 0};
+  p_text(&p, pb->replica);
+  p_text(&p, flow);
+  int64_t t = pg_single_int(pb, "next_due_flow", &p);
+  return t > 0 ? t : 0;
+}
+
 static int pg_counts(storage_backend_t *b, queue_counts_t *out) {
   pg_backend_t *pb = PG(b);
   memset(out, 0, sizeof(*out));
@@ -1050,6 +1066,7 @@ static int pg_list(storage_backend_t *b, int state, int64_t after_seq, size_t li
 static int pg_flows(storage_backend_t *b, storage_flow_t *out, size_t cap) {
   pg_params_t p = {.n = 0};
   p_int(&p, cap < INT32_MAX ? (int64_t)cap : INT32_MAX);
+  p_text(&p, PG(b)->replica);
   pg_result_t *r;
   int rc = pg_run(PG(b), "flows", &p, &r);
   if (rc != 0)
@@ -1113,6 +1130,7 @@ static const storage_backend_ops_t pg_ops = {
     .list = pg_list,
     .flows = pg_flows,
     .next_due = pg_next_due,
+    .flow_next_due = pg_flow_next_due,
     .unfinished = pg_unfinished,
     .housekeep = pg_housekeep,
 };

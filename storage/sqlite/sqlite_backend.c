@@ -159,6 +159,10 @@ static int sqlite_backend_flows(storage_backend_t *b, storage_flow_t *out, size_
 
 static int64_t sqlite_backend_next_due(storage_backend_t *b) { return sqlite_queue_next_due(Q(b)); }
 
+static int64_t sqlite_backend_flow_next_due(storage_backend_t *b, const char *flow) {
+  return sqlite_queue_flow_next_due(Q(b), flow);
+}
+
 static int64_t sqlite_backend_unfinished(storage_backend_t *b) {
   return sqlite_queue_unfinished(Q(b));
 }
@@ -185,6 +189,7 @@ static const storage_backend_ops_t sqlite_backend_ops = {
     .list = sqlite_backend_list,
     .flows = sqlite_backend_flows,
     .next_due = sqlite_backend_next_due,
+    .flow_next_due = sqlite_backend_flow_next_due,
     .unfinished = sqlite_backend_unfinished,
 };
 

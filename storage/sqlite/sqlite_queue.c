@@ -41,6 +41,7 @@ enum {
   ST_ANSWER_PUT,
   ST_RELEASE,
   ST_NEXT_DUE,
+  ST_NEXT_DUE_FLOW,
   ST_PURGE_PICK,
   ST_PURGE_ANSWER,
   ST_PURGE_ROW,
@@ -98,6 +99,8 @@ static const char *const statement_sql[ST_COUNT] = {
         "attempts = attempts - 1 WHERE id = ?2 AND state = " SQL_INFLIGHT,
     [ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM requests INDEXED BY requests_due "
                     "WHERE state = " SQL_QUEUED,
+    [ST_NEXT_DUE_FLOW] = "SELECT min(next_attempt_at) FROM requests INDEXED BY requests_flow_due "
+                         "WHERE state = " SQL_QUEUED " AND flow = ?1",
     /* Oldest finish first, a bounded number at a time (the caller slices a
      * purge so other commits get through between the slices). */
     [ST_PURGE_PICK] =
@@ -706,6 +709,16 @@ int sqlite_queue_finish(sqlite_queue_t *q, const char *id, int64_t now,
 
 int64_t sqlite_queue_next_due(sqlite_queue_t *q) {
   sqlite3_stmt *st = stmt(q, ST_NEXT_DUE);
+  int64_t t = 0;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    t = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return t;
+}
+
+int64_t sqlite_queue_flow_next_due(sqlite_queue_t *q, const char *flow) {
+  sqlite3_stmt *st = stmt(q, ST_NEXT_DUE_FLOW);
+  sqlite3_bind_text(st, 1, flow, -1, SQLITE_STATIC);
   int64_t t = 0;
   if (sqlite3_step(st) == SQLITE_ROW)
     t = sqlite3_column_int64(st, 0);

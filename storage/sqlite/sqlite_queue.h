@@ -75,6 +75,8 @@ int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, const char *flow, int64_t
 int sqlite_queue_finish(sqlite_queue_t *q, const char *id, int64_t now, const attempt_outcome_t *o);
 /* Earliest next_attempt_at among queued rows, 0 when none. */
 int64_t sqlite_queue_next_due(sqlite_queue_t *q);
+/* The same within one flow (0: none). */
+int64_t sqlite_queue_flow_next_due(sqlite_queue_t *q, const char *flow);
 /* Deletes up to limit finished rows (completed, dead, cancelled) last
  * changed before cutoff, the oldest first. Returns how many, or an error.
  * A row is zeroed where it lay (secure_delete: its credentials); its final

@@ -1952,6 +1952,11 @@ static void claim_with_a_flow_takes_only_its_due_rows_earliest_first_then_oldest
   assert_string_equal(rows[0].id, ID(01));
   stored_request_free(&rows[0]);
   assert_int_equal(batch_claim_flow(b, T0 + 100, "a", NEVER_EXPIRES, 8, rows, &dead), 0);
+  /* After its due rows are claimed, the flow says when it has rows due
+   * next: 06's time, not "b"'s or "a#1"'s earlier ones. */
+  assert_int_equal(b->ops->flow_next_due(b, "a"), T0 + 500);
+  assert_int_equal(b->ops->flow_next_due(b, "b"), T0 + 1);
+  assert_int_equal(b->ops->flow_next_due(b, "nobody"), 0);
   assert_int_equal(batch_claim_flow(b, T0 + 100, "nobody", NEVER_EXPIRES, 8, rows, &dead), 0);
   assert_int_equal(state_of(b, ID(02)), RQ_QUEUED);
   assert_int_equal(state_of(b, ID(04)), RQ_QUEUED);
