@@ -14,7 +14,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      libuv1-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev node-llhttp \
+      libuv1-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev libconfig-dev node-llhttp \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -36,7 +36,7 @@ FROM debian:bookworm-slim
 # verifies the upstream's certificate (--upstream-ca defaults to it).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libcurl4 libssl3 libsqlite3-0 libpq5 ca-certificates \
+      libuv1 libcurl4 libssl3 libsqlite3-0 libpq5 libconfig9 ca-certificates \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
 

@@ -15,7 +15,7 @@
 
 struct scheduler_s;
 struct retry_summary_s;
-struct route_s;
+struct route_table_s;
 
 /* How far start-up got (main.c's app_start, in this order): stopping takes
  * down exactly what was started, last first. */
@@ -42,8 +42,8 @@ typedef struct app_s {
   uv_timer_t retention_timer;
   struct retry_summary_s *summary; /* the retries' log line (proxy/queue/retry_summary.h) */
   stats_t stats;
-  upstream_t *upstream;  /* the configured origin */
-  struct route_s *route; /* the default route, every request's (proxy/queue/route.h) */
+  upstream_t *upstream;         /* --upstream: the default route's origin */
+  struct route_table_s *routes; /* the routes and their flows (proxy/queue/route_table.h) */
   app_stage_t started;
 } app_t;
 

@@ -100,6 +100,8 @@ static const opt_t options[] = {
      "pause sending upstream after a 507, a 429 or a 503 with Retry-After (on)"},
     {"rate-limit", OPT_RATE, FIELD(rate_limit), 0, "N/DUR",
      "sends upstream at most, first attempts and retries alike (off)"},
+    {"config", OPT_PATH, FIELD(config_file), 0, "FILE",
+     "routes file: several upstreams, per-route policy and rate limits (none)"},
     {"shutdown-timeout", OPT_DURATION, FIELD(shutdown_timeout_ms), 0, "DUR",
      "on SIGTERM, how long requests in flight may still take (20s)"},
 };

@@ -54,12 +54,13 @@ typedef struct {
   bool metrics_open;     /* GET /_retryd/metrics needs no token, whatever is set */
   log_level_t log_level;
   uint64_t log_summary_interval_ms; /* how often retries are summed up at info */
-  uint64_t client_timeout_ms;      /* headers must arrive, and a body keep flowing, within this */
-  uint64_t client_body_timeout_ms; /* a whole request body must arrive within this */
-  uint64_t keepalive_timeout_ms;   /* idle keep-alive connections are closed after this */
-  uint64_t shutdown_timeout_ms;    /* SIGTERM: how long requests in flight may take */
-  bool route_pause;                /* pause the route on capacity signals (--route-pause) */
-  rate_limit_t rate_limit;         /* toward the upstream: --rate-limit N/DUR */
+  uint64_t client_timeout_ms;       /* headers must arrive, and a body keep flowing, within this */
+  uint64_t client_body_timeout_ms;  /* a whole request body must arrive within this */
+  uint64_t keepalive_timeout_ms;    /* idle keep-alive connections are closed after this */
+  uint64_t shutdown_timeout_ms;     /* SIGTERM: how long requests in flight may take */
+  bool route_pause;                 /* pause the route on capacity signals (--route-pause) */
+  rate_limit_t rate_limit;          /* toward the upstream: --rate-limit N/DUR */
+  char config_file[4096];           /* --config: the routes file (proxy/routes_file.h); "": none */
 
   /* Internal limits, not options (documented in the README). */
   size_t max_header_bytes;          /* request line plus headers: 431 past it */

@@ -24,13 +24,50 @@
 #include "proxy/queue/retention.h"
 #include "proxy/queue/retry_summary.h"
 #include "proxy/router.h"
-#include "proxy/queue/route.h"
+#include "proxy/queue/route_table.h"
+#include "proxy/routes_file.h"
 #include "proxy/queue/scheduler.h"
 #include "proxy/upstream/upstream.h"
 #include "storage/storage_location.h"
 #include "storage/store.h"
 #include "storage/uuid7.h"
 #include "proxy/version.h"
+
+/* Every route's upstream: one client per origin, shared by the routes
+ * that name it; the default route's is app->upstream. */
+static int app_open_upstreams(app_t *app, char *why, size_t whylen) {
+  route_table_t *t = app->routes;
+  t->dflt.upstream = app->upstream;
+  for (size_t i = 0; i < t->n; i++) {
+    route_t *r = &t->routes[i];
+    r->upstream = NULL;
+    if (strcmp(r->upstream_url, t->dflt.upstream_url) == 0)
+      r->upstream = app->upstream;
+    for (size_t k = 0; k < i && r->upstream == NULL; k++) {
+      if (strcmp(r->upstream_url, t->routes[k].upstream_url) == 0)
+        r->upstream = t->routes[k].upstream;
+    }
+    if (r->upstream != NULL)
+      continue;
+    r->upstream = upstream_new(app->loop, app->cfg, r->upstream_url, why, whylen);
+    if (r->upstream == NULL)
+      return -1;
+    r->owns_upstream = true;
+  }
+  return 0;
+}
+
+static void app_close_upstreams(app_t *app) {
+  route_table_t *t = app->routes;
+  for (size_t i = 0; t != NULL && i < t->n; i++) {
+    if (t->routes[i].owns_upstream)
+      upstream_close(t->routes[i].upstream);
+    t->routes[i].owns_upstream = false;
+    t->routes[i].upstream = NULL;
+  }
+  upstream_close(app->upstream);
+  app->upstream = NULL;
+}
 
 /* The last of app_stop(): the signal handlers and the shutdown deadline
  * stay until the store has closed, so that a second signal while it
@@ -44,8 +81,7 @@ static void app_store_closed(void *arg) {
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
   }
-  upstream_close(app->upstream);
-  app->upstream = NULL;
+  app_close_upstreams(app);
   app->started = APP_NOTHING;
 }
 
@@ -202,6 +238,8 @@ static void app_log_started(const app_t *app) {
   log_begin(&l, LOG_INFO, "started");
   log_str(&l, "version", RETRYD_VERSION);
   log_str(&l, "upstream", app->cfg->upstream);
+  if (app->routes->n > 0)
+    log_int(&l, "routes", (int64_t)app->routes->n);
   log_end(&l);
 }
 
@@ -210,13 +248,12 @@ static void app_log_started(const app_t *app) {
  * or, when it is the log writer or the store (like a bad option), left in
  * err as one line for stderr once the log is closed; what was started is
  * then being taken down, and the loop must run until it has closed. */
-static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) {
+static int app_start(app_t *app, const config_t *cfg, route_table_t *routes, char *err,
+                     size_t errlen) {
   app->loop = uv_default_loop();
   app->cfg = cfg;
+  app->routes = routes;
   stats_init(&app->stats);
-  static route_t default_route; /* lives as long as the process, like app */
-  route_init_default(&default_route, cfg, store_now_ms());
-  app->route = &default_route;
   char why[1024];
   if (log_init(cfg->log_level) != 0) {
     snprintf(err, errlen, "cannot start the log writer");
@@ -225,7 +262,7 @@ static int app_start(app_t *app, const config_t *cfg, char *err, size_t errlen) 
   config_each_unknown_env(environ, app_warn_unknown_env, NULL);
   uuid7_init(); /* before the loop: seeding may read /dev/urandom */
   app->upstream = upstream_new(app->loop, cfg, cfg->upstream, why, sizeof(why));
-  if (app->upstream == NULL) {
+  if (app->upstream == NULL || app_open_upstreams(app, why, sizeof(why)) != 0) {
     app_log_error("cannot start the upstream client", "error", why);
     goto fail;
   }
@@ -304,13 +341,25 @@ int main(int argc, char **argv) {
   /* A client that goes away mid-write must not kill the process. */
   signal(SIGPIPE, SIG_IGN);
 
+  /* The routes file is read before anything starts: a mistake in it is a
+   * bad option (exit 2), with its file, line and field. */
+  static route_table_t routes; /* lives as long as the process, like app */
+  route_table_init(&routes, &cfg);
+  if (cfg.config_file[0] != '\0' &&
+      routes_file_load(&routes, &cfg, err, sizeof(err)) != CONFIG_OK) {
+    fprintf(stderr, "retryd: %s\n", err);
+    return 2;
+  }
+
   static app_t app;
   err[0] = '\0';
-  int exit_code = app_start(&app, &cfg, err, sizeof(err));
+  int exit_code = app_start(&app, &cfg, &routes, err, sizeof(err));
   /* Serves until stopped; after a failed start, runs until what was
    * started has closed (the store's thread included). */
   uv_run(app.loop, UV_RUN_DEFAULT);
   if (exit_code == 0)
     log_msg(LOG_INFO, "stopped");
-  return app_finish(&app, exit_code, err);
+  exit_code = app_finish(&app, exit_code, err);
+  route_table_free(&routes);
+  return exit_code;
 }

@@ -13,6 +13,7 @@ packages=(
   libssl-dev                           # TLS for retryd's own HTTP/1.1 upstream client
   libsqlite3-dev                       # the durable queue (SQLite, the embedded default)
   libpq-dev                            # the PostgreSQL backend (--db postgres://)
+  libconfig-dev                        # the routes file (--config): libconfig syntax, errors with their line
   node-llhttp                          # llhttp C sources, built by CMake
   ca-certificates                      # verifying an https upstream
 )

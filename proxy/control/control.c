@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
-#include "proxy/queue/route.h"
+#include "proxy/queue/route_table.h"
 #include "proxy/queue/conn_job.h"
 #include "proxy/queue/request_json.h"
 #include "proxy/upstream/response_head.h"
@@ -169,14 +169,19 @@ static void control_got(conn_job_t *cj) {
 
 /* A retry or a cancel, committed: answered with the row as it left it. */
 static void control_changed(conn_job_t *cj) {
-  scheduler_note_due(cj->app->scheduler, cj->job.next_due);
   /* A client held with Prefer: wait for a request cancelled here gets its
    * answer now, not at the end of its wait. */
   if (cj->job.op == STORE_CANCEL && cj->job.result == 0)
     scheduler_row_changed(cj->app->scheduler, &cj->job.rq);
   /* "Try it now" is the operator's word over a paused route's: it probes. */
-  if (cj->job.op == STORE_RETRY_NOW && cj->job.result == 0)
-    flow_probe_now(&cj->app->route->flow, store_now_ms());
+  if (cj->job.op == STORE_RETRY_NOW && cj->job.result == 0) {
+    flow_entry_t *e =
+        route_table_flow(cj->app->routes, cj->job.rq.flow ? cj->job.rq.flow : "", store_now_ms());
+    if (e != NULL)
+      flow_probe_now(&e->flow, store_now_ms());
+    scheduler_note_flow_due(cj->app->scheduler, cj->job.rq.flow, store_now_ms());
+  }
+  scheduler_note_due(cj->app->scheduler, cj->job.next_due);
   control_got(cj);
 }
 
@@ -265,6 +270,23 @@ static void control_request(app_t *app, http_conn_t *c, request_t *req) {
 
 /* ---- stats and metrics ------------------------------------------------ */
 
+/* What a stats request asked for, and the stored flows when the routes
+ * file gave routes (read first: their queued rows per route). */
+#define CONTROL_STATS_FLOWS 1024
+typedef struct {
+  bool prometheus;
+  storage_flow_t *flows; /* NULL: not read */
+  size_t nflows;
+} control_stats_t;
+
+static void control_stats_free(void *data) {
+  control_stats_t *st = data;
+  if (st == NULL)
+    return;
+  free(st->flows);
+  free(st);
+}
+
 static void control_counted(conn_job_t *cj) {
   http_conn_t *c = cj->conn;
   if (c == NULL)
@@ -274,35 +296,79 @@ static void control_counted(conn_job_t *cj) {
     return;
   }
   app_t *app = cj->app;
+  control_stats_t *st = cj->data;
   buf_t body;
   buf_init(&body, 256 * 1024);
-  bool prometheus = cj->data != NULL;
   stats_report_in_t in = {
       .stats = &app->stats,
       .queue = &cj->job.counts,
       .replica = app->store != NULL ? store_replica(app->store) : NULL,
-      .routes = app->route,
-      .nroutes = 1,
+      .routes = app->routes,
+      .flows = st->flows,
+      .nflows = st->nflows,
       .now_ms = store_now_ms(),
       .now_ns = uv_hrtime(),
   };
-  int rc = prometheus ? stats_report_prometheus(&body, &in) : stats_report_json(&body, &in);
+  int rc = st->prometheus ? stats_report_prometheus(&body, &in) : stats_report_json(&body, &in);
   if (rc != 0)
     http_conn_error(c, 500, "internal", "the figures did not fit their buffer");
   else
     http_conn_respond(c, 200, "Cache-Control: no-store\r\n",
-                      prometheus ? "text/plain; version=0.0.4; charset=utf-8" : "application/json",
+                      st->prometheus ? "text/plain; version=0.0.4; charset=utf-8"
+                                     : "application/json",
                       body.data, body.len);
   buf_free(&body);
 }
 
-static void control_stats(app_t *app, http_conn_t *c, bool prometheus) {
+static void control_count(app_t *app, http_conn_t *c, control_stats_t *st) {
   conn_job_t *cj = conn_job_new(app, c, STORE_COUNTS, control_counted);
   if (cj == NULL) {
+    control_stats_free(st);
     http_conn_error(c, 503, "queue_unavailable", "out of memory");
     return;
   }
-  cj->data = prometheus ? (void *)1 : NULL;
+  cj->data = st;
+  cj->free_data = control_stats_free;
+  conn_job_submit(cj);
+}
+
+static void control_flows_read(conn_job_t *cj) {
+  control_stats_t *st = cj->data;
+  if (cj->conn == NULL)
+    return;
+  if (cj->job.result < 0) {
+    control_store_error(cj->conn, cj->job.result, NULL);
+    return;
+  }
+  st->nflows = (size_t)cj->job.result;
+  cj->data = NULL; /* moves on to the count */
+  control_count(cj->app, cj->conn, st);
+}
+
+static void control_stats(app_t *app, http_conn_t *c, bool prometheus) {
+  control_stats_t *st = calloc(1, sizeof(*st));
+  if (st == NULL) {
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  st->prometheus = prometheus;
+  if (app->routes->n == 0) {
+    control_count(app, c, st);
+    return;
+  }
+  /* Read the flows first: a walk of the unfinished rows' index, paid only
+   * where a routes file asks for queued rows per route. */
+  st->flows = calloc(CONTROL_STATS_FLOWS, sizeof(storage_flow_t));
+  conn_job_t *cj = st->flows ? conn_job_new(app, c, STORE_FLOWS, control_flows_read) : NULL;
+  if (cj == NULL) {
+    control_stats_free(st);
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  cj->data = st;
+  cj->free_data = control_stats_free;
+  cj->job.flows = st->flows;
+  cj->job.limit = CONTROL_STATS_FLOWS;
   conn_job_submit(cj);
 }
 

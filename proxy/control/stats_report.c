@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "proxy/queue/request_json.h"
 
@@ -13,33 +14,159 @@ static double uptime_s(const stats_t *s, uint64_t now_ns) {
  * needs no escaping in JSON or in a label value. */
 static bool has_replica(const char *replica) { return replica != NULL && replica[0] != '\0'; }
 
-/* One route's flow as JSON. */
-static int route_json(buf_t *out, const route_t *r, int64_t now_ms) {
-  route_flow_t f = flow_at(&r->flow, now_ms);
-  int rc = buf_printf(out, "{\"name\":\"%s\",\"state\":\"%s\",\"paused_until\":", r->name,
-                      flow_state_name(f.state));
+/* s as a JSON string, quotes and all. */
+static int json_str(buf_t *out, const char *s, size_t len) {
+  int rc = buf_append_str(out, "\"");
   if (rc == 0)
-    rc = request_json_time(out, f.state == FLOW_PAUSED ? f.paused_until : 0);
+    rc = buf_append_json_escaped(out, s, len);
+  return rc ? rc : buf_append_str(out, "\"");
+}
+
+/* How far from open a state is: a route shows its worst partition's. */
+static int flow_rank(flow_state_t st) {
+  switch (st) {
+  case FLOW_PAUSED:
+    return 3;
+  case FLOW_PROBING:
+    return 2;
+  case FLOW_RAMPING:
+    return 1;
+  case FLOW_OPEN:
+    break;
+  }
+  return 0;
+}
+
+/* A route's flows summed up: the worst one's state at now, and sums. */
+typedef struct {
+  const flow_entry_t *worst; /* NULL: no flow yet */
+  route_flow_t worst_at;
+  size_t flows;
+  size_t paused;
+  uint64_t pauses;
+  uint64_t held;
+  int64_t queued;
+  int64_t inflight;
+} route_sum_t;
+
+static route_sum_t route_sum(const stats_report_in_t *in, const route_t *r) {
+  route_sum_t sum = {0};
+  const route_table_t *t = in->routes;
+  for (size_t i = 0; i < t->nflows; i++) {
+    const flow_entry_t *e = t->flows[i];
+    if (e->route != r)
+      continue;
+    route_flow_t f = flow_at(&e->flow, in->now_ms);
+    sum.flows++;
+    sum.paused += f.state == FLOW_PAUSED;
+    sum.pauses += f.pauses;
+    sum.held += f.held;
+    if (sum.worst == NULL || flow_rank(f.state) > flow_rank(sum.worst_at.state)) {
+      sum.worst = e;
+      sum.worst_at = f;
+    }
+  }
+  char name[ROUTE_NAME_MAX];
+  for (size_t i = 0; in->flows != NULL && i < in->nflows; i++) {
+    route_name_of_flow(in->flows[i].name, name, sizeof(name));
+    if (strcmp(name, r->is_default ? "" : r->name) == 0) {
+      sum.queued += in->flows[i].queued;
+      sum.inflight += in->flows[i].inflight;
+    }
+  }
+  return sum;
+}
+
+/* One flow's state as JSON members (no braces). */
+static int flow_json(buf_t *out, const route_flow_t *f, const flow_policy_t *p,
+                     const char *partition_by) {
+  int rc = buf_printf(out, "\"state\":\"%s\",\"paused_until\":", flow_state_name(f->state));
+  if (rc == 0)
+    rc = request_json_time(out, f->state == FLOW_PAUSED ? f->paused_until : 0);
   if (rc == 0)
     rc = buf_append_str(out, ",\"last_signal\":");
   if (rc == 0)
-    rc = f.last_signal > 0 ? buf_printf(out, "%d", f.last_signal) : buf_append_str(out, "null");
+    rc = f->last_signal > 0 ? buf_printf(out, "%d", f->last_signal) : buf_append_str(out, "null");
   if (rc == 0)
     rc = buf_append_str(out, ",\"ramp_per_interval\":");
   if (rc == 0)
-    rc = f.state == FLOW_RAMPING ? buf_printf(out, "%lld", (long long)f.ramp_allowed)
-                                 : buf_append_str(out, "null");
+    rc = f->state == FLOW_RAMPING ? buf_printf(out, "%lld", (long long)f->ramp_allowed)
+                                  : buf_append_str(out, "null");
   if (rc == 0)
     rc = buf_append_str(out, ",\"rate_limit\":");
+  if (rc == 0 && p->limit > 0) {
+    rc = buf_printf(out, "{\"limit\":%lld,\"period_ms\":%lld,\"tokens\":%.2f,\"by\":",
+                    (long long)p->limit, (long long)p->period_ms, f->tokens);
+    if (rc == 0)
+      rc =
+          partition_by[0] ? buf_printf(out, "\"%s\"}", partition_by) : buf_append_str(out, "null}");
+  } else if (rc == 0) {
+    rc = buf_append_str(out, "null");
+  }
+  return rc;
+}
+
+/* The first partitions of a partitioned route, one by one. */
+#define STATS_PARTITIONS_SHOWN 50
+
+static int route_json(buf_t *out, const stats_report_in_t *in, const route_t *r) {
+  route_sum_t sum = route_sum(in, r);
+  route_flow_t idle;
+  if (sum.worst == NULL)
+    flow_init(&idle, &r->flow_policy, in->now_ms);
+  const route_flow_t *f = sum.worst ? &sum.worst_at : &idle;
+  int rc = buf_printf(out, "{\"name\":\"%s\",\"upstream\":", r->name);
   if (rc == 0)
-    rc = f.policy.limit > 0
-             ? buf_printf(out, "{\"limit\":%lld,\"period_ms\":%lld,\"tokens\":%.2f}",
-                          (long long)f.policy.limit, (long long)f.policy.period_ms, f.tokens)
-             : buf_append_str(out, "null");
+    rc = json_str(out, r->upstream_url, strlen(r->upstream_url));
   if (rc == 0)
-    rc = buf_printf(out, ",\"pause_on_capacity\":%s,\"pauses\":%llu,\"held\":%llu}",
-                    f.policy.pause ? "true" : "false", (unsigned long long)f.pauses,
-                    (unsigned long long)f.held);
+    rc = buf_append_str(out, ",\"match\":{\"methods\":");
+  for (size_t i = 0; rc == 0 && i < r->methods.n; i++)
+    rc = buf_printf(out, "%s\"%s\"", i == 0 ? "[" : ",", r->methods.name[i]);
+  if (rc == 0)
+    rc = buf_append_str(out, r->methods.n ? "]" : "null");
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"path_prefix\":");
+  if (rc == 0)
+    rc = r->path_prefix_len ? json_str(out, r->path_prefix, r->path_prefix_len)
+                            : buf_append_str(out, "null");
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"header\":");
+  if (rc == 0)
+    rc = r->header[0] ? json_str(out, r->header, strlen(r->header)) : buf_append_str(out, "null");
+  if (rc == 0)
+    rc = buf_append_str(out, "},");
+  if (rc == 0)
+    rc = flow_json(out, f, &r->flow_policy, r->partition_by);
+  if (rc == 0)
+    rc = buf_printf(out, ",\"pause_on_capacity\":%s,\"pauses\":%llu,\"held\":%llu,\"queued\":",
+                    r->flow_policy.pause ? "true" : "false", (unsigned long long)sum.pauses,
+                    (unsigned long long)sum.held);
+  if (rc == 0)
+    rc = in->flows != NULL ? buf_printf(out, "%lld,\"inflight\":%lld", (long long)sum.queued,
+                                        (long long)sum.inflight)
+                           : buf_append_str(out, "null,\"inflight\":null");
+  if (rc == 0 && r->partition_by[0] != '\0') {
+    rc = buf_printf(out, ",\"partitions\":%zu,\"partitions_paused\":%zu,\"partition_list\":[",
+                    sum.flows, sum.paused);
+    size_t shown = 0;
+    const route_table_t *t = in->routes;
+    for (size_t i = 0; rc == 0 && i < t->nflows && shown < STATS_PARTITIONS_SHOWN; i++) {
+      const flow_entry_t *e = t->flows[i];
+      if (e->route != r)
+        continue;
+      route_flow_t pf = flow_at(&e->flow, in->now_ms);
+      rc = buf_printf(out, "%s{\"flow\":\"%s\",", shown ? "," : "", e->key);
+      if (rc == 0)
+        rc = flow_json(out, &pf, &r->flow_policy, r->partition_by);
+      if (rc == 0)
+        rc = buf_printf(out, ",\"held\":%llu}", (unsigned long long)pf.held);
+      shown++;
+    }
+    if (rc == 0)
+      rc = buf_append_str(out, "]");
+  }
+  if (rc == 0)
+    rc = buf_append_str(out, "}");
   return rc;
 }
 
@@ -74,12 +201,13 @@ int stats_report_json(buf_t *out, const stats_report_in_t *in) {
                     (unsigned long long)s->rejected, (unsigned long long)s->requeued_at_start);
   if (rc == 0)
     rc = buf_append_str(out, "\"routes\":[");
-  for (size_t i = 0; rc == 0 && i < in->nroutes; i++) {
-    if (i > 0)
-      rc = buf_append_str(out, ",");
+  for (size_t i = 0; rc == 0 && i < in->routes->n; i++) {
+    rc = route_json(out, in, &in->routes->routes[i]);
     if (rc == 0)
-      rc = route_json(out, &in->routes[i], in->now_ms);
+      rc = buf_append_str(out, ",");
   }
+  if (rc == 0)
+    rc = route_json(out, in, &in->routes->dflt);
   if (rc == 0)
     rc = buf_append_str(out, "],");
   if (rc == 0)
@@ -128,29 +256,47 @@ static int prom_counter(buf_t *out, const prom_labels_t *l, const char *name, co
   return rc ? rc : buf_printf(out, "%s%s %llu\n", name, l->lone, (unsigned long long)v);
 }
 
-/* Each route's state (one of four set to 1), pauses and held requests. */
+/* A route of the report: the file's in order, then the default. */
+static const route_t *prom_route(const stats_report_in_t *in, size_t i) {
+  return i < in->routes->n ? &in->routes->routes[i] : &in->routes->dflt;
+}
+
+/* Each route's state (one of four set to 1: its partition furthest from
+ * open), pauses and held requests, and its queued rows when read. */
 static int prom_routes(buf_t *out, const prom_labels_t *l, const stats_report_in_t *in) {
   static const flow_state_t states[] = {FLOW_OPEN, FLOW_PAUSED, FLOW_PROBING, FLOW_RAMPING};
+  size_t n = in->routes->n + 1;
   int rc = prom_head(out, "retryd_route_state", "gauge",
                      "A route's flow toward its upstream: 1 for the state it is in.");
-  for (size_t i = 0; rc == 0 && i < in->nroutes; i++) {
-    route_flow_t f = flow_at(&in->routes[i].flow, in->now_ms);
-    for (size_t k = 0; rc == 0 && k < sizeof(states) / sizeof(states[0]); k++)
-      rc = buf_printf(out, "retryd_route_state{%sroute=\"%s\",state=\"%s\"} %d\n", l->lead,
-                      in->routes[i].name, flow_state_name(states[k]), f.state == states[k]);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const route_t *r = prom_route(in, i);
+    route_sum_t sum = route_sum(in, r);
+    flow_state_t st = sum.worst ? sum.worst_at.state : FLOW_OPEN;
+    for (size_t k = 0; rc == 0 && k < 4; k++)
+      rc = buf_printf(out, "retryd_route_state{%sroute=\"%s\",state=\"%s\"} %d\n", l->lead, r->name,
+                      flow_state_name(states[k]), st == states[k]);
   }
   if (rc == 0)
     rc = prom_head(out, "retryd_route_pauses_total", "counter",
                    "Times a route paused on a capacity signal (507, 429, 503 with Retry-After).");
-  for (size_t i = 0; rc == 0 && i < in->nroutes; i++)
+  for (size_t i = 0; rc == 0 && i < n; i++)
     rc = buf_printf(out, "retryd_route_pauses_total{%sroute=\"%s\"} %llu\n", l->lead,
-                    in->routes[i].name, (unsigned long long)in->routes[i].flow.pauses);
+                    prom_route(in, i)->name,
+                    (unsigned long long)route_sum(in, prom_route(in, i)).pauses);
   if (rc == 0)
     rc = prom_head(out, "retryd_route_held_total", "counter",
                    "Requests a route stored without sending them (paused or over its limit).");
-  for (size_t i = 0; rc == 0 && i < in->nroutes; i++)
+  for (size_t i = 0; rc == 0 && i < n; i++)
     rc = buf_printf(out, "retryd_route_held_total{%sroute=\"%s\"} %llu\n", l->lead,
-                    in->routes[i].name, (unsigned long long)in->routes[i].flow.held);
+                    prom_route(in, i)->name,
+                    (unsigned long long)route_sum(in, prom_route(in, i)).held);
+  if (rc == 0 && in->flows != NULL) {
+    rc = prom_head(out, "retryd_route_queued", "gauge",
+                   "Stored requests of a route waiting for an attempt.");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+      rc = buf_printf(out, "retryd_route_queued{route=\"%s\"} %lld\n", prom_route(in, i)->name,
+                      (long long)route_sum(in, prom_route(in, i)).queued);
+  }
   return rc;
 }
 

@@ -64,7 +64,7 @@ static const upstream_ops_t attempt_upstream_ops = {
 
 /* Decides the outcome from what came back. */
 static void attempt_finish(attempt_t *a, upstream_result_t result) {
-  const config_t *cfg = a->app->cfg;
+  const retry_policy_t *policy = &a->route->retry;
   attempt_outcome_t *o = &a->outcome;
   if (a->finished)
     return;
@@ -72,10 +72,11 @@ static void attempt_finish(attempt_t *a, upstream_result_t result) {
   uv_timer_stop(&a->timer);
   int64_t now = store_now_ms();
   memset(o, 0, sizeof(*o));
-  attempt_end_t end = result == UPSTREAM_DONE     ? ENDED_WHOLE
+  attempt_end_t end = result == UPSTREAM_DONE       ? ENDED_WHOLE
                       : result == UPSTREAM_TIMEDOUT ? ENDED_TIMEOUT
                                                     : ENDED_BROKEN;
-  retry_decision_t decision = retry_decide(cfg, a->head.complete ? a->head.status : 0, end);
+  retry_decision_t decision =
+      retry_decide(&policy->retry_on, a->head.complete ? a->head.status : 0, end);
   if (a->cancelled) {
     o->kind = OUTCOME_RELEASE;
   } else if (decision == DECISION_BROKEN_FINAL) {
@@ -116,7 +117,8 @@ static void attempt_finish(attempt_t *a, upstream_result_t result) {
     const char *retry_after = answered ? headers_get(&a->head.fields, "retry-after") : NULL;
     int64_t next = 0;
     bool retryable = decision != DECISION_FAIL_NO_ANSWER;
-    bool dead = retry_policy_next(cfg, a->rq.attempts, a->rq.created_at, now, retry_after, &next);
+    bool dead =
+        retry_policy_next(policy, a->rq.attempts, a->rq.created_at, now, retry_after, &next);
     o->kind = retryable && !dead ? OUTCOME_RETRY : OUTCOME_DEAD;
     o->next_attempt_at = next;
     o->last_status = answered ? a->head.status : 0;
@@ -124,7 +126,7 @@ static void attempt_finish(attempt_t *a, upstream_result_t result) {
     if (o->kind == OUTCOME_DEAD && answered) {
       /* Say why it was given up; the status says what the upstream said. */
       snprintf(a->error, sizeof(a->error), "%s",
-               cfg->max_attempts > 0 && a->rq.attempts >= (int64_t)cfg->max_attempts
+               policy->max_attempts > 0 && a->rq.attempts >= policy->max_attempts
                    ? "gave up: --max-attempts reached"
                    : "gave up: --max-age reached");
       o->last_error = a->error;
@@ -149,10 +151,11 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   uv_timer_init(app->loop, &a->timer);
   a->timer.data = a;
   snprintf(a->finish.id, sizeof(a->finish.id), "%s", a->rq.id);
+  a->route = route_table_route_of_row(app->routes, &a->rq);
 
   upstream_request_t r = {
       .method = a->rq.method,
-      .target = a->rq.target,
+      .target = route_upstream_target(a->route, a->rq.target, &a->target_owned),
       .headers = a->rq.headers ? a->rq.headers : "",
       .headers_len = a->rq.headers_len,
       .body = a->rq.body,
@@ -160,7 +163,9 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   };
   app->stats.retries++;
   a->sent_ns = uv_hrtime();
-  a->xfer = upstream_send(app->upstream, &r, &a->head, &attempt_upstream_ops, a);
+  a->xfer = r.target == NULL
+                ? NULL
+                : upstream_send(a->route->upstream, &r, &a->head, &attempt_upstream_ops, a);
   if (a->xfer == NULL) {
     snprintf(a->error, sizeof(a->error), "could not start the upstream request");
     uv_timer_start(&a->timer, attempt_timeout_cb, 0, 0);
@@ -190,5 +195,6 @@ void attempt_free(attempt_t *a) {
   buf_free(&a->resp_headers);
   response_head_free(&a->head);
   stored_request_free(&a->rq);
+  free(a->target_owned);
   uv_close((uv_handle_t *)&a->timer, attempt_timer_closed);
 }

@@ -1,10 +1,10 @@
 /* attempt: one retry of a stored request, from claim to outcome.
  *
  * The stored request goes out exactly like its first attempt
- * (upstream.h). The answer is collected in memory, its body capped
- * at --max-body (a longer body is kept truncated, and last_error says so),
+ * (upstream.h), to its route's upstream (route_table_route_of_row()). The answer is collected in
+ * memory, its body capped at --max-body (a longer body is kept truncated, and last_error says so),
  * because a final answer is stored with the row for GET .../response. The
- * outcome follows retry_policy: a final answer completes the request; a
+ * outcome follows its route's retry_policy: a final answer completes the request; a
  * retryable one (or none) queues it again or makes it dead. Loop thread. */
 #ifndef RETRYD_ATTEMPT_H
 #define RETRYD_ATTEMPT_H
@@ -14,6 +14,7 @@
 
 #include "lib/list.h"
 #include "proxy/buf.h"
+#include "proxy/queue/route_table.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/upstream/upstream.h"
 #include "storage/stored_request.h"
@@ -29,8 +30,10 @@ struct attempt_s {
   attempt_outcome_t outcome;
   store_job_t finish; /* records the outcome */
   attempt_done_cb done;
-  list_t link; /* in the scheduler's list */
-  bool probe;  /* the route's probe after a pause (route_flow.h) */
+  list_t link;        /* in the scheduler's list */
+  bool probe;         /* the route's probe after a pause (route_flow.h) */
+  route_t *route;     /* the row's route: its upstream and policy */
+  flow_entry_t *flow; /* the flow it was claimed from (busy while the attempt is) */
 
   /* Private. */
   upstream_xfer_t *xfer;
@@ -43,6 +46,7 @@ struct attempt_s {
   char error[256];
   uv_timer_t timer;
   uint64_t sent_ns;
+  char *target_owned; /* the target without its route's prefix, when made */
 };
 
 /* Takes ownership of *rq. done runs once the outcome is known (before it is

@@ -10,6 +10,7 @@
 #include "proxy/queue/hold.h"
 #include "proxy/queue/prefer.h"
 #include "proxy/queue/retry_policy.h"
+#include "proxy/queue/route.h"
 #include "proxy/queue/scheduler.h"
 #include "storage/uuid7.h"
 
@@ -17,9 +18,12 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static void enqueue_stored(conn_job_t *cj) {
   store_job_t *job = &cj->job;
-  scheduler_note_due(cj->app->scheduler, job->next_due);
-  if (job->result == 0)
+  if (job->result == 0) {
     cj->app->stats.stored++;
+    if (job->rq.state == RQ_QUEUED)
+      scheduler_note_flow_due(cj->app->scheduler, job->rq.flow, job->rq.next_attempt_at);
+  }
+  scheduler_note_due(cj->app->scheduler, job->next_due);
   if (cj->conn == NULL)
     return; /* stored all the same: it will be delivered */
   if (job->result == 0 || job->result == -EEXIST) {
@@ -47,11 +51,12 @@ typedef struct {
   const char *last_error;
   const char *retry_after; /* sent: the answer's; the next attempt follows it */
   int64_t due_ms;          /* held: when to send it first */
+  const route_t *route;    /* its policy */
+  const char *flow;        /* its flow's key */
 } enqueue_how_t;
 
 static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *fields,
                         const enqueue_how_t *how) {
-  const config_t *cfg = app->cfg;
   conn_job_t *cj = conn_job_new(app, c, STORE_INSERT, enqueue_stored);
   prefer_t *in = cj ? prefer_of(req) : NULL;
   if (in == NULL) {
@@ -68,6 +73,7 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
   int64_t arrived = now - (int64_t)((uv_hrtime() - req->started_ns) / 1000000);
   uuid7_generate(rq->id, (uint64_t)arrived);
   rq->method = strdup(req->method);
+  rq->flow = strdup(how->flow);
   rq->target = strdup(req->target.data);
   rq->headers_len = fields->len;
   rq->headers = fields->data ? buf_steal(fields) : strdup("");
@@ -84,14 +90,14 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
   rq->last_error = dup_or_null(how->last_error);
   bool dead = false;
   if (how->attempts > 0)
-    dead =
-        retry_policy_next(cfg, how->attempts, arrived, now, how->retry_after, &rq->next_attempt_at);
+    dead = retry_policy_next(&how->route->retry, how->attempts, arrived, now, how->retry_after,
+                             &rq->next_attempt_at);
   else
     rq->next_attempt_at = how->due_ms > now ? how->due_ms : now;
   rq->state = dead ? RQ_DEAD : RQ_QUEUED;
   if (dead)
     rq->next_attempt_at = 0;
-  if (rq->method == NULL || rq->target == NULL || rq->headers == NULL ||
+  if (rq->method == NULL || rq->flow == NULL || rq->target == NULL || rq->headers == NULL ||
       (req->has_body && rq->body == NULL)) {
     stored_request_free(rq);
     free(in);
@@ -103,17 +109,21 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
   conn_job_submit(cj);
 }
 
-void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, int last_status,
-                   const char *last_error, const char *retry_after) {
+void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, const route_t *route,
+                   const char *flow, int last_status, const char *last_error,
+                   const char *retry_after) {
   enqueue_how_t how = {.attempts = 1,
                        .last_status = last_status,
                        .last_error = last_error,
-                       .retry_after = retry_after};
+                       .retry_after = retry_after,
+                       .route = route,
+                       .flow = flow};
   enqueue_row(app, c, req, fields, &how);
 }
 
-void enqueue_held(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, int64_t due_ms,
-                  const char *why) {
-  enqueue_how_t how = {.attempts = 0, .last_error = why, .due_ms = due_ms};
+void enqueue_held(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, const route_t *route,
+                  const char *flow, int64_t due_ms, const char *why) {
+  enqueue_how_t how = {
+      .attempts = 0, .last_error = why, .due_ms = due_ms, .route = route, .flow = flow};
   enqueue_row(app, c, req, fields, &how);
 }

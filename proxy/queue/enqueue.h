@@ -16,17 +16,20 @@
 #include "proxy/http/request.h"
 
 struct app_s;
+struct route_s;
 
 /* Stores req after a first attempt that got last_status (0: no answer,
- * with last_error) and the answer's Retry-After (may be NULL). fields are
- * the header lines that attempt sent (upstream_request_headers()); the row
- * takes them over, so the retries send exactly the same. */
+ * with last_error) and the answer's Retry-After (may be NULL), under
+ * route's policy and in its flow (route.h). fields are the header lines
+ * that attempt sent (upstream_request_headers()); the row takes them over,
+ * so the retries send exactly the same. */
 void enqueue_store(struct app_s *app, http_conn_t *c, request_t *req, buf_t *fields,
-                   int last_status, const char *last_error, const char *retry_after);
+                   const struct route_s *route, const char *flow, int last_status,
+                   const char *last_error, const char *retry_after);
 /* Stores req without having sent it (its route is paused, or over its rate
  * limit: route.h), due at due_ms, with no attempt counted; why says which,
  * in last_error. */
-void enqueue_held(struct app_s *app, http_conn_t *c, request_t *req, buf_t *fields, int64_t due_ms,
-                  const char *why);
+void enqueue_held(struct app_s *app, http_conn_t *c, request_t *req, buf_t *fields,
+                  const struct route_s *route, const char *flow, int64_t due_ms, const char *why);
 
 #endif

@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include "proxy/app.h"
-#include "proxy/queue/route.h"
+#include "proxy/queue/route_table.h"
 #include "proxy/buf.h"
 #include "proxy/deadline.h"
 #include "proxy/queue/enqueue.h"
@@ -45,6 +45,12 @@ typedef struct {
   bool keep_alive;
   bool paused;
   deadline_t timer;
+  route_t *route;
+  char flow[STORAGE_FLOW_MAX]; /* the flow key it is stored under */
+  bool stores;                 /* its route stores this method */
+  int64_t in_path_left;        /* not stored: tries left before the answer is relayed */
+  bool in_path_waiting;        /* the timer waits for the next in-path try */
+  char *target_owned;          /* the target without its route's prefix, when made */
 } forward_t;
 
 static void forward_client_gone(void *ctx);
@@ -117,6 +123,8 @@ static forward_t *forward_take(const config_t *cfg) {
 /* The transfer is over (finished, failed or cancelled): free everything. */
 static void forward_destroy(forward_t *f) {
   f->xfer = NULL;
+  free(f->target_owned);
+  f->target_owned = NULL;
   deadline_close(&f->timer, forward_timer_closed);
 }
 
@@ -193,18 +201,27 @@ static int forward_send(forward_t *f, uv_buf_t *bufs, unsigned n) {
   return rc;
 }
 
+/* A retryable answer tells its flow (a capacity signal pauses it). */
+static void forward_note_route(forward_t *f, int status, const char *retry_after) {
+  flow_entry_t *e = route_table_flow(f->app->routes, f->flow, store_now_ms());
+  if (e != NULL)
+    route_note(f->route, &e->flow, f->flow, status, true, retry_after, false, store_now_ms());
+}
+
 static int forward_head_cb(void *ctx) {
   forward_t *f = ctx;
   stats_upstream_answer(&f->app->stats, f->head.status, uv_hrtime() - f->sent_ns);
   deadline_set(&f->timer, f->app->cfg->upstream_timeout_ms);
-  if (retry_decide_status_retryable(f->app->cfg, f->head.status)) {
-    f->absorb = true;
+  if (retry_decide_status_retryable(&f->route->retry.retry_on, f->head.status)) {
     const char *ra = headers_get(&f->head.fields, "retry-after");
+    /* Out of capacity says so for the whole route: known at the head. */
+    forward_note_route(f, f->head.status, ra);
+    if (!f->stores && f->in_path_left == 0)
+      return forward_send_head(f); /* not stored: relayed as it is */
+    f->absorb = true;
     size_t n = ra ? strnlen(ra, sizeof(f->retry_after) - 1) : 0;
     memcpy(f->retry_after, ra ? ra : "", n);
     f->retry_after[n] = '\0';
-    /* Out of capacity says so for the whole route: known at the head. */
-    route_note(f->app->route, f->head.status, true, ra, false, store_now_ms());
     return 0;
   }
   return forward_send_head(f);
@@ -264,13 +281,21 @@ static void forward_fail(forward_t *f, attempt_end_t end, const char *what) {
     stats_upstream_answer(&f->app->stats, 0, uv_hrtime() - f->sent_ns);
   int status = end == ENDED_TIMEOUT ? 504 : 502;
   char msg[512];
-  switch (retry_decide(f->app->cfg, f->head.complete ? f->head.status : 0, end)) {
+  retry_decision_t d =
+      retry_decide(&f->route->retry.retry_on, f->head.complete ? f->head.status : 0, end);
+  if (!f->stores && (d == DECISION_RETRY_ANSWER || d == DECISION_RETRY_NO_ANSWER)) {
+    /* Not stored: relayed as it is (what of it went out already is cut),
+     * or, without an answer, retryd's own error. */
+    d = f->head_sent ? DECISION_BROKEN_FINAL : DECISION_FAIL_NO_ANSWER;
+  }
+  switch (d) {
   case DECISION_RETRY_ANSWER:
-    enqueue_store(f->app, c, f->req, &f->headers, f->head.status, NULL, f->retry_after);
+    enqueue_store(f->app, c, f->req, &f->headers, f->route, f->flow, f->head.status, NULL,
+                  f->retry_after);
     return;
   case DECISION_RETRY_NO_ANSWER:
     snprintf(msg, sizeof(msg), "%s", what);
-    enqueue_store(f->app, c, f->req, &f->headers, 0, msg, NULL);
+    enqueue_store(f->app, c, f->req, &f->headers, f->route, f->flow, 0, msg, NULL);
     return;
   case DECISION_BROKEN_FINAL:
     if (f->head_sent && f->head_out.len == 0) {
@@ -290,14 +315,42 @@ static void forward_fail(forward_t *f, attempt_end_t end, const char *what) {
   http_conn_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway", msg);
 }
 
+/* Whether the first attempt of a method its route does not store gets
+ * another try in the path: after a retryable answer or none, while its
+ * budget lasts. The timer then waits the route's delay. */
+static bool forward_try_again(forward_t *f, upstream_result_t result) {
+  if (f->stores || f->in_path_left == 0 || f->head_sent)
+    return false;
+  bool retryable =
+      result == UPSTREAM_DONE
+          ? f->absorb
+          : (f->head.complete
+                 ? retry_decide_status_retryable(&f->route->retry.retry_on, f->head.status)
+                 : f->route->retry.retry_on.network);
+  if (!retryable)
+    return false;
+  if (!f->head.complete) {
+    stats_upstream_answer(&f->app->stats, 0, uv_hrtime() - f->sent_ns);
+    forward_note_route(f, 0, NULL);
+  }
+  f->in_path_left--;
+  f->in_path_waiting = true;
+  f->xfer = NULL;
+  deadline_set(&f->timer, (uint64_t)f->route->in_path_delay_ms);
+  return true;
+}
+
 static void forward_done_cb(void *ctx, upstream_result_t result, const char *error) {
   forward_t *f = ctx;
   deadline_clear(&f->timer);
+  if (forward_try_again(f, result))
+    return;
   /* Detach first: finishing may dispatch the next pipelined request, whose
    * handler attaches itself to the same connection. */
   http_conn_attach(f->conn, NULL, NULL);
   if (result == UPSTREAM_DONE && f->absorb) {
-    enqueue_store(f->app, f->conn, f->req, &f->headers, f->head.status, NULL, f->retry_after);
+    enqueue_store(f->app, f->conn, f->req, &f->headers, f->route, f->flow, f->head.status, NULL,
+                  f->retry_after);
   } else if (result == UPSTREAM_DONE && f->head_sent) {
     uv_buf_t end = http_buf("0\r\n\r\n", 5);
     int rc = 0;
@@ -314,8 +367,27 @@ static void forward_done_cb(void *ctx, upstream_result_t result, const char *err
   forward_destroy(f);
 }
 
+static bool forward_send_upstream(forward_t *f);
+
 static void forward_timeout_cb(deadline_t *d) {
   forward_t *f = d->data;
+  if (f->in_path_waiting) {
+    /* The next in-path try of a method its route does not store. */
+    f->in_path_waiting = false;
+    f->absorb = false;
+    response_head_reset(&f->head);
+    if (forward_send_upstream(f))
+      return;
+    http_conn_attach(f->conn, NULL, NULL);
+    http_conn_error(f->conn, 502, "bad_gateway", "could not start the upstream request");
+    forward_destroy(f);
+    return;
+  }
+  upstream_xfer_t *xfer = f->xfer;
+  if (forward_try_again(f, UPSTREAM_TIMEDOUT)) {
+    upstream_cancel(xfer);
+    return;
+  }
   upstream_cancel(f->xfer);
   http_conn_attach(f->conn, NULL, NULL);
   forward_fail(f, ENDED_TIMEOUT, retry_decision_timeout_text(f->head.complete));
@@ -344,7 +416,8 @@ static const upstream_ops_t forward_upstream_ops = {
 
 /* The route holds req back (paused, or over its rate limit): it is stored
  * unsent, due when the route expects to send again, and answered 202. */
-static void forward_hold(struct app_s *app, http_conn_t *c, request_t *req, int64_t now) {
+static void forward_hold(struct app_s *app, http_conn_t *c, request_t *req, route_t *r,
+                         flow_entry_t *e, int64_t now) {
   buf_t fields;
   buf_init(&fields, app->cfg->max_header_bytes + 1024);
   if (upstream_request_headers(&req->headers, &fields) != 0) {
@@ -352,23 +425,60 @@ static void forward_hold(struct app_s *app, http_conn_t *c, request_t *req, int6
     http_conn_error(c, 502, "bad_gateway", "could not start the upstream request");
     return;
   }
-  route_flow_t *flow = &app->route->flow;
   char why[96];
+  flow_state_t st = flow_state(&e->flow, now);
   snprintf(why, sizeof(why), "held: the route is %s",
-           flow_state(flow, now) == FLOW_OPEN ? "over its rate limit"
-                                              : flow_state_name(flow_state(flow, now)));
-  enqueue_held(app, c, req, &fields, now, why);
+           st == FLOW_OPEN ? "over its rate limit" : flow_state_name(st));
+  enqueue_held(app, c, req, &fields, r, e->key, now, why);
   buf_free(&fields);
+}
+
+static const char *forward_request_header(void *arg, const char *name) {
+  return headers_get(&((request_t *)arg)->headers, name);
+}
+
+/* Sends f's request upstream (again, for an in-path try). */
+static bool forward_send_upstream(forward_t *f) {
+  const request_t *req = f->req;
+  upstream_request_t r = {
+      .method = req->method,
+      .target = f->target_owned != NULL
+                    ? f->target_owned
+                    : route_upstream_target(f->route, req->target.data, &f->target_owned),
+      .headers = f->headers.data ? f->headers.data : "",
+      .headers_len = f->headers.len,
+      .body = req->has_body ? (req->body.data ? req->body.data : "") : NULL,
+      .body_len = req->body.len,
+  };
+  if (r.target == NULL)
+    return false;
+  f->sent_ns = uv_hrtime();
+  f->xfer = upstream_send(f->route->upstream, &r, &f->head, &forward_upstream_ops, f);
+  if (f->xfer == NULL)
+    return false;
+  deadline_set(&f->timer, f->app->cfg->upstream_timeout_ms);
+  return true;
 }
 
 void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   int64_t now = store_now_ms();
+  route_table_t *t = app->routes;
+  route_t *r = route_match(t->routes, t->n, &t->dflt, req->method, req->target.data,
+                           forward_request_header, req);
+  char key[STORAGE_FLOW_MAX];
+  route_flow_key(r, r->partition_by[0] ? headers_get(&req->headers, r->partition_by) : NULL, key,
+                 sizeof(key));
+  bool stores = route_stores_method(r, req->method);
   /* Held only where it can be stored: with the store failing, sending is
    * the request's one chance (a final answer is relayed as ever), and the
-   * route is not asked, so it neither counts it held nor spends a token. */
-  if (store_writable(app->store) && !flow_take_first(&app->route->flow, now)) {
-    forward_hold(app, c, req, now);
-    return;
+   * route is not asked, so it neither counts it held nor spends a token. A
+   * method the route does not store is not held either: it is sent. */
+  if (stores && store_writable(app->store)) {
+    flow_entry_t *e = route_table_flow(t, key, now);
+    if (e != NULL && !flow_take_first(&e->flow, now)) {
+      forward_hold(app, c, req, r, e, now);
+      return;
+    }
   }
   forward_t *f = forward_take(app->cfg);
   if (f == NULL) {
@@ -378,20 +488,13 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   f->app = app;
   f->conn = c;
   f->req = req;
+  f->route = r;
+  f->stores = stores;
+  f->in_path_left = stores ? 0 : r->in_path_retries;
+  memcpy(f->flow, key, sizeof(f->flow));
   deadline_init(app->loop, &f->timer, forward_timeout_cb, f);
-  if (upstream_request_headers(&req->headers, &f->headers) == 0) {
-    upstream_request_t r = {
-        .method = req->method,
-        .target = req->target.data,
-        .headers = f->headers.data ? f->headers.data : "",
-        .headers_len = f->headers.len,
-        .body = req->has_body ? (req->body.data ? req->body.data : "") : NULL,
-        .body_len = req->body.len,
-    };
-    f->sent_ns = uv_hrtime();
-    f->xfer = upstream_send(app->upstream, &r, &f->head, &forward_upstream_ops, f);
-  }
-  if (f->xfer == NULL) {
+  bool sent = upstream_request_headers(&req->headers, &f->headers) == 0 && forward_send_upstream(f);
+  if (!sent) {
     http_conn_error(c, 502, "bad_gateway", "could not start the upstream request");
     forward_destroy(f);
     return;
@@ -399,5 +502,4 @@ void forward_start(struct app_s *app, http_conn_t *c, request_t *req) {
   http_conn_attach(c, &forward_ops, f);
   http_conn_note_forwarded(c);
   app->stats.forwarded++;
-  deadline_set(&f->timer, app->cfg->upstream_timeout_ms);
 }

@@ -11,7 +11,7 @@
  *                                     sent again (that could do it twice)
  *   no answer (refused, reset, TLS, DNS, timeout, a malformed head)
  *                                   -> DECISION_RETRY_NO_ANSWER when
- *                                     --retry-on has network, else
+ *                                     the route's retry-on has network, else
  *                                     DECISION_FAIL_NO_ANSWER
  * The words for what happened live here too, so both callers say the same.
  * Pure functions; any thread. */
@@ -31,16 +31,16 @@ typedef enum {
 } retry_decision_t;
 
 typedef enum {
-  ENDED_WHOLE,    /* the answer came whole */
-  ENDED_BROKEN,   /* the transfer failed (before or after a head) */
-  ENDED_TIMEOUT,  /* --upstream-timeout ran out (before or after a head) */
+  ENDED_WHOLE,   /* the answer came whole */
+  ENDED_BROKEN,  /* the transfer failed (before or after a head) */
+  ENDED_TIMEOUT, /* --upstream-timeout ran out (before or after a head) */
 } attempt_end_t;
 
 /* status: the final head's status, 0 when no head came. */
-retry_decision_t retry_decide(const config_t *cfg, int status, attempt_end_t end);
+retry_decision_t retry_decide(const retry_on_t *on, int status, attempt_end_t end);
 /* Whether an answer with this status is retryable: decided at its head,
  * before its body is read (a retryable one is not relayed). */
-bool retry_decide_status_retryable(const config_t *cfg, int status);
+bool retry_decide_status_retryable(const retry_on_t *on, int status);
 /* What to say when the timeout ended an attempt: before or after a head. */
 const char *retry_decision_timeout_text(bool head_came);
 

@@ -3,7 +3,7 @@
 #include <string.h>
 
 /* A probe that got its final answer allows this many sends in the first
- * interval of the ramp. */
+ * step of the ramp. */
 #define FLOW_RAMP_FIRST 2
 
 const char *flow_state_name(flow_state_t s) {
@@ -24,20 +24,13 @@ bool flow_is_capacity_signal(int status, bool has_retry_after) {
   return status == 507 || status == 429 || (status == 503 && has_retry_after);
 }
 
-/* Whether a token bucket paces sends now, and its rate (per ms) and size. */
+/* Whether a token bucket paces sends (the route has a rate limit), and
+ * its rate (per ms) and size. A ramp does not pace: it counts (below). */
 static bool flow_paced(const route_flow_t *f, double *rate, double *size) {
   const flow_policy_t *p = &f->policy;
-  bool limited = p->limit > 0 && p->period_ms > 0;
-  bool ramping = f->state == FLOW_RAMPING;
-  if (!limited && !ramping)
+  if (p->limit <= 0 || p->period_ms <= 0)
     return false;
-  double r = limited ? (double)p->limit / (double)p->period_ms : 0;
-  if (ramping) {
-    double rr = (double)f->ramp_allowed / (double)p->interval_ms;
-    if (!limited || rr < r)
-      r = rr;
-  }
-  *rate = r;
+  *rate = (double)p->limit / (double)p->period_ms;
   /* One token at most: sends are spread evenly (one every period/N), so
    * no window of a period ever holds more than N, where a bucket that
    * saved up a period's worth would allow twice that across a boundary. */
@@ -65,24 +58,27 @@ static bool flow_ramp_done(const route_flow_t *f) {
   return f->ramp_allowed >= p->ramp_ceiling;
 }
 
+/* The ramp's next step: twice the sends, counted afresh; open once it
+ * reaches the route's rate. */
+static void flow_ramp_step(route_flow_t *f, int64_t now) {
+  f->ramp_allowed *= 2;
+  f->ramp_sent = 0;
+  f->ramp_finals = 0;
+  f->ramp_step_at = now + f->policy.interval_ms;
+  if (flow_ramp_done(f))
+    f->state = FLOW_OPEN;
+}
+
 /* Moves the state along the clock: a pause that ran out is probing, a ramp
- * doubles every interval and ends open. */
+ * steps up at least every interval. */
 static void flow_advance(route_flow_t *f, int64_t now) {
   flow_refill(f, now);
   if (f->state == FLOW_PAUSED && now >= f->paused_until) {
     f->state = FLOW_PROBING;
     f->probe_out = false;
   }
-  while (f->state == FLOW_RAMPING && now >= f->ramp_step_at) {
-    f->ramp_allowed *= 2;
-    f->ramp_step_at += f->policy.interval_ms;
-    if (flow_ramp_done(f)) {
-      f->state = FLOW_OPEN;
-      double rate, size;
-      if (flow_paced(f, &rate, &size) && f->tokens > size)
-        f->tokens = size;
-    }
-  }
+  while (f->state == FLOW_RAMPING && now >= f->ramp_step_at)
+    flow_ramp_step(f, f->ramp_step_at);
 }
 
 void flow_init(route_flow_t *f, const flow_policy_t *policy, int64_t now) {
@@ -125,6 +121,13 @@ size_t flow_claimable(route_flow_t *f, int64_t now, size_t want) {
     return f->probe_out || want == 0 ? 0 : 1;
   case FLOW_OPEN:
   case FLOW_RAMPING:
+    if (f->state == FLOW_RAMPING) {
+      int64_t left = f->ramp_allowed - f->ramp_sent;
+      if (left <= 0)
+        return 0;
+      if ((int64_t)want > left)
+        want = (size_t)left;
+    }
     if (!flow_paced(f, &rate, &size))
       return want;
     if (f->tokens < 1)
@@ -142,6 +145,8 @@ bool flow_took(route_flow_t *f, size_t n, int64_t now) {
     f->probe_out = true;
     return true;
   }
+  if (f->state == FLOW_RAMPING)
+    f->ramp_sent += (int64_t)n;
   double rate, size;
   if (flow_paced(f, &rate, &size))
     f->tokens -= (double)n;
@@ -151,6 +156,11 @@ bool flow_took(route_flow_t *f, size_t n, int64_t now) {
 void flow_untake(route_flow_t *f, size_t unused, bool probe_lost) {
   if (probe_lost && f->state == FLOW_PROBING)
     f->probe_out = false;
+  if (f->state == FLOW_RAMPING) {
+    f->ramp_sent -= (int64_t)unused;
+    if (f->ramp_sent < 0)
+      f->ramp_sent = 0;
+  }
   double rate, size;
   if (unused > 0 && f->state != FLOW_PROBING && flow_paced(f, &rate, &size)) {
     f->tokens += (double)unused;
@@ -183,6 +193,9 @@ int64_t flow_next_send_at(route_flow_t *f, int64_t now) {
     return f->probe_out ? 0 : now; /* 0: the probe's answer says */
   case FLOW_OPEN:
   case FLOW_RAMPING:
+    /* A ramp's step all sent: its answers or the interval step it up. */
+    if (f->state == FLOW_RAMPING && f->ramp_sent >= f->ramp_allowed)
+      return f->ramp_step_at;
     if (!flow_paced(f, &rate, &size) || f->tokens >= 1 || rate <= 0)
       return now;
     return now + (int64_t)((1 - f->tokens) / rate) + 1;
@@ -216,6 +229,8 @@ flow_change_t flow_note(route_flow_t *f, int status, bool retryable, int64_t ret
     until = now + f->policy.max_pause_ms;
   if (retryable && flow_is_capacity_signal(status, retry_at > 0))
     return flow_pause(f, until, status);
+  if (f->state == FLOW_RAMPING && !retryable && ++f->ramp_finals >= f->ramp_allowed)
+    flow_ramp_step(f, now); /* the whole step answered: the next one now */
   if (!probe || f->state != FLOW_PROBING)
     return FLOW_NO_CHANGE;
   if (retryable) /* the probe failed otherwise (a 502, no answer): wait again */
@@ -223,6 +238,8 @@ flow_change_t flow_note(route_flow_t *f, int status, bool retryable, int64_t ret
   f->state = FLOW_RAMPING;
   f->probe_out = false;
   f->ramp_allowed = FLOW_RAMP_FIRST;
+  f->ramp_sent = 0;
+  f->ramp_finals = 0;
   f->ramp_step_at = now + f->policy.interval_ms;
   f->tokens = 1;
   f->tokens_at = now;

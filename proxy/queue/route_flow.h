@@ -12,16 +12,21 @@
  *            (held) and answered 202 at once
  *   probing  the pause is over: exactly one request goes (the scheduler's
  *            oldest due row); new ones are still held
- *   ramping  the probe got a final answer: the route may send 2 per retry
- *            interval, doubling every interval, until it reaches its rate
- *            limit (or, without one, twice --retry-concurrency per
- *            interval), and is open again
+ *   ramping  the probe got a final answer: the route sends in steps, 2
+ *            in the first, twice as many in each next one, until a step
+ *            reaches its rate limit per interval (or, without one, twice
+ *            --retry-concurrency), and is open again. A step ends when
+ *            all its sends got final answers, or an interval after it
+ *            began, whichever comes first (TCP's slow start: the answers
+ *            clock it, so a recovered upstream is back at full rate
+ *            within a few round trips, while one that fails again is
+ *            asked only a few times before it pauses the route again)
  * A capacity signal in any state pauses again; while probing, any answer
  * that is not final does too (the probe failed). Sending is paced by one
- * token bucket whose rate is the ramp's or the limit's, whichever is
- * lower, and which holds one token: sends are spread evenly, and no window
- * of a period holds more than the limit. Held requests are stored due at
- * once: they wait for the route, not for a time, and go oldest first.
+ * token bucket at the limit's rate, which holds one token: sends are
+ * spread evenly, and no window of a period holds more than the limit.
+ * Held requests are stored due at once: they wait for the route, not for
+ * a time, and go earliest due first.
  *
  * Times are Unix ms passed in by the caller: pure state, no clock, no
  * handles; loop thread. */
@@ -49,8 +54,10 @@ typedef struct {
   int64_t paused_until; /* paused: when probing may start */
   int last_signal;      /* the status that paused it last */
   bool probe_out;       /* probing: the probe is in flight */
-  int64_t ramp_allowed; /* ramping: sends allowed per interval now */
-  int64_t ramp_step_at; /* ramping: when it doubles next */
+  int64_t ramp_allowed; /* ramping: sends allowed in this step */
+  int64_t ramp_sent;    /* ramping: sent in this step */
+  int64_t ramp_finals;  /* ramping: final answers in this step */
+  int64_t ramp_step_at; /* ramping: when it steps up at the latest */
   double tokens;        /* the bucket, when it paces (see flow_paced) */
   int64_t tokens_at;    /* when tokens was last brought up to date */
   uint64_t pauses;      /* times it paused */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
-#include "proxy/queue/route.h"
+#include "proxy/queue/route_table.h"
 #include "proxy/http/headers.h"
 #include "proxy/log.h"
 #include "proxy/queue/retry_policy.h"
@@ -22,9 +22,17 @@ struct scheduler_s {
   int64_t armed_for; /* Unix ms the timer fires at; 0: not armed */
   size_t active;     /* attempts talking to the upstream */
   size_t finishing;  /* outcomes known, their commit pending */
-  int64_t next_due;  /* the store's last word on the earliest due row */
   bool claiming;
-  bool claim_probe; /* the claim out carries the route's probe */
+  bool claim_probe;         /* the claim out carries its flow's probe */
+  flow_entry_t *claim_flow; /* the flow the claim out is for */
+  size_t next_flow;         /* where the next look for a flow to claim starts */
+  /* The stored flows, read again when this process may not know of some
+   * of their rows (at start, another replica's notice, a due time earlier
+   * than any it knows). */
+  bool reading_flows;
+  bool flows_stale; /* read again once the read out is back */
+  store_job_t flows_job;
+  storage_flow_t *flows_buf;
   bool stopping;
   void (*on_stopped)(app_t *app);
   store_job_t claim;
@@ -33,15 +41,29 @@ struct scheduler_s {
 };
 
 static void scheduler_claim(scheduler_t *s);
+static void scheduler_read_flows(scheduler_t *s);
 
 static void scheduler_arm(scheduler_t *s, int64_t due_ms);
 
-/* Claims when the store said rows are due by now — from the timer, at the
- * next turn of the loop, so every slot freed in this turn goes into one
- * claim instead of one claim per slot. */
+/* The earliest due time among the flows (0: none known). */
+static int64_t scheduler_earliest_due(const scheduler_t *s) {
+  const route_table_t *t = s->app->routes;
+  int64_t due = 0;
+  for (size_t i = 0; i < t->nflows; i++) {
+    int64_t d = t->flows[i]->next_due;
+    if (d != 0 && (due == 0 || d < due))
+      due = d;
+  }
+  return due;
+}
+
+/* Claims when a flow has rows due — from the timer, at the next turn of
+ * the loop, so every slot freed in this turn goes into one claim instead
+ * of one claim per slot. */
 static void scheduler_claim_if_due(scheduler_t *s) {
-  if (s->next_due != 0 && s->next_due <= store_now_ms())
-    scheduler_arm(s, s->next_due);
+  int64_t due = scheduler_earliest_due(s);
+  if (due != 0)
+    scheduler_arm(s, due);
 }
 
 static void scheduler_timer_cb(uv_timer_t *t) {
@@ -61,16 +83,31 @@ static void scheduler_arm(scheduler_t *s, int64_t due_ms) {
   uv_timer_start(&s->timer, scheduler_timer_cb, delay, 0);
 }
 
-void scheduler_note_due(scheduler_t *s, int64_t next_due_ms) {
-  if (s == NULL)
+void scheduler_note_flow_due(scheduler_t *s, const char *flow, int64_t due_ms) {
+  if (s == NULL || due_ms <= 0 || s->stopping)
     return;
-  if (next_due_ms > 0 && (s->next_due == 0 || next_due_ms < s->next_due))
-    s->next_due = next_due_ms;
-  scheduler_arm(s, next_due_ms);
+  flow_entry_t *e = route_table_flow(s->app->routes, flow ? flow : "", store_now_ms());
+  if (e == NULL)
+    return;
+  if (e->next_due == 0 || due_ms < e->next_due)
+    e->next_due = due_ms;
+  scheduler_arm(s, due_ms);
+}
+
+void scheduler_note_due(scheduler_t *s, int64_t next_due_ms) {
+  if (s == NULL || next_due_ms <= 0 || s->stopping)
+    return;
+  /* Every flow's due time is known here, as far as this process changed
+   * the queue: a store that knows of an earlier one has rows this process
+   * did not see (another replica's, or its flows not read yet). */
+  int64_t known = scheduler_earliest_due(s);
+  if (known == 0 || next_due_ms < known)
+    scheduler_read_flows(s);
 }
 
 static void scheduler_maybe_stopped(scheduler_t *s) {
-  if (s->stopping && s->active == 0 && s->finishing == 0 && !s->claiming && s->on_stopped != NULL) {
+  if (s->stopping && s->active == 0 && s->finishing == 0 && !s->claiming && !s->reading_flows &&
+      s->on_stopped != NULL) {
     void (*cb)(app_t *) = s->on_stopped;
     s->on_stopped = NULL;
     cb(s->app);
@@ -167,9 +204,13 @@ static void scheduler_finish_committed(store_job_t *job) {
     stored_request_t row = scheduler_row_after(a);
     scheduler_notify_waiters(s, &row);
   }
+  if (a->outcome.kind == OUTCOME_RETRY)
+    scheduler_note_flow_due(s, a->rq.flow, a->outcome.next_attempt_at);
+  else if (a->outcome.kind == OUTCOME_RELEASE)
+    scheduler_note_flow_due(s, a->rq.flow, store_now_ms());
   attempt_free(a);
-  s->next_due = job->next_due;
-  scheduler_arm(s, job->next_due); /* due now: the timer fires next turn */
+  scheduler_note_due(s, job->next_due);
+  scheduler_claim_if_due(s); /* due now: the timer fires next turn */
   scheduler_maybe_stopped(s);
 }
 
@@ -191,15 +232,17 @@ static void scheduler_finish_retry_cb(uv_timer_t *t) { scheduler_submit_finish(t
  * loop, usually into the same batch as the outcome. */
 /* Every answer tells the route how its upstream is doing. */
 static void scheduler_note_route(attempt_t *a) {
-  route_t *r = a->app->route;
+  flow_entry_t *e = a->flow;
   const attempt_outcome_t *o = &a->outcome;
+  e->busy--;
   if (o->kind == OUTCOME_RELEASE) {
     if (a->probe)
-      flow_untake(&r->flow, 0, true);
+      flow_untake(&e->flow, 0, true);
     return;
   }
   const char *ra = a->head.complete ? headers_get(&a->head.fields, "retry-after") : NULL;
-  route_note(r, o->last_status, o->kind != OUTCOME_COMPLETED, ra, a->probe, store_now_ms());
+  route_note(a->route, &e->flow, e->key, o->last_status, o->kind != OUTCOME_COMPLETED, ra, a->probe,
+             store_now_ms());
 }
 
 static void scheduler_attempt_done(attempt_t *a) {
@@ -216,7 +259,12 @@ static void scheduler_attempt_done(attempt_t *a) {
 
 static void scheduler_claimed(store_job_t *job) {
   scheduler_t *s = job->ctx;
+  flow_entry_t *e = s->claim_flow;
   s->claiming = false;
+  s->claim_flow = NULL;
+  e->busy--;
+  bool probe = s->claim_probe;
+  s->claim_probe = false;
   if (job->result < 0) {
     log_line_t l;
     log_begin(&l, LOG_ERROR, "cannot claim due requests; will retry");
@@ -224,36 +272,35 @@ static void scheduler_claimed(store_job_t *job) {
     log_end(&l);
     free(job->rows);
     job->rows = NULL;
-    flow_untake(&s->app->route->flow, job->limit, s->claim_probe);
-    s->claim_probe = false;
+    flow_untake(&e->flow, job->limit, probe);
     if (!s->stopping)
       scheduler_arm(s, store_now_ms() + SCHEDULER_STORE_RETRY_MS);
     scheduler_maybe_stopped(s);
     return;
   }
   s->app->stats.dead += (uint64_t)job->expired;
-  bool probe = s->claim_probe;
-  s->claim_probe = false;
-  flow_untake(&s->app->route->flow, job->limit - (size_t)job->nrows, probe && job->nrows == 0);
+  flow_untake(&e->flow, job->limit - (size_t)job->nrows, probe && job->nrows == 0);
   for (int i = 0; i < job->nrows; i++) {
     attempt_t *a = attempt_start(s->app, &job->rows[i], scheduler_attempt_done);
     if (a == NULL) {
       stored_request_free(&job->rows[i]);
       if (i == 0 && probe)
-        flow_untake(&s->app->route->flow, 0, true);
+        flow_untake(&e->flow, 0, true);
       continue; /* stays inflight on disk until the next start */
     }
     a->probe = probe && i == 0;
+    a->flow = e;
+    e->busy++;
     s->active++;
     list_insert_head(&s->attempts, &a->link);
   }
   bool full = (size_t)job->nrows == job->limit;
   free(job->rows);
   job->rows = NULL;
-  s->next_due = job->next_due;
-  /* Slots freed while this claim was out, and rows still due, are claimed
-   * when the timer fires (at once when they are due now). */
-  scheduler_arm(s, job->next_due);
+  /* The store said when the flow has rows due next (now, after a full
+   * claim that left more). */
+  e->next_due = job->flow_next_due;
+  scheduler_note_due(s, job->next_due);
   /* A shared queue also changes where this process cannot see it (another
    * replica stored rows and died, or a lease ran out): look again within
    * the store's poll interval whatever it said. */
@@ -262,7 +309,35 @@ static void scheduler_claimed(store_job_t *job) {
     scheduler_arm(s, store_now_ms() + poll);
   if (full)
     scheduler_claim(s); /* there may be more due right now */
+  else
+    scheduler_claim_if_due(s); /* slots freed meanwhile, other flows: next turn */
   scheduler_maybe_stopped(s);
+}
+
+/* The next flow to claim from, at most slots rows: the first, from where
+ * the last look stopped, that has rows due and that its flow lets send
+ * (*allowed). NULL when none; *wake is then when one may (0: not known). */
+static flow_entry_t *scheduler_pick_flow(scheduler_t *s, size_t slots, int64_t now, size_t *allowed,
+                                         int64_t *wake) {
+  route_table_t *t = s->app->routes;
+  *wake = 0;
+  for (size_t k = 0; k < t->nflows; k++) {
+    size_t i = (s->next_flow + k) % t->nflows;
+    flow_entry_t *e = t->flows[i];
+    int64_t at = e->next_due;
+    if (at != 0 && at <= now) {
+      *allowed = flow_claimable(&e->flow, now, slots);
+      if (*allowed > 0) {
+        s->next_flow = i + 1;
+        return e;
+      }
+      /* While its probe is out, the probe's answer says when (0). */
+      at = flow_next_send_at(&e->flow, now);
+    }
+    if (at > 0 && (*wake == 0 || at < *wake))
+      *wake = at;
+  }
+  return NULL;
 }
 
 static void scheduler_claim(scheduler_t *s) {
@@ -273,34 +348,86 @@ static void scheduler_claim(scheduler_t *s) {
   size_t slots = s->app->cfg->retry_concurrency - s->active;
   if (slots > 256)
     slots = 256; /* one batch; the next claim follows at once */
-  /* The route may allow fewer (paused, probing, paced): claim what it
-   * allows, reserved now, and look again when it allows more. */
-  route_flow_t *flow = &s->app->route->flow;
   int64_t now = store_now_ms();
-  size_t allowed = flow_claimable(flow, now, slots);
-  if (allowed == 0) {
-    /* Look again when the route allows (a claim that finds nothing due is
-     * cheap); while its probe is out, the probe's answer says when. */
-    int64_t at = flow_next_send_at(flow, now);
-    if (at > 0)
-      scheduler_arm(s, at > s->next_due ? at : s->next_due);
+  size_t allowed = 0;
+  int64_t wake = 0;
+  /* A flow may allow fewer (paused, probing, paced): claim what it allows,
+   * reserved now, and look again when it allows more. */
+  flow_entry_t *e = scheduler_pick_flow(s, slots, now, &allowed, &wake);
+  if (e == NULL) {
+    if (wake > 0)
+      scheduler_arm(s, wake);
     return;
   }
-  slots = allowed;
   store_job_t *job = &s->claim;
   memset(job, 0, sizeof(*job));
-  job->rows = calloc(slots, sizeof(stored_request_t));
+  job->rows = calloc(allowed, sizeof(stored_request_t));
   if (job->rows == NULL) {
     scheduler_arm(s, store_now_ms() + SCHEDULER_STORE_RETRY_MS);
     return;
   }
   job->op = STORE_CLAIM;
-  job->limit = slots;
-  job->max_age_ms = (int64_t)s->app->cfg->max_age_ms + RETRY_POLICY_LATE_MS;
+  job->flow = e->key;
+  job->limit = allowed;
+  job->max_age_ms = e->route->retry.max_age_ms + RETRY_POLICY_LATE_MS;
   job->cb = scheduler_claimed;
   job->ctx = s;
-  s->claim_probe = flow_took(flow, slots, now);
+  s->claim_probe = flow_took(&e->flow, allowed, now);
+  s->claim_flow = e;
+  e->busy++;
   s->claiming = true;
+  s->submit(s->submit_arg, job);
+}
+
+/* ---- the stored flows ------------------------------------------------- */
+
+#define SCHEDULER_FLOWS_MAX 1024
+
+static void scheduler_flows_read(store_job_t *job) {
+  scheduler_t *s = job->ctx;
+  s->reading_flows = false;
+  if (job->result >= 0 && !s->stopping) {
+    int64_t now = store_now_ms();
+    for (int i = 0; i < job->result; i++) {
+      const storage_flow_t *f = &s->flows_buf[i];
+      if (f->next_due == 0)
+        continue;
+      flow_entry_t *e = route_table_flow(s->app->routes, f->name, now);
+      if (e != NULL && (e->next_due == 0 || f->next_due < e->next_due))
+        e->next_due = f->next_due;
+    }
+    scheduler_claim_if_due(s);
+  } else if (job->result < 0 && !s->stopping) {
+    s->flows_stale = true;
+    scheduler_arm(s, store_now_ms() + SCHEDULER_STORE_RETRY_MS);
+  }
+  if (s->flows_stale && !s->stopping) {
+    s->flows_stale = false;
+    scheduler_read_flows(s);
+  }
+  scheduler_maybe_stopped(s);
+}
+
+static void scheduler_read_flows(scheduler_t *s) {
+  if (s->stopping)
+    return;
+  if (s->reading_flows) {
+    s->flows_stale = true;
+    return;
+  }
+  if (s->flows_buf == NULL) {
+    s->flows_buf = calloc(SCHEDULER_FLOWS_MAX, sizeof(storage_flow_t));
+    if (s->flows_buf == NULL)
+      return;
+  }
+  store_job_t *job = &s->flows_job;
+  memset(job, 0, sizeof(*job));
+  job->op = STORE_FLOWS;
+  job->flows = s->flows_buf;
+  job->limit = SCHEDULER_FLOWS_MAX;
+  job->cb = scheduler_flows_read;
+  job->ctx = s;
+  s->reading_flows = true;
   s->submit(s->submit_arg, job);
 }
 
@@ -327,9 +454,9 @@ int scheduler_start_with(app_t *app, scheduler_submit_fn submit, void *arg) {
   uv_timer_init(app->loop, &s->timer);
   s->timer.data = s;
   app->scheduler = s;
-  /* Whatever is already due (or recovered from a crash) goes now; the
-   * claim's answer arms the timer for the rest. */
-  scheduler_claim(s);
+  /* Whatever is already due (or recovered from a crash) goes now: the
+   * stored flows say what is due when. */
+  scheduler_read_flows(s);
   return 0;
 }
 
@@ -351,12 +478,11 @@ void scheduler_notice(scheduler_t *s, const storage_notice_t *n) {
     return;
   switch (n->kind) {
   case STORAGE_NOTICE_DUE:
-    if (s->next_due == 0 || n->at_ms < s->next_due)
-      s->next_due = n->at_ms;
-    scheduler_arm(s, n->at_ms);
+    /* Which flow is not told: it is read, unless it is one known here. */
+    scheduler_note_due(s, n->at_ms);
     break;
   case STORAGE_NOTICE_MISSED:
-    scheduler_arm(s, store_now_ms());
+    scheduler_read_flows(s);
     break;
   case STORAGE_NOTICE_ENDED: {
     if (!scheduler_has_waiter(s, n->id))
@@ -403,7 +529,11 @@ void scheduler_cancel_all(scheduler_t *s) {
   list_foreach_safe(l, &s->attempts) { attempt_cancel(list_entry(l, attempt_t, link)); }
 }
 
-static void scheduler_timer_closed(uv_handle_t *h) { free(h->data); }
+static void scheduler_timer_closed(uv_handle_t *h) {
+  scheduler_t *s = h->data;
+  free(s->flows_buf);
+  free(s);
+}
 
 void scheduler_close(scheduler_t *s) {
   s->app->scheduler = NULL;

@@ -1,15 +1,18 @@
 /* scheduler: sends stored requests again when they are due.
  *
  * Design note. There is no polling: one timer is armed for the earliest
- * next_attempt_at the store has reported (every storage job returns it).
- * When it fires, the scheduler claims due rows — earliest due first, then
- * oldest — up to the free slots of --retry-concurrency, and starts an
- * attempt for each. An attempt's slot frees as soon as its answer is in;
- * when rows are due, the claim that refills it goes out on the next turn of
- * the loop, one claim for every slot freed in that turn. Once its outcome
- * is committed, the timer is re-armed from the store's new earliest due
- * time. One claim at a time; a failed claim or commit is tried again a
- * second later.
+ * due time among the flows (route_table.h: a route, or one partition of
+ * it), each of which knows its own — from the rows stored, retried and
+ * claimed here, and from the stored flows, read at start and whenever the
+ * store reports an earlier due time than any known here (another
+ * replica's rows). When it fires, the scheduler claims due rows of one
+ * flow at a time — earliest due first, then oldest, the flows in turn —
+ * as many as the free slots of --retry-concurrency and the flow's pause
+ * and rate limit allow, and starts an attempt for each. An attempt's slot frees as soon as its
+ * answer is in; when rows are due, the claim that refills it goes out on the next turn of the loop,
+ * one claim for every slot freed in that turn. Once its outcome is committed, the timer is re-armed
+ * from the store's new earliest due time. One claim at a time; a failed claim or commit is tried
+ * again a second later.
  *
  * Waiters (Prefer: wait) register for a request id and are told of each
  * outcome committed for it (they register again to hear the next), and of
@@ -56,8 +59,13 @@ typedef void (*scheduler_submit_fn)(void *arg, store_job_t *job);
 int scheduler_start(struct app_s *app);
 /* The same with submit(arg, job) in place of store_submit(). */
 int scheduler_start_with(struct app_s *app, scheduler_submit_fn submit, void *arg);
-/* A storage job reported the earliest due time (0: none queued). */
+/* A storage job reported the earliest due time of the whole queue (0:
+ * none queued): earlier than any flow's known here, the stored flows are
+ * read again. */
 void scheduler_note_due(scheduler_t *s, int64_t next_due_ms);
+/* A row of flow (its key: route.h) is due at due_ms: stored, retried, or
+ * asked to go now. */
+void scheduler_note_flow_due(scheduler_t *s, const char *flow, int64_t due_ms);
 /* What a shared queue's backend heard of another replica's changes. */
 void scheduler_notice(scheduler_t *s, const storage_notice_t *n);
 /* row changed here outside an attempt (a cancel): its waiters hear of it. */

@@ -36,12 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int64_t wait = retry_policy_parse_retry_after(value, FUZZ_NOW_MS);
   if (wait < -1)
     abort();
-  int64_t delay = retry_policy_delay_ms(&cfg, value, FUZZ_NOW_MS);
+  retry_policy_t policy;
+  retry_policy_from_config(&policy, &cfg);
+  int64_t delay = retry_policy_delay_ms(&policy, 1, value, FUZZ_NOW_MS);
   if (wait < 0 ? delay != (int64_t)cfg.retry_interval_ms
                : (delay < 1000 || delay > (int64_t)cfg.max_age_ms))
     abort();
   int64_t created = FUZZ_NOW_MS - 1000, next = -1;
-  if (!retry_policy_next(&cfg, 1, created, FUZZ_NOW_MS, value, &next) &&
+  if (!retry_policy_next(&policy, 1, created, FUZZ_NOW_MS, value, &next) &&
       (next <= FUZZ_NOW_MS || next > created + (int64_t)cfg.max_age_ms))
     abort();
   free(value);

@@ -5,7 +5,8 @@ or a 503 with Retry-After pauses the route until the later of Retry-After
 and --retry-interval; meanwhile new requests are stored unsent and answered
 202 at once, nothing stored is sent, and once the pause is over exactly one
 probe goes per interval; a final answer to it resumes the route with a ramp
-(2 in the first interval, doubling). One log line when it pauses and one
+(2 sends in its first step, doubling each time a step's answers are all
+final, or after an interval). One log line when it pauses and one
 when it resumes. --rate-limit N/DUR paces first attempts and retries alike;
 --route-pause off restores one schedule per request. Stats and metrics
 show the route's state."""
@@ -25,8 +26,9 @@ class Outage:
     """An upstream handler: status (with headers) while failing, else 201
     echoing X-Marker; keeps each request's arrival time and marker."""
 
-    def __init__(self, status=507, headers=()):
+    def __init__(self, status=507, headers=(), delay=0.0):
         self.lock = threading.Lock()
+        self.delay = delay   # each answer takes this long once recovered
         self.failing = True
         self.status, self.headers = status, list(headers)
         self.seen = []       # (monotonic time, marker, answered status)
@@ -37,6 +39,8 @@ class Outage:
             self.seen.append((time.monotonic(), req.header("x-marker"), st))
         if st != 201:
             return Response(st, headers=self.headers, body=b'{"code":"out_of_capacity"}')
+        if self.delay:
+            time.sleep(self.delay)
         return Response(201, body=b"created " + (req.header("x-marker") or "").encode())
 
     def recover(self):
@@ -108,6 +112,7 @@ class RouteFlowTest(RetrydTestCase):
         gaps = [b - a for a, b in zip(times, times[1:])]
         self.assertTrue(all(g >= 0.9 for g in gaps), gaps)
 
+        h.delay = 0.3
         h.recover()
         t_recovered = time.monotonic()
         deadline = t_recovered + 15
@@ -119,9 +124,14 @@ class RouteFlowTest(RetrydTestCase):
         delivered = [(t, m) for t, m, st in h.arrivals() if st == 201]
         self.assertEqual(sorted(m for _, m in delivered), ["m-%02d" % i for i in range(11)],
                          "each stored request delivered once")
-        # The ramp: the probe, then 2 in its first interval.
+        # The ramp, clocked by the answers (each takes 0.3 s now): the probe
+        # alone, then a step of 2, then 4, then the rest.
         first = delivered[0][0]
-        self.assertLessEqual(len([t for t, _ in delivered if t - first < 0.9]), 3, delivered)
+        waves = [len([t for t, _ in delivered if lo <= t - first < lo + 0.25])
+                 for lo in (0.0, 0.3, 0.6)]
+        self.assertEqual(waves[0], 1, delivered)
+        self.assertLessEqual(waves[1], 2, delivered)
+        self.assertLessEqual(waves[2], 4, delivered)
         self.assertEqual(len(self.log_lines(rd, "route paused")), 1)
         self.assertEqual(len(self.log_lines(rd, "route resumed")), 1)
         self.assertIn(self.route_of(rd)["state"], ("ramping", "open"))

@@ -47,12 +47,12 @@ static void defaults_match_the_design(void **state) {
   assert_int_equal(cfg.max_connections, 10000);
   assert_int_equal(cfg.log_level, LOG_INFO);
   assert_string_equal(cfg.admin_token, "");
-  assert_true(retry_decide_status_retryable(&cfg, 507));
-  assert_true(retry_decide_status_retryable(&cfg, 500));
-  assert_true(retry_decide_status_retryable(&cfg, 429));
-  assert_false(retry_decide_status_retryable(&cfg, 409));
-  assert_false(retry_decide_status_retryable(&cfg, 404));
-  assert_false(retry_decide_status_retryable(&cfg, 200));
+  assert_true(retry_decide_status_retryable(&cfg.retry_on, 507));
+  assert_true(retry_decide_status_retryable(&cfg.retry_on, 500));
+  assert_true(retry_decide_status_retryable(&cfg.retry_on, 429));
+  assert_false(retry_decide_status_retryable(&cfg.retry_on, 409));
+  assert_false(retry_decide_status_retryable(&cfg.retry_on, 404));
+  assert_false(retry_decide_status_retryable(&cfg.retry_on, 200));
   assert_true(cfg.retry_on.network);
 }
 
@@ -60,9 +60,12 @@ static void flags_in_both_forms_are_read(void **state) {
   (void)state;
   config_t cfg;
   char err[256] = "";
-  char *argv[] = {"retryd", "--retry-interval", "250ms", "--max-body=64KiB",
-                  "--listen", "[::1]:9000", "--upstream", "http://example.test:81/api/",
-                  "--log-level", "debug", NULL};
+  char *argv[] = {"retryd",      "--retry-interval",
+                  "250ms",       "--max-body=64KiB",
+                  "--listen",    "[::1]:9000",
+                  "--upstream",  "http://example.test:81/api/",
+                  "--log-level", "debug",
+                  NULL};
   assert_int_equal(load(&cfg, err, sizeof(err), 10, argv), CONFIG_OK);
   assert_int_equal(cfg.retry_interval_ms, 250);
   assert_int_equal(cfg.max_body, 65536);
@@ -109,13 +112,26 @@ static void a_bad_environment_value_names_the_option(void **state) {
 static void each_bad_value_is_refused_naming_its_option(void **state) {
   (void)state;
   static const char *cases[][2] = {
-      {"retry-interval", "5x"},    {"retry-interval", "0s"},   {"max-body", "10XB"},
-      {"listen", "nohost"},        {"listen", "127.0.0.1:99999"}, {"listen", "example.com:80"},
-      {"upstream", "ftp://x"},     {"upstream", "notaurl"},    {"upstream", "http://h/?q=1"},
-      {"upstream", "http://u:p@h/"}, {"max-attempts", "-1"},   {"retry-on", "6xx"},
-      {"retry-on", "200"},         {"retry-on", "5xx,"},       {"retry-on", "abc"},
-      {"log-level", "loud"},       {"retry-concurrency", "0"}, {"max-connections", "0"},
-      {"db", ""},                  {"max-queue", "1e6"},
+      {"retry-interval", "5x"},
+      {"retry-interval", "0s"},
+      {"max-body", "10XB"},
+      {"listen", "nohost"},
+      {"listen", "127.0.0.1:99999"},
+      {"listen", "example.com:80"},
+      {"upstream", "ftp://x"},
+      {"upstream", "notaurl"},
+      {"upstream", "http://h/?q=1"},
+      {"upstream", "http://u:p@h/"},
+      {"max-attempts", "-1"},
+      {"retry-on", "6xx"},
+      {"retry-on", "200"},
+      {"retry-on", "5xx,"},
+      {"retry-on", "abc"},
+      {"log-level", "loud"},
+      {"retry-concurrency", "0"},
+      {"max-connections", "0"},
+      {"db", ""},
+      {"max-queue", "1e6"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     config_t cfg;
@@ -151,17 +167,17 @@ static void retry_on_lists_replace_or_extend_the_default(void **state) {
   char err[256];
   config_defaults(&cfg);
   assert_int_equal(config_set(&cfg, "retry-on", "507,network", err, sizeof(err)), CONFIG_OK);
-  assert_true(retry_decide_status_retryable(&cfg, 507));
-  assert_false(retry_decide_status_retryable(&cfg, 503));
-  assert_false(retry_decide_status_retryable(&cfg, 429));
+  assert_true(retry_decide_status_retryable(&cfg.retry_on, 507));
+  assert_false(retry_decide_status_retryable(&cfg.retry_on, 503));
+  assert_false(retry_decide_status_retryable(&cfg.retry_on, 429));
   assert_true(cfg.retry_on.network);
   assert_int_equal(config_set(&cfg, "retry-on", "+409", err, sizeof(err)), CONFIG_OK);
-  assert_true(retry_decide_status_retryable(&cfg, 409));
-  assert_true(retry_decide_status_retryable(&cfg, 503));
-  assert_true(retry_decide_status_retryable(&cfg, 429));
+  assert_true(retry_decide_status_retryable(&cfg.retry_on, 409));
+  assert_true(retry_decide_status_retryable(&cfg.retry_on, 503));
+  assert_true(retry_decide_status_retryable(&cfg.retry_on, 429));
   assert_int_equal(config_set(&cfg, "retry-on", "4xx", err, sizeof(err)), CONFIG_OK);
-  assert_true(retry_decide_status_retryable(&cfg, 404));
-  assert_false(retry_decide_status_retryable(&cfg, 500));
+  assert_true(retry_decide_status_retryable(&cfg.retry_on, 404));
+  assert_false(retry_decide_status_retryable(&cfg.retry_on, 500));
   assert_false(cfg.retry_on.network);
 }
 

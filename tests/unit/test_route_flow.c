@@ -1,7 +1,8 @@
 /* route_flow: a route pauses on capacity signals (507, 429, 503 with
  * Retry-After) until the later of Retry-After and the interval, holding
  * first attempts and claiming nothing; then sends exactly one probe; a
- * final answer to it starts a ramp that doubles per interval up to the
+ * final answer to it starts a ramp that doubles per step (its answers, or
+ * an interval) up to the
  * route's rate and ends open, a failed one pauses again; a rate limit paces
  * first attempts and claims alike. Pure state over a made-up clock. */
 #include <setjmp.h>
@@ -115,9 +116,9 @@ static void a_failed_probe_pauses_again(void **state) {
   assert_int_equal(f.pauses, 1);
 }
 
-static void a_final_probe_ramps_doubling_per_interval_then_opens(void **state) {
+static void a_final_probe_ramps_doubling_per_step_then_opens(void **state) {
   (void)state;
-  route_flow_t f = flow_with(true, 0, 0); /* ceiling 32 per interval */
+  route_flow_t f = flow_with(true, 0, 0); /* ceiling 32 */
   flow_note(&f, 507, true, 0, false, T0);
   int64_t t = T0 + INTERVAL;
   assert_true(flow_took(&f, flow_claimable(&f, t, 16), t));
@@ -125,23 +126,35 @@ static void a_final_probe_ramps_doubling_per_interval_then_opens(void **state) {
   t += 50;
   assert_int_equal(flow_state(&f, t), FLOW_RAMPING);
   assert_false(flow_take_first(&f, t)); /* the queue first, oldest first */
-  /* 2 in the first interval, spread: one now, one half an interval on. */
-  assert_int_equal(flow_claimable(&f, t, 16), 1);
-  flow_took(&f, 1, t);
-  assert_int_equal(flow_claimable(&f, t + 1, 16), 0);
-  assert_int_equal(flow_next_send_at(&f, t + 1), t + INTERVAL / 2 + 1);
-  assert_int_equal(flow_claimable(&f, t + INTERVAL / 2 + 1, 16), 1);
-  /* Allowed per interval: 2, 4, 8, 16, then 32, the ceiling: open. */
-  int64_t expect[] = {4, 8, 16};
-  for (int i = 0; i < 3; i++) {
-    t += INTERVAL;
+  /* Steps of 2, 4, 8, 16: each sent at once, the next only once all of
+   * this one's sends came back final (or an interval went by). */
+  int64_t steps[] = {2, 4, 8, 16};
+  for (int i = 0; i < 4; i++) {
     assert_int_equal(flow_state(&f, t), FLOW_RAMPING);
-    assert_int_equal(f.ramp_allowed, expect[i]);
+    assert_int_equal(f.ramp_allowed, steps[i]);
+    size_t n = flow_claimable(&f, t, 256);
+    assert_int_equal(n, steps[i]);
+    flow_took(&f, n, t);
+    assert_int_equal(flow_claimable(&f, t, 256), 0);
+    assert_int_equal(flow_next_send_at(&f, t), t + INTERVAL); /* or the answers */
+    for (size_t k = 0; k + 1 < n; k++)
+      flow_note(&f, 201, false, 0, false, t + 10);
+    assert_int_equal(flow_claimable(&f, t + 10, 256), 0); /* one answer still out */
+    flow_note(&f, 201, false, 0, false, t + 20);
+    t += 20;
   }
-  t += INTERVAL;
+  /* 32, the ceiling: open, unlimited. */
   assert_int_equal(flow_state(&f, t), FLOW_OPEN);
   assert_true(flow_take_first(&f, t));
   assert_int_equal(flow_claimable(&f, t, 256), 256);
+  /* Without answers, a step still ends after an interval. */
+  route_flow_t h = flow_with(true, 0, 0);
+  flow_note(&h, 507, true, 0, false, T0);
+  flow_took(&h, flow_claimable(&h, T0 + INTERVAL, 1), T0 + INTERVAL);
+  flow_note(&h, 200, false, 0, true, T0 + INTERVAL);
+  flow_took(&h, flow_claimable(&h, T0 + INTERVAL, 16), T0 + INTERVAL);
+  assert_int_equal(flow_claimable(&h, T0 + 2 * INTERVAL - 1, 16), 0);
+  assert_int_equal(flow_claimable(&h, T0 + 2 * INTERVAL, 16), 4);
   /* A capacity signal while ramping pauses again. */
   route_flow_t g = flow_with(true, 0, 0);
   flow_note(&g, 507, true, 0, false, T0);
@@ -182,6 +195,8 @@ static void a_ramp_with_a_limit_ends_at_the_limit(void **state) {
   int64_t t = T0 + INTERVAL;
   flow_took(&f, flow_claimable(&f, t, 1), t);
   flow_note(&f, 200, false, 0, true, t);
+  /* The limit still paces the ramp: one token at a time. */
+  assert_int_equal(flow_claimable(&f, t, 100), 1);
   assert_int_equal(flow_state(&f, t + INTERVAL), FLOW_RAMPING);  /* 4 */
   assert_int_equal(flow_state(&f, t + 2 * INTERVAL), FLOW_OPEN); /* 8: the limit */
   assert_int_equal(flow_claimable(&f, t + 2 * INTERVAL, 100), 1);
@@ -205,7 +220,7 @@ int main(void) {
       cmocka_unit_test(retry_after_beyond_the_interval_sets_the_pause),
       cmocka_unit_test(after_the_pause_exactly_one_probe_goes_and_new_requests_are_held),
       cmocka_unit_test(a_failed_probe_pauses_again),
-      cmocka_unit_test(a_final_probe_ramps_doubling_per_interval_then_opens),
+      cmocka_unit_test(a_final_probe_ramps_doubling_per_step_then_opens),
       cmocka_unit_test(a_rate_limit_paces_first_attempts_and_claims_alike),
       cmocka_unit_test(a_ramp_with_a_limit_ends_at_the_limit),
       cmocka_unit_test(with_pausing_off_signals_change_nothing),

@@ -21,7 +21,7 @@
 #include <uv.h>
 
 #include "proxy/app.h"
-#include "proxy/queue/route.h"
+#include "proxy/queue/route_table.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/queue/retry_policy.h"
@@ -53,7 +53,10 @@ typedef struct {
   uv_loop_t loop;
   config_t cfg;
   app_t app;
-  route_t route;
+  route_table_t routes;
+  /* The stored flows the store reports when the scheduler reads them. */
+  storage_flow_t flows[4];
+  int nflows;
   upstream_t upstream;
   submitted_t jobs[MAX_JOBS];
   int njobs;
@@ -102,6 +105,13 @@ static void fail_xfer(int i) {
 
 static void record_submit(void *arg, store_job_t *job) {
   fixture_t *f = arg;
+  if (job->op == STORE_FLOWS) {
+    /* The stored flows: answered at once, never recorded. */
+    memcpy(job->flows, f->flows, sizeof(f->flows));
+    job->result = f->nflows;
+    job->cb(job);
+    return;
+  }
   assert_true(f->njobs < MAX_JOBS);
   f->jobs[f->njobs++] = (submitted_t){.job = job, .op = job->op, .limit = job->limit};
 }
@@ -128,6 +138,7 @@ static void answer_claim(int i, int n, int64_t next_due) {
   job->nrows = n;
   job->result = n;
   job->next_due = next_due;
+  job->flow_next_due = next_due;
   job->cb(job);
 }
 
@@ -153,6 +164,8 @@ static void answer_finish(int i, int64_t next_due) {
 /* One turn of the loop, without waiting: whatever is due now runs. */
 static void turn(void) { uv_run(&fx->loop, UV_RUN_NOWAIT); }
 
+static void start(uint64_t concurrency);
+
 /* ---- set-up and the clean end ----------------------------------------- */
 
 static int setup(void **state) {
@@ -164,8 +177,12 @@ static int setup(void **state) {
   fx->app.loop = &fx->loop;
   fx->app.cfg = &fx->cfg;
   fx->app.upstream = &fx->upstream;
-  route_init_default(&fx->route, &fx->cfg, store_now_ms());
-  fx->app.route = &fx->route;
+  route_table_init(&fx->routes, &fx->cfg);
+  fx->routes.dflt.upstream = &fx->upstream;
+  fx->app.routes = &fx->routes;
+  /* What is stored: the default route's rows, due now. */
+  fx->nflows = 1;
+  fx->flows[0] = (storage_flow_t){.name = "", .queued = 1, .next_due = store_now_ms()};
   stats_init(&fx->app.stats);
   *state = fx;
   return 0;
@@ -175,6 +192,7 @@ static void start(uint64_t concurrency) {
   fx->cfg.retry_concurrency = concurrency;
   assert_int_equal(scheduler_start_with(&fx->app, record_submit, fx), 0);
   assert_non_null(fx->app.scheduler);
+  turn(); /* the stored flows were read: what is due is claimed */
 }
 
 static void on_stopped(app_t *app) {
@@ -202,6 +220,7 @@ static int teardown(void **state) {
   }
   uv_run(&fx->loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&fx->loop);
+  route_table_free(&fx->routes);
   free(fx);
   fx = NULL;
   assert_int_equal(rc, 0);
@@ -253,9 +272,9 @@ static void a_claim_asks_for_at_most_256_and_a_full_one_is_followed_at_once(void
   (void)state;
   start(300);
   assert_int_equal(fx->jobs[0].limit, 256);
-  answer_claim(0, 256, 0);
+  answer_claim(0, 256, store_now_ms());
   assert_int_equal(fx->nxfers, 256);
-  /* There may be more due right now: the rest of the slots are claimed
+  /* The store says more are due now: the rest of the slots are claimed
    * without waiting for the loop. */
   assert_int_equal(fx->njobs, 2);
   assert_int_equal(fx->jobs[1].op, STORE_CLAIM);
@@ -411,6 +430,33 @@ static void cancel_all_releases_the_attempts_in_flight(void **state) {
   assert_int_equal(fx->stopped, 1);
 }
 
+/* Flows are claimed one at a time, each within what its flow allows: a
+ * paused flow's rows are not claimed while another flow's are. */
+static void each_flow_is_claimed_on_its_own_and_a_paused_one_not_at_all(void **state) {
+  (void)state;
+  int64_t now = store_now_ms();
+  fx->cfg.route_pause = true;
+  route_table_free(&fx->routes);
+  route_table_init(&fx->routes, &fx->cfg);
+  fx->routes.dflt.upstream = &fx->upstream;
+  fx->nflows = 2;
+  fx->flows[0] = (storage_flow_t){.name = "bots#aa", .queued = 3, .next_due = now};
+  fx->flows[1] = (storage_flow_t){.name = "bots#bb", .queued = 3, .next_due = now};
+  /* Key aa's partition said 507: paused. */
+  flow_entry_t *aa = route_table_flow(&fx->routes, "bots#aa", now);
+  flow_note(&aa->flow, 507, true, 0, false, now);
+  start(4);
+  assert_int_equal(fx->njobs, 1);
+  assert_int_equal(fx->jobs[0].op, STORE_CLAIM);
+  assert_string_equal(fx->jobs[0].job->flow, "bots#bb");
+  assert_int_equal(fx->jobs[0].limit, 4);
+  answer_claim(0, 2, 0); /* bb has no more due: nothing else is claimed */
+  turn();
+  assert_int_equal(fx->njobs, 1);
+  assert_int_equal(route_table_find_flow(&fx->routes, "bots#bb")->next_due, 0);
+  settle();
+}
+
 int main(void) {
   /* The attempts' outcome lines are info: kept out of the test's output. */
   if (log_init(LOG_WARN) != 0)
@@ -418,6 +464,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(start_claims_every_free_slot_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(claimed_rows_become_attempts, setup, teardown),
+      cmocka_unit_test_setup_teardown(each_flow_is_claimed_on_its_own_and_a_paused_one_not_at_all,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(
           a_claim_asks_for_at_most_256_and_a_full_one_is_followed_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(no_claim_while_every_slot_is_busy, setup, teardown),
