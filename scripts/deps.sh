@@ -23,6 +23,7 @@ if [ "${1:-}" = "--test" ]; then
     postgresql                         # a real PostgreSQL, started by the tests
     python3 openssl                    # integration tests and their TLS certificates
     python3-prometheus-client          # checks /_retryd/metrics with a real parser
+    python3-requests nodejs            # run the README's client snippets (docs/clients/) in a test
     chromium                           # loads the status page headless in a test
     strace                             # injects fsync errors in the I/O-error test
     podman buildah runc debootstrap    # builds and runs the sidecar image in a test

@@ -255,14 +255,17 @@ class SnippetCases:
 class SnippetDocsTest(unittest.TestCase):
 
     def test_the_readme_blocks_are_the_files(self):
-        with open(os.path.join(CLIENTS, "README.md")) as f:
-            doc = f.read()
-        for lang, path in (("python", PY_SNIPPET), ("js", JS_SNIPPET)):
-            with open(path) as f:
-                text = f.read()
-            self.assertIn("```%s\n%s```\n" % (lang, text), doc,
-                          "docs/clients/README.md's %s block is not %s" % (lang, path))
-            self.assertLessEqual(text.count("\n"), 50, path)
+        # Both the folder's README and the project's show them.
+        for readme in (os.path.join(CLIENTS, "README.md"),
+                       os.path.join(CLIENTS, "..", "..", "README.md")):
+            with open(readme) as f:
+                doc = f.read()
+            for lang, path in (("python", PY_SNIPPET), ("js", JS_SNIPPET)):
+                with open(path) as f:
+                    text = f.read()
+                self.assertIn("```%s\n%s```\n" % (lang, text), doc,
+                              "%s's %s block is not %s" % (readme, lang, path))
+                self.assertLessEqual(text.count("\n"), 50, path)
 
 
 class PythonSnippetTest(SnippetCases, RetrydTestCase):
