@@ -19,6 +19,11 @@ struct scheduler_s {
   scheduler_submit_fn submit; /* where claims and outcomes go */
   void *submit_arg;
   uv_timer_t timer;
+  /* A shared queue also changes where this process is told nothing of it
+   * (another replica stored rows and died, its leases ran out): the
+   * stored flows are read again every store poll interval. */
+  uv_timer_t poll_timer;
+  int open_handles;  /* freed when both timers are closed */
   int64_t armed_for; /* Unix ms the timer fires at; 0: not armed */
   size_t active;     /* attempts talking to the upstream */
   size_t finishing;  /* outcomes known, their commit pending */
@@ -301,12 +306,6 @@ static void scheduler_claimed(store_job_t *job) {
    * claim that left more). */
   e->next_due = job->flow_next_due;
   scheduler_note_due(s, job->next_due);
-  /* A shared queue also changes where this process cannot see it (another
-   * replica stored rows and died, or a lease ran out): look again within
-   * the store's poll interval whatever it said. */
-  int64_t poll = s->app->store != NULL ? store_poll_ms(s->app->store) : 0;
-  if (poll > 0)
-    scheduler_arm(s, store_now_ms() + poll);
   if (full)
     scheduler_claim(s); /* there may be more due right now */
   else
@@ -433,6 +432,8 @@ static void scheduler_read_flows(scheduler_t *s) {
 
 /* ---- public ---------------------------------------------------------- */
 
+static void scheduler_poll_cb(uv_timer_t *t) { scheduler_read_flows(t->data); }
+
 static void scheduler_submit_to_store(void *arg, store_job_t *job) {
   app_t *app = arg;
   store_submit(app->store, job);
@@ -453,6 +454,12 @@ int scheduler_start_with(app_t *app, scheduler_submit_fn submit, void *arg) {
   list_init(&s->waiters);
   uv_timer_init(app->loop, &s->timer);
   s->timer.data = s;
+  uv_timer_init(app->loop, &s->poll_timer);
+  s->poll_timer.data = s;
+  s->open_handles = 2;
+  int64_t poll = app->store != NULL ? store_poll_ms(app->store) : 0;
+  if (poll > 0)
+    uv_timer_start(&s->poll_timer, scheduler_poll_cb, (uint64_t)poll, (uint64_t)poll);
   app->scheduler = s;
   /* Whatever is already due (or recovered from a crash) goes now: the
    * stored flows say what is due when. */
@@ -516,6 +523,7 @@ void scheduler_stop(scheduler_t *s, void (*on_stopped)(app_t *app)) {
   s->stopping = true;
   s->on_stopped = on_stopped;
   uv_timer_stop(&s->timer);
+  uv_timer_stop(&s->poll_timer);
   s->armed_for = 0;
   list_t *l;
   while ((l = list_pop_head(&s->waiters)) != NULL) {
@@ -531,6 +539,8 @@ void scheduler_cancel_all(scheduler_t *s) {
 
 static void scheduler_timer_closed(uv_handle_t *h) {
   scheduler_t *s = h->data;
+  if (--s->open_handles > 0)
+    return;
   free(s->flows_buf);
   free(s);
 }
@@ -538,4 +548,5 @@ static void scheduler_timer_closed(uv_handle_t *h) {
 void scheduler_close(scheduler_t *s) {
   s->app->scheduler = NULL;
   uv_close((uv_handle_t *)&s->timer, scheduler_timer_closed);
+  uv_close((uv_handle_t *)&s->poll_timer, scheduler_timer_closed);
 }

@@ -168,7 +168,9 @@ class PgReplicasTest(OwnClusterMixin, RetrydTestCase):
         # The rows are due in an hour; make them due now in the database
         # itself (as a retry-now through another replica would), so that
         # the idle replica is told nothing: only its polling can find them.
-        query(dsn, "UPDATE retryd_requests SET next_attempt_at = 0 WHERE state = 0")
+        # Due now, as a retry-now writes it (Unix ms; 0 means "none due").
+        query(dsn, "UPDATE retryd_requests SET next_attempt_at = %d WHERE state = 0"
+              % int(time.time() * 1000))
         q = self.wait_completed(idle, 20, 20)
         self.assertEqual((q["queued"], q["inflight"]), (0, 0), q)
         self.assertEqual(set(h.delivered), set(statuses))
