@@ -16,6 +16,7 @@
 struct scheduler_s;
 struct retry_summary_s;
 struct route_table_s;
+struct callback_delivery_s;
 
 /* How far start-up got (main.c's app_start, in this order): stopping takes
  * down exactly what was started, last first. */
@@ -44,6 +45,7 @@ typedef struct app_s {
   stats_t stats;
   upstream_t *upstream;         /* --upstream: the default route's origin */
   struct route_table_s *routes; /* the routes and their flows (proxy/queue/route_table.h) */
+  struct callback_delivery_s *callbacks; /* completion notices (proxy/callback/); NULL: none */
   app_stage_t started;
 } app_t;
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/callback/callback_url.h"
 #include "proxy/units.h"
 #include "proxy/version.h"
 #include "storage/storage_location.h"
@@ -102,6 +103,14 @@ static const opt_t options[] = {
      "sends upstream at most, first attempts and retries alike (off)"},
     {"config", OPT_PATH, FIELD(config_file), 0, "FILE",
      "routes file: several upstreams, per-route policy and rate limits (none)"},
+    {"callback-url", OPT_TEXT, FIELD(callback_url), 0, "URL",
+     "where a signed notice goes when a stored request without Retryd-Callback ends (none)"},
+    {"callback-secret", OPT_TEXT, FIELD(callback_secret), 0, "SECRET",
+     "key that signs completion notices (Standard Webhooks; whsec_<base64> or text) (none: "
+     "unsigned)"},
+    {"callback-allow", OPT_TEXT, FIELD(callback_allow), 0, "ORIGINS",
+     "comma-separated origins completion notices may go to (loopback: http[s]://127.0.0.1, "
+     "localhost, [::1], any port)"},
     {"shutdown-timeout", OPT_DURATION, FIELD(shutdown_timeout_ms), 0, "DUR",
      "on SIGTERM, how long requests in flight may still take (20s)"},
 };
@@ -145,6 +154,7 @@ void config_defaults(config_t *cfg) {
   cfg->max_header_bytes = 64 * 1024;
   cfg->max_response_header_bytes = 64 * 1024;
   cfg->write_high_water = 256 * 1024;
+  cfg->callback_body_max = 64 * 1024;
 }
 
 static int config_fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
@@ -482,6 +492,9 @@ static int config_check_whole(const config_t *cfg, char *err, size_t errlen) {
    * right of the admin token's. */
   if (cfg->read_token[0] != '\0' && strcmp(cfg->read_token, cfg->admin_token) == 0)
     return config_fail(err, errlen, "read-token", "must differ from --admin-token");
+  if (callback_url_check_config(cfg->callback_allow, cfg->callback_url, cfg->callback_secret, err,
+                                errlen) != 0)
+    return CONFIG_ERROR;
   return CONFIG_OK;
 }
 

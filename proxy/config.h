@@ -61,11 +61,15 @@ typedef struct {
   bool route_pause;                 /* pause the route on capacity signals (--route-pause) */
   rate_limit_t rate_limit;          /* toward the upstream: --rate-limit N/DUR */
   char config_file[4096];           /* --config: the routes file (proxy/routes_file.h); "": none */
+  char callback_url[2048];          /* --callback-url: notices of requests without their own; "" */
+  char callback_secret[512];        /* --callback-secret: signs notices; "": unsigned */
+  char callback_allow[4096];        /* --callback-allow: origins notices may go to; "": loopback */
 
   /* Internal limits, not options (documented in the README). */
   size_t max_header_bytes;          /* request line plus headers: 431 past it */
   size_t max_response_header_bytes; /* upstream answer's head: 502 past it */
   size_t write_high_water;          /* bytes queued to a client before the upstream is paused */
+  size_t callback_body_max;         /* a final answer's body this size or less rides in its notice */
 } config_t;
 
 void config_defaults(config_t *cfg);

@@ -21,6 +21,7 @@
 #include "proxy/control/healthcheck.h"
 #include "proxy/log.h"
 #include "proxy/migrate_cmd.h"
+#include "proxy/callback/callback_delivery.h"
 #include "proxy/queue/retention.h"
 #include "proxy/queue/retry_summary.h"
 #include "proxy/router.h"
@@ -91,6 +92,8 @@ static void app_store_closed(void *arg) {
 static void app_stop(app_t *app) {
   if (app->started >= APP_RUNNING) {
     retention_stop(app);
+    callback_delivery_stop(app->callbacks); /* pending notices stay due in the store */
+    app->callbacks = NULL;
     retry_summary_stop(app); /* retries are settled by now: the last figures */
     scheduler_close(app->scheduler);
   }
@@ -281,6 +284,7 @@ static int app_start(app_t *app, const config_t *cfg, route_table_t *routes, cha
   }
   app->scheduler_running = true;
   retention_start(app);
+  app->callbacks = callback_delivery_start(app);
   retry_summary_start(app);
   app->started = APP_RUNNING;
   app_log_started(app);

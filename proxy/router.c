@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
+#include "proxy/callback/callback_request.h"
 #include "proxy/control/control.h"
 #include "proxy/queue/idempotency.h"
 #include "proxy/queue/forward.h"
@@ -22,6 +23,8 @@ void router_dispatch(struct app_s *app, http_conn_t *c, request_t *req) {
     return;
   }
   app->stats.requests++;
+  if (!callback_request_check(app, c, req))
+    return;
   if (headers_get(&req->headers, "idempotency-key") != NULL)
     idempotency_dedupe(app, c, req, forward_start);
   else

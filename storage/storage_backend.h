@@ -184,6 +184,25 @@ typedef struct {
   /* Periodic work of the backend's own, outside a transaction, about every
    * info.housekeep_ms (a shared backend renews its claims). May be NULL. */
   void (*housekeep)(storage_backend_t *b);
+
+  /* Completion notices (all three NULL: the backend keeps none, and
+   * Retryd-Callback is refused). The backend queues a notice itself, in the
+   * same transaction, whenever a row with a callback_url ends (completed,
+   * dead, cancelled; also inserted already dead), so a crash never loses
+   * one. */
+  /* Up to limit pending notices due at now, earliest first, with their
+   * request's answer (its body only when at most body_cap bytes). Reads
+   * only: a notice stays due until callback_finish() says otherwise.
+   * Returns how many, or an error. */
+  int (*callback_due)(storage_backend_t *b, int64_t now, size_t body_cap, size_t limit,
+                      storage_callback_t *out);
+  /* Records one delivery attempt of notice seq: state CALLBACK_PENDING
+   * (due again at next_at), CALLBACK_DELIVERED or CALLBACK_FAILED; error
+   * is what went wrong (NULL: nothing). */
+  int (*callback_finish)(storage_backend_t *b, int64_t seq, int64_t now, callback_state_t state,
+                         int64_t next_at, const char *error);
+  /* Earliest next attempt of a pending notice, 0 when none. */
+  int64_t (*callback_next_due)(storage_backend_t *b);
 } storage_backend_ops_t;
 
 /* Every backend's object starts with this (h2o's "super" pattern). */

@@ -57,6 +57,7 @@ struct store_s {
   /* Written by the storage thread before it signals that open finished,
    * read by the loop after store_open() saw that under mu. */
   storage_info_t info;
+  bool has_callbacks; /* set at open, read-only after: the backend keeps completion notices */
 
   /* Storage thread only: while unwritable, when the next probe may run,
    * and when the backend's housekeeping is due next (uv_hrtime() ns). */
@@ -117,6 +118,22 @@ static list_t *store_run_inserts(store_t *s, list_t *first, const list_t *jobs) 
   return l;
 }
 
+/* The completion notices' jobs; -ENOTSUP where the backend keeps none. */
+static void store_run_callback_job(storage_backend_t *b, store_job_t *j) {
+  if (b->ops->callback_due == NULL) {
+    j->result = -ENOTSUP;
+    return;
+  }
+  if (j->op == STORE_CALLBACK_DUE) {
+    j->result = b->ops->callback_due(b, j->now, j->callback.body_cap, j->limit, j->callback.rows);
+    j->nrows = j->result > 0 ? j->result : 0;
+  } else {
+    j->result = b->ops->callback_finish(b, j->callback.seq, j->now, j->callback.state,
+                                        j->callback.next_at, j->callback.error);
+  }
+  j->callback.next_due = j->result >= 0 ? b->ops->callback_next_due(b) : 0;
+}
+
 /* Any job but an insert, which goes in a run (store_run_inserts()). */
 static void store_run_job(store_t *s, store_job_t *j) {
   storage_backend_t *b = s->db;
@@ -164,6 +181,10 @@ static void store_run_job(store_t *s, store_job_t *j) {
     j->result = b->ops->flows(b, j->flows, j->limit);
     j->nflows = j->result > 0 ? j->result : 0;
     break;
+  case STORE_CALLBACK_DUE:
+  case STORE_CALLBACK_FINISH:
+    store_run_callback_job(b, j);
+    break;
   }
 }
 
@@ -176,6 +197,11 @@ static void store_undo_outputs(store_job_t *j) {
   }
   if (j->op == STORE_FLOWS)
     j->nflows = 0; /* nothing owned: only what it said is taken back */
+  if (j->op == STORE_CALLBACK_DUE) {
+    for (int i = 0; i < j->nrows; i++)
+      storage_callback_free(&j->callback.rows[i]);
+    j->nrows = 0;
+  }
 }
 
 /* Whether losing this job's effect to a power cut would break a promise.
@@ -189,7 +215,9 @@ static bool store_job_needs_disk(const store_job_t *j) {
   case STORE_CANCEL:
   case STORE_RETRY_NOW:
   case STORE_FINISH:
+  case STORE_CALLBACK_FINISH: /* a delivered notice must not be sent again */
     return true;
+  case STORE_CALLBACK_DUE:
   case STORE_PURGE: /* its slices commit on their own, without a sync */
   case STORE_FIND_IDEMPOTENT:
   case STORE_GET:
@@ -414,6 +442,7 @@ static void store_thread_main(void *arg) {
   s->opened = true;
   if (rc == 0) {
     s->info = s->db->info;
+    s->has_callbacks = s->db->ops->callback_due != NULL;
     if (s->db->ops->housekeep == NULL)
       s->info.housekeep_ms = 0;
     s->housekeep_at = uv_hrtime() + (uint64_t)s->info.housekeep_ms * 1000000u;
@@ -610,6 +639,8 @@ int64_t store_converted_ms(const store_t *s) { return s->info.converted_ms; }
 int64_t store_poll_ms(const store_t *s) { return s->info.poll_ms; }
 
 const char *store_replica(const store_t *s) { return s->info.replica; }
+
+bool store_has_callbacks(const store_t *s) { return s->has_callbacks; }
 
 bool store_writable(const store_t *s) {
   return atomic_load_explicit(&s->writable, memory_order_acquire);

@@ -54,6 +54,8 @@ typedef enum {
   STORE_COUNTS,          /* counts out */
   STORE_LIST,            /* state, after_seq, limit in; rows, nrows, last_seq out */
   STORE_FLOWS,           /* flows, limit in; flows[0..nflows) out (storage_backend.h, flows()) */
+  STORE_CALLBACK_DUE,    /* limit, callback.body_cap in; callback.rows[0..nrows) out */
+  STORE_CALLBACK_FINISH, /* callback.seq, state, next_at, error in */
 } store_op_t;
 
 struct store_job_s {
@@ -94,6 +96,18 @@ struct store_job_s {
   bool more;
 
   queue_counts_t counts;
+
+  /* Completion notices (storage_backend.h, callback_due/finish). -ENOTSUP
+   * when the backend keeps none. */
+  struct {
+    storage_callback_t *rows; /* caller-allocated, limit entries */
+    size_t body_cap;
+    int64_t seq;
+    callback_state_t state;
+    int64_t next_at;
+    const char *error; /* the caller keeps it valid until cb */
+    int64_t next_due;  /* filled after every callback job: the next pending notice (0: none) */
+  } callback;
 
   int state;
   int64_t after_seq;
@@ -146,6 +160,8 @@ int64_t store_poll_ms(const store_t *s);
 /* This process's name among a shared queue's replicas ("" when the
  * backend is not shared; storage_info_t.replica). */
 const char *store_replica(const store_t *s);
+/* Whether the backend keeps completion notices (storage_backend.h). */
+bool store_has_callbacks(const store_t *s);
 /* Whether the last durable write tried reached the disk: false after any
  * failed commit, true again only after a commit that synced what it wrote
  * (a client's, or the store's own probe, tried once per probe interval

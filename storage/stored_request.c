@@ -27,5 +27,16 @@ void stored_request_free(stored_request_t *r) {
   free(r->response_headers);
   free(r->response_body);
   free(r->flow);
+  free(r->callback_url);
   memset(r, 0, sizeof(*r));
+}
+
+void storage_callback_free(storage_callback_t *c) {
+  free(c->url);
+  free(c->method);
+  free(c->target);
+  free(c->last_error);
+  free(c->response_headers);
+  free(c->response_body);
+  memset(c, 0, sizeof(*c));
 }

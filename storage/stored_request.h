@@ -77,6 +77,11 @@ typedef struct {
    * STORAGE_FLOW_MAX - 1 bytes (a longer one is -EINVAL). Never NULL in a
    * row a backend returns. */
   char *flow;
+  /* Where a notice goes when the request ends (Retryd-Callback, or
+   * --callback-url); NULL: none. Owned. Stored on insert only: the backend
+   * queues the notice (storage_callback_t) in the transaction that ends
+   * the row, so no ending is ever without its notice. */
+  char *callback_url;
 } stored_request_t;
 
 void stored_request_free(stored_request_t *r);
@@ -104,10 +109,49 @@ typedef struct {
   size_t response_body_len;
 } attempt_outcome_t;
 
+/* A completion notice's states (storage_callback_t.state). */
+typedef enum {
+  CALLBACK_PENDING = 0,
+  CALLBACK_DELIVERED = 1,
+  CALLBACK_FAILED = 2, /* given up */
+} callback_state_t;
+
+#define CALLBACK_NSTATES 3
+
+/* One completion notice due for delivery, with what it tells of its
+ * request: queued by the backend in the transaction that ended the
+ * request. The request's fields are a snapshot taken at its end; its
+ * method, target and answer are read at delivery (NULL once the request
+ * was purged). Strings owned; storage_callback_free() frees them. */
+typedef struct {
+  int64_t seq; /* the notice's own number: stable, part of its webhook-id */
+  char request_id[40];
+  char *url;
+  rq_state_t request_state;
+  int64_t attempts;
+  int final_status; /* 0: none */
+  int64_t sends;    /* delivery attempts so far */
+  int64_t created_at;
+  char *method;
+  char *target;
+  char *last_error;
+  int response_status;
+  char *response_headers;
+  size_t response_headers_len;
+  /* The answer's body when it is at most the cap the caller asked for
+   * (body_cap), else NULL with body_len its full size. */
+  char *response_body;
+  size_t response_body_len;
+  bool has_answer; /* an answer is stored (response_status set) */
+} storage_callback_t;
+
+void storage_callback_free(storage_callback_t *c);
+
 typedef struct {
   int64_t count[RQ_NSTATES];
   int64_t oldest_queued_at; /* 0: none */
   int64_t next_attempt_at;  /* 0: none */
+  int64_t callbacks[CALLBACK_NSTATES]; /* notices by state (0 where unsupported) */
 } queue_counts_t;
 
 #endif

@@ -191,6 +191,11 @@ int stats_report_json(buf_t *out, const stats_report_in_t *in) {
   if (rc == 0)
     rc = request_json_time(out, q->next_attempt_at);
   if (rc == 0)
+    rc = buf_printf(out, "},\"callbacks\":{\"pending\":%lld,\"delivered\":%lld,\"failed\":%lld",
+                    (long long)q->callbacks[CALLBACK_PENDING],
+                    (long long)q->callbacks[CALLBACK_DELIVERED],
+                    (long long)q->callbacks[CALLBACK_FAILED]);
+  if (rc == 0)
     rc = buf_printf(out,
                     "},\"totals\":{\"requests\":%llu,\"forwarded\":%llu,\"stored\":%llu,"
                     "\"retries\":%llu,\"recovered\":%llu,\"dead\":%llu,\"rejected\":%llu,"
@@ -316,6 +321,13 @@ int stats_report_prometheus(buf_t *out, const stats_report_in_t *in) {
   for (int i = 0; rc == 0 && i < RQ_NSTATES; i++)
     rc = buf_printf(out, "retryd_queue_requests{state=\"%s\"} %lld\n", rq_state_name((rq_state_t)i),
                     (long long)q->count[i]);
+  if (rc == 0)
+    rc = prom_head(out, "retryd_callbacks", "gauge",
+                   "Completion notices by state: pending, delivered, failed (given up).");
+  static const char *const cb_states[CALLBACK_NSTATES] = {"pending", "delivered", "failed"};
+  for (int i = 0; rc == 0 && i < CALLBACK_NSTATES; i++)
+    rc = buf_printf(out, "retryd_callbacks{state=\"%s\"} %lld\n", cb_states[i],
+                    (long long)q->callbacks[i]);
   if (rc == 0)
     rc = prom_head(out, "retryd_oldest_queued_age_seconds", "gauge",
                    "Age of the oldest queued request (0 when none).");

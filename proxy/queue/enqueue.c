@@ -6,6 +6,7 @@
 
 #include "proxy/queue/accepted.h"
 #include "proxy/app.h"
+#include "proxy/callback/callback_request.h"
 #include "proxy/queue/conn_job.h"
 #include "proxy/queue/hold.h"
 #include "proxy/queue/prefer.h"
@@ -83,6 +84,8 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
     rq->body = req->body.data ? buf_steal(&req->body) : strdup("");
   }
   rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
+  const char *callback = callback_request_url(app, req);
+  rq->callback_url = dup_or_null(callback);
   rq->attempts = how->attempts;
   rq->created_at = arrived;
   rq->updated_at = now;
@@ -98,7 +101,7 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
   if (dead)
     rq->next_attempt_at = 0;
   if (rq->method == NULL || rq->flow == NULL || rq->target == NULL || rq->headers == NULL ||
-      (req->has_body && rq->body == NULL)) {
+      (req->has_body && rq->body == NULL) || (callback != NULL && rq->callback_url == NULL)) {
     stored_request_free(rq);
     free(in);
     free(cj);

@@ -4,6 +4,10 @@
 #include <sqlite3.h>
 #include <stdio.h>
 
+/* The notice a request's end queues (schema step 4). */
+#define NOTICE_VALUES                                                                              \
+  "(request_id, url, request_state, attempts, final_status, created_at, next_attempt_at, updated_at) VALUES (NEW.id, NEW.callback_url, NEW.state, NEW.attempts, coalesce(NEW.response_status, NEW.last_status), NEW.updated_at, NEW.updated_at, NEW.updated_at)"
+
 /* Each step takes the schema from version i to i + 1. Never edit a step
  * that has shipped: add one. */
 static const char *const schema_steps[] = {
@@ -59,6 +63,37 @@ static const char *const schema_steps[] = {
     "ALTER TABLE requests ADD COLUMN flow TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX requests_flow_due ON requests(flow, next_attempt_at, seq) WHERE state "
     "= " SQL_QUEUED ";",
+    /* 4: completion callbacks (issue 14). A request may name where a notice
+     * goes when it ends; the notice is a row of its own, queued by a
+     * trigger in the very statement that ends the request, so whatever
+     * ends it (an attempt, --max-age, a cancel, or an insert already dead)
+     * commits the notice with it and a crash loses neither. A notice keeps
+     * a snapshot of how its request ended: a dead request retried by hand
+     * ends again later with a notice of its own. */
+    "ALTER TABLE requests ADD COLUMN callback_url TEXT;"
+    "CREATE TABLE callbacks ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  request_id TEXT NOT NULL,"
+    "  url TEXT NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  request_state INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL,"
+    "  final_status INTEGER,"
+    "  sends INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  next_attempt_at INTEGER,"
+    "  updated_at INTEGER NOT NULL,"
+    "  last_error TEXT"
+    ");"
+    "CREATE INDEX callbacks_due ON callbacks(next_attempt_at, seq) WHERE state = 0;"
+    "CREATE INDEX callbacks_finished ON callbacks(updated_at) WHERE state > 0;"
+    "CREATE TRIGGER requests_ended_notice AFTER UPDATE OF state ON requests"
+    "  WHEN NEW.callback_url IS NOT NULL AND NEW.state >= " SQL_FIRST_FINISHED
+    "  AND OLD.state < " SQL_FIRST_FINISHED
+    "  BEGIN INSERT INTO callbacks " NOTICE_VALUES "; END;"
+    "CREATE TRIGGER requests_stored_ended_notice AFTER INSERT ON requests"
+    "  WHEN NEW.callback_url IS NOT NULL AND NEW.state >= " SQL_FIRST_FINISHED
+    "  BEGIN INSERT INTO callbacks " NOTICE_VALUES "; END;",
 };
 
 _Static_assert(sizeof(schema_steps) / sizeof(schema_steps[0]) == SCHEMA_VERSION,

@@ -15,7 +15,7 @@
 typedef struct sqlite3 sqlite3;
 
 #define SCHEMA_APPLICATION_ID 0x72747279 /* "rtry" */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* The states as the file stores them, for SQL text (the partial indexes
  * and the statements that use them must spell them alike). The numbers are

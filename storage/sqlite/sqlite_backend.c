@@ -6,8 +6,10 @@
 #include "storage/storage_backend.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "storage/sqlite/sqlite_callbacks.h"
 #include "storage/sqlite/sqlite_queue.h"
 
 /* The share of the file's pages a purge leaves free (sqlite_free_excess()). */
@@ -16,13 +18,17 @@
 typedef struct {
   storage_backend_t super;
   sqlite_queue_t *q;
+  sqlite_callbacks_t *cb; /* the completion notices, on q's connection */
   bool durable;           /* the open transaction's */
   int64_t pages_at_begin; /* WAL pages written before it */
 } sqlite_backend_t;
 
 static sqlite_queue_t *Q(storage_backend_t *b) { return ((sqlite_backend_t *)b)->q; }
 
+static sqlite_callbacks_t *CB(storage_backend_t *b) { return ((sqlite_backend_t *)b)->cb; }
+
 static void sqlite_backend_close(storage_backend_t *b) {
+  sqlite_callbacks_close(CB(b));
   sqlite_queue_close(Q(b));
   free(b);
 }
@@ -99,8 +105,13 @@ static int sqlite_backend_finish(storage_backend_t *b, const char *id, int64_t n
   return sqlite_queue_finish(Q(b), id, now, o);
 }
 
+/* Old delivered or given-up notices go with the rows of the same age. */
 static int64_t sqlite_backend_purge(storage_backend_t *b, int64_t cutoff, int64_t limit) {
-  return sqlite_queue_purge(Q(b), cutoff, limit);
+  int64_t n = sqlite_queue_purge(Q(b), cutoff, limit);
+  if (n < 0 || n >= limit)
+    return n;
+  int64_t notices = sqlite_callbacks_purge(CB(b), cutoff, limit - n);
+  return notices < 0 ? notices : n + notices;
 }
 
 /* Free pages beyond the quarter of the file that is kept free (or an
@@ -145,7 +156,23 @@ static void sqlite_backend_purge_finished(storage_backend_t *b) {
 }
 
 static int sqlite_backend_counts(storage_backend_t *b, queue_counts_t *out) {
-  return sqlite_queue_counts(Q(b), out);
+  int rc = sqlite_queue_counts(Q(b), out);
+  return rc != 0 ? rc : sqlite_callbacks_count(CB(b), out->callbacks);
+}
+
+static int sqlite_backend_callback_due(storage_backend_t *b, int64_t now, size_t body_cap,
+                                       size_t limit, storage_callback_t *out) {
+  return sqlite_callbacks_due(CB(b), now, body_cap, limit, out);
+}
+
+static int sqlite_backend_callback_finish(storage_backend_t *b, int64_t seq, int64_t now,
+                                          callback_state_t state, int64_t next_at,
+                                          const char *error) {
+  return sqlite_callbacks_finish(CB(b), seq, now, state, next_at, error);
+}
+
+static int64_t sqlite_backend_callback_next_due(storage_backend_t *b) {
+  return sqlite_callbacks_next_due(CB(b));
 }
 
 static int sqlite_backend_list(storage_backend_t *b, int state, int64_t after_seq, size_t limit,
@@ -191,6 +218,9 @@ static const storage_backend_ops_t sqlite_backend_ops = {
     .next_due = sqlite_backend_next_due,
     .flow_next_due = sqlite_backend_flow_next_due,
     .unfinished = sqlite_backend_unfinished,
+    .callback_due = sqlite_backend_callback_due,
+    .callback_finish = sqlite_backend_callback_finish,
+    .callback_next_due = sqlite_backend_callback_next_due,
 };
 
 int sqlite_backend_open(storage_backend_t **out, const char *path, const storage_params_t *params,
@@ -203,6 +233,13 @@ int sqlite_backend_open(storage_backend_t **out, const char *path, const storage
   if (rc != 0) {
     free(sb);
     return rc;
+  }
+  sb->cb = sqlite_callbacks_open(sqlite_queue_handle(sb->q));
+  if (sb->cb == NULL) {
+    snprintf(err, errlen, "cannot prepare the callbacks' statements");
+    sqlite_queue_close(sb->q);
+    free(sb);
+    return -ENOMEM;
   }
   sb->super.ops = &sqlite_backend_ops;
   sb->super.info.recovered = sqlite_queue_recovered(sb->q);

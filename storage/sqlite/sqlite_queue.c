@@ -58,7 +58,8 @@ enum {
 static const char *const statement_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO requests (id, state, method, target, headers, body, "
                   "idempotency_key, attempts, created_at, next_attempt_at, updated_at, "
-                  "last_status, last_error, flow) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  "last_status, last_error, flow, callback_url) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_FIND_IDEM] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE idempotency_key = ? AND "
                      "method = ? AND target = ? AND state IN (" SQL_QUEUED ", " SQL_INFLIGHT ")",
     [ST_GET_FULL] = "SELECT " ROW_COLUMNS " FROM requests WHERE id = ?",
@@ -524,6 +525,7 @@ int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_req
     sqlite3_bind_int(st, 12, r->last_status);
   bind_text_or_null(st, 13, r->last_error);
   sqlite3_bind_text(st, 14, flow, -1, SQLITE_STATIC);
+  bind_text_or_null(st, 15, r->callback_url);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_DONE) {
