@@ -69,7 +69,7 @@ typedef struct {
   size_t max_header_bytes;          /* request line plus headers: 431 past it */
   size_t max_response_header_bytes; /* upstream answer's head: 502 past it */
   size_t write_high_water;          /* bytes queued to a client before the upstream is paused */
-  size_t callback_body_max;         /* a final answer's body this size or less rides in its notice */
+  size_t callback_body_max; /* a final answer's body this size or less rides in its notice */
 } config_t;
 
 void config_defaults(config_t *cfg);

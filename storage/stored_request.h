@@ -149,8 +149,8 @@ void storage_callback_free(storage_callback_t *c);
 
 typedef struct {
   int64_t count[RQ_NSTATES];
-  int64_t oldest_queued_at; /* 0: none */
-  int64_t next_attempt_at;  /* 0: none */
+  int64_t oldest_queued_at;            /* 0: none */
+  int64_t next_attempt_at;             /* 0: none */
   int64_t callbacks[CALLBACK_NSTATES]; /* notices by state (0 where unsupported) */
 } queue_counts_t;
 

@@ -30,14 +30,14 @@ typedef struct callback_send_s callback_send_t;
 struct callback_delivery_s {
   app_t *app;
   uv_timer_t tick;
-  store_job_t due;             /* the round's read */
+  store_job_t due; /* the round's read */
   storage_callback_t rows[CALLBACK_BATCH];
   callback_send_t *sends[CALLBACK_BATCH];
-  int busy;                    /* notices of the round not yet recorded */
-  bool reading;                /* the round's read is with the store */
+  int busy;     /* notices of the round not yet recorded */
+  bool reading; /* the round's read is with the store */
   bool stopping;
   bool tick_closed;
-  int live;                    /* sends not yet freed */
+  int live; /* sends not yet freed */
   callback_key_t key;
   bool signed_notices;
 };
@@ -190,8 +190,8 @@ static int callback_body_cb(void *ctx, const char *data, size_t len) {
 static void callback_done_cb(void *ctx, upstream_result_t result, const char *error) {
   callback_send_t *s = ctx;
   s->xfer = NULL;
-  bool ok = result == UPSTREAM_DONE && s->head.complete && s->head.status >= 200 &&
-            s->head.status < 300;
+  bool ok =
+      result == UPSTREAM_DONE && s->head.complete && s->head.status >= 200 && s->head.status < 300;
   if (!ok) {
     if (result == UPSTREAM_DONE)
       snprintf(s->error, sizeof(s->error), "the receiver answered %d", s->head.status);

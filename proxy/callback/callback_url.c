@@ -166,8 +166,9 @@ int callback_url_check_config(const char *allow, const char *url, const char *se
   }
   callback_key_t key;
   if (secret[0] != '\0' && callback_key_parse(secret, &key) != 0) {
-    snprintf(err, errlen, "--callback-secret: a whsec_ secret must be valid base64 after whsec_ "
-                          "(at most 64 bytes of key)");
+    snprintf(err, errlen,
+             "--callback-secret: a whsec_ secret must be valid base64 after whsec_ "
+             "(at most 64 bytes of key)");
     return -1;
   }
   return 0;

@@ -6,7 +6,10 @@
 
 /* The notice a request's end queues (schema step 4). */
 #define NOTICE_VALUES                                                                              \
-  "(request_id, url, request_state, attempts, final_status, created_at, next_attempt_at, updated_at) VALUES (NEW.id, NEW.callback_url, NEW.state, NEW.attempts, coalesce(NEW.response_status, NEW.last_status), NEW.updated_at, NEW.updated_at, NEW.updated_at)"
+  "(request_id, url, request_state, attempts, final_status, created_at, next_attempt_at, "         \
+  "updated_at) VALUES (NEW.id, NEW.callback_url, NEW.state, NEW.attempts, "                        \
+  "coalesce(NEW.response_status, NEW.last_status), NEW.updated_at, NEW.updated_at, "               \
+  "NEW.updated_at)"
 
 /* Each step takes the schema from version i to i + 1. Never edit a step
  * that has shipped: add one. */
@@ -89,8 +92,7 @@ static const char *const schema_steps[] = {
     "CREATE INDEX callbacks_finished ON callbacks(updated_at) WHERE state > 0;"
     "CREATE TRIGGER requests_ended_notice AFTER UPDATE OF state ON requests"
     "  WHEN NEW.callback_url IS NOT NULL AND NEW.state >= " SQL_FIRST_FINISHED
-    "  AND OLD.state < " SQL_FIRST_FINISHED
-    "  BEGIN INSERT INTO callbacks " NOTICE_VALUES "; END;"
+    "  AND OLD.state < " SQL_FIRST_FINISHED "  BEGIN INSERT INTO callbacks " NOTICE_VALUES "; END;"
     "CREATE TRIGGER requests_stored_ended_notice AFTER INSERT ON requests"
     "  WHEN NEW.callback_url IS NOT NULL AND NEW.state >= " SQL_FIRST_FINISHED
     "  BEGIN INSERT INTO callbacks " NOTICE_VALUES "; END;",

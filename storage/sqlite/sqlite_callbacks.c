@@ -53,8 +53,8 @@ sqlite_callbacks_t *sqlite_callbacks_open(sqlite3 *db) {
   if (c == NULL)
     return NULL;
   for (int i = 0; i < CB_NSTMT; i++) {
-    if (sqlite3_prepare_v3(db, callbacks_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(db, callbacks_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i], NULL) !=
+        SQLITE_OK) {
       sqlite_callbacks_close(c);
       return NULL;
     }
@@ -152,8 +152,8 @@ int sqlite_callbacks_due(sqlite_callbacks_t *c, int64_t now, size_t body_cap, si
   return n;
 }
 
-int sqlite_callbacks_finish(sqlite_callbacks_t *c, int64_t seq, int64_t now,
-                            callback_state_t state, int64_t next_at, const char *error) {
+int sqlite_callbacks_finish(sqlite_callbacks_t *c, int64_t seq, int64_t now, callback_state_t state,
+                            int64_t next_at, const char *error) {
   sqlite3_stmt *st = callbacks_stmt(c, CB_FINISH);
   sqlite3_bind_int64(st, 1, seq);
   sqlite3_bind_int(st, 2, (int)state);

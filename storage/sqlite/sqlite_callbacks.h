@@ -24,8 +24,8 @@ void sqlite_callbacks_close(sqlite_callbacks_t *c);
 
 int sqlite_callbacks_due(sqlite_callbacks_t *c, int64_t now, size_t body_cap, size_t limit,
                          storage_callback_t *out);
-int sqlite_callbacks_finish(sqlite_callbacks_t *c, int64_t seq, int64_t now,
-                            callback_state_t state, int64_t next_at, const char *error);
+int sqlite_callbacks_finish(sqlite_callbacks_t *c, int64_t seq, int64_t now, callback_state_t state,
+                            int64_t next_at, const char *error);
 int64_t sqlite_callbacks_next_due(sqlite_callbacks_t *c);
 /* Fills counts[CALLBACK_NSTATES]. */
 int sqlite_callbacks_count(sqlite_callbacks_t *c, int64_t *counts);
