@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -271,6 +272,54 @@ class CallbackOriginTest(CallbackCase):
                                capture_output=True, timeout=10)
             self.assertEqual(p.returncode, 2, (args, p.stderr))
             self.assertIn(b"--callback-", p.stderr)
+
+
+def readme_receiver():
+    """The README's receiver example, run as the user would paste it."""
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("### Completion callbacks", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    ns = {"__name__": "readme_receiver"}
+    exec(compile(code, "README.md", "exec"), ns)
+    return ns
+
+
+class CallbackReadmeTest(CallbackCase):
+
+    def test_the_readme_receiver_accepts_a_notice_and_refuses_a_forgery(self):
+        ns = readme_receiver()
+        self.assertEqual(ns["SECRET"], SECRET)
+        got = []
+
+        class Recording(ns["Receiver"]):
+            def log_message(self, *a):
+                pass
+
+            def send_response(self, code, message=None):
+                got.append(code)
+                super().send_response(code, message)
+
+        server = ns["HTTPServer"](("127.0.0.1", 0), Recording)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        url = "http://127.0.0.1:%d/hooks/retryd" % server.server_address[1]
+        up = self.start_upstream()
+        up.push(Response(507), Response(200))
+        # Signed with another key: the receiver refuses it (400), and retryd
+        # keeps the notice pending.
+        rd = self.start_retryd(up, "--retry-interval", "300ms", "--callback-secret", "wrong")
+        self.store(rd, [("Retryd-Callback", url)])
+        wait_until(lambda: 400 in got, what="a forged notice refused")
+        self.assertEqual(stats(rd)["callbacks"]["delivered"], 0)
+        up.push(Response(507), Response(200))
+        rd2 = self.start_retryd(up, *self.ARGS)
+        self.store(rd2, [("Retryd-Callback", url)])
+        wait_until(lambda: 204 in got, what="a notice accepted")
+        wait_until(lambda: stats(rd2)["callbacks"]["delivered"] == 1, what="delivered")
 
 
 class CallbackTlsTest(CallbackCase):
