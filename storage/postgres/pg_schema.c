@@ -107,6 +107,44 @@ static const char *const pg_schema_steps[] = {
     "ALTER TABLE retryd_requests ADD COLUMN flow text NOT NULL DEFAULT '';"
     "CREATE INDEX retryd_requests_flow_due ON retryd_requests (flow, next_attempt_at, seq)"
     "  WHERE state = 0;",
+    /* 5: completion callbacks (issue 14), as SQLite's step 4: a request may
+     * name where a notice goes when it ends, and a trigger queues the
+     * notice in the statement that ends the request, whichever replica
+     * ends it and however (an attempt, --max-age, a cancel, an insert
+     * already dead), so the notice commits with the end or not at all.
+     * The triggers' WHEN keeps the plpgsql call off every other row.
+     * Self-contained: depends on no step after 4. */
+    "ALTER TABLE retryd_requests ADD COLUMN callback_url text;"
+    "CREATE TABLE retryd_callbacks ("
+    "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  request_id text NOT NULL,"
+    "  url text NOT NULL,"
+    "  state smallint NOT NULL DEFAULT 0,"
+    "  request_state smallint NOT NULL,"
+    "  attempts bigint NOT NULL,"
+    "  final_status integer,"
+    "  sends bigint NOT NULL DEFAULT 0,"
+    "  created_at bigint NOT NULL,"
+    "  next_attempt_at bigint,"
+    "  updated_at bigint NOT NULL,"
+    "  last_error text);"
+    "CREATE INDEX retryd_callbacks_due ON retryd_callbacks (next_attempt_at, seq) WHERE state = 0;"
+    "CREATE INDEX retryd_callbacks_finished ON retryd_callbacks (updated_at) WHERE state > 0;"
+    "CREATE FUNCTION retryd_callback_queue() RETURNS trigger LANGUAGE plpgsql AS $$"
+    "  BEGIN"
+    "    INSERT INTO retryd_callbacks (request_id, url, request_state, attempts, final_status,"
+    "      created_at, next_attempt_at, updated_at)"
+    "    VALUES (NEW.id, NEW.callback_url, NEW.state, NEW.attempts,"
+    "      coalesce(NEW.response_status, NEW.last_status), NEW.updated_at, NEW.updated_at,"
+    "      NEW.updated_at);"
+    "    RETURN NULL;"
+    "  END $$;"
+    "CREATE TRIGGER retryd_callback_ended AFTER UPDATE OF state ON retryd_requests"
+    "  FOR EACH ROW WHEN (NEW.callback_url IS NOT NULL AND NEW.state >= 2 AND OLD.state < 2)"
+    "  EXECUTE FUNCTION retryd_callback_queue();"
+    "CREATE TRIGGER retryd_callback_stored_ended AFTER INSERT ON retryd_requests"
+    "  FOR EACH ROW WHEN (NEW.callback_url IS NOT NULL AND NEW.state >= 2)"
+    "  EXECUTE FUNCTION retryd_callback_queue();",
 };
 
 #define PG_NSTEPS (int)(sizeof(pg_schema_steps) / sizeof(pg_schema_steps[0]))

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "storage/postgres/pg_array.h"
+#include "storage/postgres/pg_callbacks.h"
 #include "storage/postgres/pg_conn.h"
 #include "storage/postgres/pg_listen.h"
 #include "storage/postgres/pg_schema.h"
@@ -71,7 +72,7 @@
 
 #define PG_INSERT_COLUMNS                                                                          \
   "id, state, method, target, headers, body, idempotency_key, attempts, created_at, "              \
-  "next_attempt_at, updated_at, last_status, last_error, flow"
+  "next_attempt_at, updated_at, last_status, last_error, flow, callback_url"
 
 #define PG_ROW                                                                                     \
   "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
@@ -88,7 +89,7 @@ static const struct {
   const char *sql;
 } pg_statements[] = {
     {"insert", "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
                "ON CONFLICT DO NOTHING RETURNING r.seq"},
     /* insert()'s rows, many at once: one array per column. The rows go in
      * in the arrays' order, so that of two with the same key the first is
@@ -101,7 +102,8 @@ static const struct {
      "SELECT unnest($1::text[]), unnest($2::int2[]), unnest($3::text[]), unnest($4::bytea[]), "
      "unnest($5::bytea[]), unnest($6::bytea[]), unnest($7::bytea[]), unnest($8::int8[]), "
      "unnest($9::int8[]), unnest($10::int8[]), unnest($11::int8[]), unnest($12::int4[]), "
-     "unnest($13::text[]), unnest($14::text[]) ON CONFLICT DO NOTHING RETURNING r.id"},
+     "unnest($13::text[]), unnest($14::text[]), unnest($15::text[]) "
+     "ON CONFLICT DO NOTHING RETURNING r.id"},
     {"find", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
              "method = $2 AND target = $3 AND state IN (0, 1)"},
     {"get_full", "SELECT " PG_ROW " FROM retryd_requests r WHERE id = $1"},
@@ -336,6 +338,8 @@ static int pg_on_session(pg_conn_t *c, void *arg) {
   int rc = pg_conn_exec(c, sql);
   for (size_t i = 0; i < PG_NSTATEMENTS && rc == 0; i++)
     rc = pg_conn_prepare(c, pg_statements[i].name, pg_statements[i].sql);
+  if (rc == 0)
+    rc = pg_callbacks_prepare(c);
   return rc;
 }
 
@@ -615,6 +619,7 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
   p_int_or_null(&p, r->last_status);
   p_text(&p, r->last_error);
   p_text(&p, pg_flow_of(r));
+  p_text(&p, r->callback_url);
   pg_result_t *res;
   int rc = pg_run(pb, "insert", &p, &res);
   if (rc != 0)
@@ -629,11 +634,12 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
 
 /* The parameters of "insert_many": one array per column, as "insert"
  * takes the row's fields. */
-enum { PG_MANY_COLUMNS = 14 };
+enum { PG_MANY_COLUMNS = 15 };
 
 static const uint32_t pg_many_oids[PG_MANY_COLUMNS] = {
-    PG_OID_TEXT, PG_OID_INT2, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA,
-    PG_OID_INT8, PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT,  PG_OID_TEXT,
+    PG_OID_TEXT,  PG_OID_INT2,  PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA,
+    PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT8,
+    PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT, PG_OID_TEXT,  PG_OID_TEXT,
 };
 
 static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
@@ -657,6 +663,7 @@ static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
     pg_array_add(&col[11], NULL, 0);
   pg_array_add_str(&col[12], r->last_error);
   pg_array_add_str(&col[13], pg_flow_of(r));
+  pg_array_add_str(&col[14], r->callback_url);
 }
 
 /* Marks in stored[] the row whose id the statement returned. Rows come
@@ -977,7 +984,12 @@ static int64_t pg_purge(storage_backend_t *b, int64_t cutoff, int64_t limit) {
   pg_params_t p = {.n = 0};
   p_int(&p, cutoff);
   p_int(&p, limit);
-  return pg_change(pb, "purge", &p);
+  int64_t n = pg_change(pb, "purge", &p);
+  if (n < 0 || n >= limit)
+    return n;
+  /* Old delivered or given-up notices go with the rows of the same age. */
+  int64_t notices = pg_callbacks_purge(pb->c, cutoff, limit - n);
+  return notices < 0 ? notices : n + notices;
 }
 
 /* PostgreSQL's autovacuum reuses and returns the space: nothing to do. */
@@ -1040,7 +1052,7 @@ static int pg_counts(storage_backend_t *b, queue_counts_t *out) {
   if (next < 0)
     return (int)next;
   out->next_attempt_at = next;
-  return 0;
+  return pg_callbacks_count(pb->c, out->callbacks);
 }
 
 static int pg_list(storage_backend_t *b, int state, int64_t after_seq, size_t limit,
@@ -1100,6 +1112,24 @@ static void pg_housekeep(storage_backend_t *b) {
   (void)pg_change(pb, "renew", &p);
 }
 
+/* A notice read for delivery is leased for --claim-lease: another replica
+ * (or this one after a crash) sends it again only once that ran out. */
+static int pg_callback_due(storage_backend_t *b, int64_t now, size_t body_cap, size_t limit,
+                           storage_callback_t *out) {
+  pg_backend_t *pb = PG(b);
+  return pg_callbacks_due(pb->c, now, now + pb->lease_ms, body_cap, limit, out);
+}
+
+static int pg_callback_finish(storage_backend_t *b, int64_t seq, int64_t now,
+                              callback_state_t state, int64_t next_at, const char *error) {
+  PG(b)->wrote = true;
+  return pg_callbacks_finish(PG(b)->c, seq, now, state, next_at, error);
+}
+
+static int64_t pg_callback_next_due(storage_backend_t *b) {
+  return pg_callbacks_next_due(PG(b)->c);
+}
+
 static void pg_close(storage_backend_t *b) {
   pg_backend_t *pb = PG(b);
   pg_listen_stop(pb->listen);
@@ -1133,6 +1163,9 @@ static const storage_backend_ops_t pg_ops = {
     .flow_next_due = pg_flow_next_due,
     .unfinished = pg_unfinished,
     .housekeep = pg_housekeep,
+    .callback_due = pg_callback_due,
+    .callback_finish = pg_callback_finish,
+    .callback_next_due = pg_callback_next_due,
 };
 
 int postgres_backend_open(storage_backend_t **out, const char *url, const storage_params_t *params,
