@@ -286,7 +286,12 @@ static void callback_send(callback_delivery_t *d, int slot) {
   d->sends[slot] = s;
   d->live++;
   const config_t *cfg = d->app->cfg;
-  buf_init(&s->body, cfg->callback_body_max * 4 / 3 + cfg->max_response_header_bytes * 6 + 65536);
+  /* The notice's worst case: the answer's body, its fields and the
+   * request's target, each JSON-escaped at six bytes a byte (a control
+   * character becomes \u00XX), and the fixed words around them. */
+  buf_init(&s->body,
+           6 * (cfg->callback_body_max + cfg->max_response_header_bytes + cfg->max_header_bytes) +
+               CALLBACK_HEAD_MAX);
   buf_init(&s->fields, CALLBACK_HEAD_MAX);
   response_head_init(&s->head, cfg->max_response_header_bytes);
   deadline_init(d->app->loop, &s->timer, callback_timeout_cb, s);

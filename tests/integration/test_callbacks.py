@@ -162,6 +162,17 @@ class CallbackNoticeTest(CallbackCase):
         r = control_get(rd.port, "/_retryd/requests/%s/response" % rid)
         self.assertEqual(r.body, big)
 
+    def test_answer_full_of_control_characters_still_fits(self):
+        # Each \x01 is escaped as \u0001: six bytes in the notice for one.
+        up = self.start_upstream()
+        body = b"\x01" * (64 * 1024)
+        up.push(Response(507), Response(200, body=body))
+        rx = self.receiver()
+        rd = self.start_retryd(up, *self.ARGS)
+        self.store(rd, [("Retryd-Callback", self.hook(rx))])
+        resp = verify(rx.wait_for_requests(1, timeout=10)[0])["data"]["response"]
+        self.assertEqual(resp["body"].encode(), body)
+
     def test_binary_answer_goes_as_base64(self):
         up = self.start_upstream()
         blob = bytes(range(256))
@@ -225,6 +236,27 @@ class CallbackRetryTest(CallbackCase):
         rd2 = self.start_retryd(up, *self.ARGS, db=db, tmpdir=tmp)
         got = rx.wait_for_requests(1, timeout=10)[0]
         self.assertEqual(verify(got)["data"]["id"], rid)
+        wait_until(lambda: stats(rd2)["callbacks"]["delivered"] == 1, what="delivered")
+
+    def test_stop_while_a_notice_is_in_flight_sends_it_again_after_restart(self):
+        up = self.start_upstream()
+        up.push(Response(507), Response(200))
+        rx = self.receiver()
+        rx.push(Response(200, delay=30))  # never answered before the stop
+        tmp = tempfile.mkdtemp(prefix="retryd-cb-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        db = self.fresh_db(tmp)
+        lease = ("--claim-lease", "1s")  # PostgreSQL: the dropped send's lease
+        rd = self.start_retryd(up, *self.ARGS, *lease, db=db, tmpdir=tmp)
+        self.store(rd, [("Retryd-Callback", self.hook(rx))])
+        first = rx.wait_for_requests(1, timeout=10)[0]
+        rd.stop()
+        self.assertEqual(rd.returncode, 0, rd.stderr_text()[-2000:])
+        rd2 = self.start_retryd(up, *self.ARGS, *lease, db=db, tmpdir=tmp)
+        again = rx.wait_for_requests(2, timeout=10)[1]
+        self.assertEqual(again.header("webhook-id"), first.header("webhook-id"))
+        self.assertEqual(again.body, first.body)
+        verify(again)
         wait_until(lambda: stats(rd2)["callbacks"]["delivered"] == 1, what="delivered")
 
     def test_given_up_after_max_age(self):
