@@ -21,7 +21,7 @@ import unittest
 
 from fake_upstream import FakeUpstream, Response
 from harness import RetrydTestCase, closed_port, control_get, retryd_bin, send_request
-from control_helpers import ctl, wait_until
+from control_helpers import ctl, prometheus_parse, prometheus_samples, wait_until
 from test_tls_upstream import make_pki
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -96,6 +96,10 @@ class CallbackNoticeTest(CallbackCase):
             self.assertFalse(req.has_header("retryd-callback"), req)
         wait_until(lambda: stats(rd)["callbacks"]["delivered"] == 1, what="delivered in stats")
         self.assertEqual(stats(rd)["callbacks"]["pending"], 0)
+        samples = prometheus_samples(prometheus_parse(
+            ctl(rd.port, "GET", "/_retryd/metrics").body.decode()))
+        for state, n in (("pending", 0), ("delivered", 1), ("failed", 0)):
+            self.assertEqual(samples[("retryd_callbacks", frozenset({("state", state)}))], n)
 
     def test_dead_notice_has_the_last_status_and_no_answer(self):
         up = self.start_upstream()

@@ -14,7 +14,7 @@ from harness import (RetrydTestCase, TIMESTAMP_RE, UUID7_RE, parse_timestamp,
 from control_helpers import (QUEUE_STATES, ctl, ctl_json, fake_uuid7, list_all,
                              wait_state, wait_until)
 
-STATS_KEYS = {"queue", "totals", "routes", "upstream", "uptime_s"}
+STATS_KEYS = {"queue", "callbacks", "totals", "routes", "upstream", "uptime_s"}
 QUEUE_KEYS = set(QUEUE_STATES) | {"oldest_queued_at", "next_attempt_at"}
 TOTALS_KEYS = {"requests", "forwarded", "stored", "retries", "recovered", "dead",
                "rejected", "requeued_at_start"}
