@@ -1,6 +1,8 @@
 #include "proxy/callback/callback_sign.h"
 
+#include <ctype.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
@@ -8,6 +10,21 @@
 #include <string.h>
 
 #define WHSEC_PREFIX "whsec_"
+
+/* Standard base64: alphabet characters, then at most two '=' ending it, in
+ * whole groups of four (EVP_DecodeBlock alone would take "====" or
+ * spaces). */
+static bool callback_is_base64(const char *s, size_t n) {
+  size_t pad = 0;
+  while (pad < n && pad < 2 && s[n - 1 - pad] == '=')
+    pad++;
+  if (n == 0 || n % 4 != 0 || n == pad || (n - pad) % 4 == 1)
+    return false;
+  for (size_t i = 0; i < n - pad; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '+' && s[i] != '/')
+      return false;
+  return true;
+}
 
 int callback_key_parse(const char *secret, callback_key_t *out) {
   size_t plen = strlen(WHSEC_PREFIX);
@@ -22,6 +39,8 @@ int callback_key_parse(const char *secret, callback_key_t *out) {
   }
   const char *b64 = secret + plen;
   size_t n = strlen(b64);
+  if (!callback_is_base64(b64, n))
+    return -1;
   /* EVP_DecodeBlock wants whole 4-character groups and writes 3 bytes for
    * each; padding is counted back off below. */
   if (n == 0 || n % 4 != 0 || n / 4 * 3 > sizeof(out->bytes))

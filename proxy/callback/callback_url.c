@@ -118,8 +118,10 @@ static bool callback_allow_each(const char *allow, bool (*fn)(const callback_url
     if (fn(&u, arg))
       return true;
     p += strcspn(p, ",");
-    if (*p == ',')
-      p++;
+    if (*p == ',' && *++p == '\0') {
+      *bad = true; /* a trailing comma: an empty origin */
+      return false;
+    }
   }
   return false;
 }
