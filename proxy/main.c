@@ -90,6 +90,7 @@ static void app_store_closed(void *arg) {
  * retries settled; or from a start that failed. */
 static void app_stop(app_t *app) {
   if (app->started >= APP_RUNNING) {
+    history_stop(&app->history);
     retention_stop(app);
     retry_summary_stop(app); /* retries are settled by now: the last figures */
     scheduler_close(app->scheduler);
@@ -282,6 +283,8 @@ static int app_start(app_t *app, const config_t *cfg, route_table_t *routes, cha
   app->scheduler_running = true;
   retention_start(app);
   retry_summary_start(app);
+  if (history_start(&app->history, app->loop, &app->stats, app->store) != 0)
+    log_msg(LOG_WARN, "cannot start the status page's history sampler");
   app->started = APP_RUNNING;
   app_log_started(app);
   return 0;

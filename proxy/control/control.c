@@ -13,6 +13,8 @@
 #include "proxy/queue/scheduler.h"
 #include "proxy/control/control_auth.h"
 #include "proxy/control/control_wait.h"
+#include "proxy/control/history.h"
+#include "proxy/control/settings_report.h"
 #include "proxy/queue/prefer.h"
 #include "proxy/control/stats_report.h"
 #include "proxy/control/status_page.h"
@@ -372,6 +374,44 @@ static void control_stats(app_t *app, http_conn_t *c, bool prometheus) {
   conn_job_submit(cj);
 }
 
+/* ---- settings and history (the status page's) -------------------------- */
+
+static void control_settings(app_t *app, http_conn_t *c) {
+  buf_t body;
+  buf_init(&body, 64 * 1024);
+  if (settings_report_json(&body, app->cfg, app->routes->n) != 0)
+    http_conn_error(c, 500, "internal", "the settings did not fit their buffer");
+  else
+    control_reply_json(c, 200, &body);
+  buf_free(&body);
+}
+
+/* The history's samples, and the minute in progress with a fresh count. */
+static void control_history_counted(conn_job_t *cj) {
+  http_conn_t *c = cj->conn;
+  if (c == NULL)
+    return;
+  history_sample_t current;
+  history_current(&cj->app->history, cj->job.result == 0 ? cj->job.counts.count[RQ_QUEUED] : -1,
+                  &current);
+  buf_t body;
+  buf_init(&body, 64 * 1024);
+  if (history_json(&body, &cj->app->history, &current) != 0)
+    http_conn_error(c, 500, "internal", "the history did not fit its buffer");
+  else
+    control_reply_json(c, 200, &body);
+  buf_free(&body);
+}
+
+static void control_history(app_t *app, http_conn_t *c) {
+  conn_job_t *cj = conn_job_new(app, c, STORE_COUNTS, control_history_counted);
+  if (cj == NULL) {
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  conn_job_submit(cj);
+}
+
 /* ---- listing ----------------------------------------------------------- */
 
 /* The value of name in the target's query, copied into out; false when
@@ -505,13 +545,18 @@ void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
   if (!control_allowed(app, c, req))
     return;
   if (control_path_is(req, "/_retryd/stats") || control_path_is(req, "/_retryd/metrics") ||
-      control_path_is(req, "/_retryd/requests")) {
+      control_path_is(req, "/_retryd/requests") || control_path_is(req, "/_retryd/settings") ||
+      control_path_is(req, "/_retryd/history")) {
     if (!read_only) {
       control_not_allowed(c, "GET, HEAD");
       return;
     }
     if (control_path_is(req, "/_retryd/requests"))
       control_list(app, c, req);
+    else if (control_path_is(req, "/_retryd/settings"))
+      control_settings(app, c);
+    else if (control_path_is(req, "/_retryd/history"))
+      control_history(app, c);
     else
       control_stats(app, c, control_path_is(req, "/_retryd/metrics"));
     return;
