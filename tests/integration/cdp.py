@@ -102,9 +102,9 @@ class Browser:
                 raise AssertionError("timed out waiting for %s" % (what or expr))
             time.sleep(0.1)
 
-    def screenshot(self, path):
+    def screenshot(self, path, whole_page=False):
         data = self.call("Page.captureScreenshot", session=True, format="png",
-                         captureBeyondViewport=True)["data"]
+                         captureBeyondViewport=whole_page)["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
 
