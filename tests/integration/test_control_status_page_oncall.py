@@ -125,6 +125,14 @@ class OnCallPageTest(RetrydTestCase):
         self.assertRegex(route[4], r"^in \d+ (s|m) \(20")
         self.assertEqual(route[5], "507")
         self.assertEqual(self.text("#health"), "1 route paused")
+        # A request sent while the route is paused is held, not sent: the
+        # page says it waits for the route, not that it is due.
+        self.assertEqual(send_request(rd.port, "POST", "/api/v1/bot/", [], b"{}").status, 202)
+        self.b.wait("document.querySelectorAll('#rows tr').length === 2", what="the held row")
+        held = self.cells("rows")[1]
+        self.assertEqual(held[3], "0", held)
+        self.assertEqual(held[6], "when the route reopens", held)
+        self.assertIn("held", held[7], held)
 
     def test_settings_in_force_without_secrets(self):
         settings = self.b.eval("Object.fromEntries([...document.querySelectorAll('#settings dt')]"
