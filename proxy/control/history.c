@@ -42,32 +42,40 @@ static void history_counted(store_job_t *job) {
   h->counting = false;
   if (!h->running)
     return; /* stopped while the store counted: the sample is dropped */
+  /* A count that came back after its period's sample went in uncounted
+   * is not the next period's (it was taken before that one ended). */
+  if (!h->holding || h->counted_period != h->period)
+    return;
   h->pending.queued = job->result == 0 ? job->counts.count[RQ_QUEUED] : -1;
   history_ring_push(&h->ring, &h->pending);
+  h->holding = false;
 }
 
 static void history_tick(uv_timer_t *t) {
   history_t *h = t->data;
   history_sample_t now;
   int64_t now_ms = store_now_ms();
-  history_totals(h->stats, &now);
-  if (h->counting) {
-    /* The last count has not come back: that sample goes in uncounted, so
-     * that a slow store never shifts the chart's minutes. */
+  if (h->holding) {
+    /* The last period's count has not come back: its sample goes in
+     * uncounted, so that a slow store never shifts the chart's minutes. */
     h->pending.queued = -1;
     history_ring_push(&h->ring, &h->pending);
   }
+  history_totals(h->stats, &now);
   history_delta(&h->base, &now, &h->pending);
   h->base = now;
   h->base.at_ms = now_ms;
+  h->period++;
+  h->holding = true;
   if (h->counting)
-    return; /* the job is still the store's: pending waits for it */
+    return; /* one count at a time: this period goes in uncounted */
   memset(&h->job, 0, sizeof(h->job));
   h->job.op = STORE_COUNTS;
   h->job.cb = history_counted;
   h->job.ctx = h;
   h->job.now = now_ms;
   h->counting = true;
+  h->counted_period = h->period;
   store_submit(h->store, &h->job);
 }
 

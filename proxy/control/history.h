@@ -4,7 +4,10 @@
  * Every HISTORY_PERIOD_MS (a minute) a timer on the loop takes what the
  * counters (stats_t) moved since the last sample, asks the store how many
  * rows are queued (one STORE_COUNTS job, answered on the loop), and pushes
- * the sample into a history_ring (60 of them: an hour). Memory is fixed;
+ * the sample into a history_ring (60 of them: an hour) when the count comes
+ * back. One count at a time: a period whose count has not come back by the
+ * next tick goes in with queued -1 (uncounted), so a slow store never
+ * shifts the chart's periods nor piles jobs up. Memory is fixed;
  * nothing survives a restart. The period is a compile-time constant; tests
  * may shorten it with the environment variable HISTORY_PERIOD_ENV (read
  * once, at start), so that a chart fills in seconds.
@@ -35,6 +38,9 @@ typedef struct {
   history_ring_t ring;
   history_sample_t base;    /* the counters' totals when the period began */
   history_sample_t pending; /* a finished period, waiting for its count */
+  bool holding;             /* pending is not in the ring yet */
+  uint64_t period;          /* periods ended since start */
+  uint64_t counted_period;  /* the period job counts for */
   store_job_t job;
   bool counting; /* job is with the store */
   bool running;
