@@ -20,9 +20,8 @@
 #include "proxy/units.h"
 #include "storage/uuid7.h"
 
-/* A listing page: the default and the most rows one answer carries. */
+/* A listing page's rows unless limit says (request_filter.c caps it). */
 #define CONTROL_LIST_DEFAULT 50
-#define CONTROL_LIST_MAX 1000
 /* A listing's body: rows are small, but a path may be long. */
 #define CONTROL_LIST_BODY_MAX (64 * 1024 * 1024)
 

@@ -11,7 +11,7 @@ unless all=true; bulk actions need the admin token.
 Registered for both stores (tests/CMakeLists.txt: RETRYD_BOTH_BACKENDS_TESTS),
 so every test here runs on SQLite and on PostgreSQL."""
 
-import calendar
+import threading
 import time
 import unittest
 import urllib.parse
@@ -283,6 +283,27 @@ class BulkActionsTest(RetrydTestCase):
         self.assertEqual(r.json(), {"action": "cancel", "changed": 3}, r)
         for rid in rows:
             self.assertEqual(self.state_of(rd, rid), "cancelled")
+
+    def test_bulk_cancel_answers_clients_held_on_its_rows(self):
+        up, rd = self.queue()
+        rid = store(rd.port, target="/api/v1/bot/held")
+        held = {}
+
+        def hold():
+            t0 = time.monotonic()
+            held["r"] = send_request(rd.port, "GET", "/_retryd/requests/%s" % rid,
+                                     [("Prefer", "wait=20")], timeout=30)
+            held["took"] = time.monotonic() - t0
+        t = threading.Thread(target=hold)
+        t.start()
+        time.sleep(0.5)  # the GET is held by now
+        self.assertEqual(bulk(rd.port, "cancel", "path_prefix=/api/v1/bot/held").json()["changed"],
+                         1)
+        t.join(25)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(held["r"].status, 200, held["r"])
+        self.assertEqual(held["r"].json()["state"], "cancelled")
+        self.assertLess(held["took"], 10, "the held client waited out its wait")
 
     def test_a_typo_is_an_error_not_a_wider_action(self):
         up, rd = self.queue()
