@@ -11,13 +11,15 @@ unless all=true; bulk actions need the admin token.
 Registered for both stores (tests/CMakeLists.txt: RETRYD_BOTH_BACKENDS_TESTS),
 so every test here runs on SQLite and on PostgreSQL."""
 
+import shutil
+import tempfile
 import threading
 import time
 import unittest
 import urllib.parse
 
 from fake_upstream import Response
-from harness import RetrydTestCase, parse_timestamp, send_request
+from harness import STORAGE, RetrydTestCase, parse_timestamp, send_request
 from control_helpers import ctl, ctl_json, list_all, wait_state, wait_until
 
 TRY_LATER = Response(507, body=b'{"code":"adhoc_bot_pool_empty"}')
@@ -356,6 +358,37 @@ class BulkActionsTest(RetrydTestCase):
         up.wait_for_requests(before + 1)
         self.assertEqual(up.requests[-1].target, "/api/v1/bot/?d=0")
         self.assertEqual([self.state_of(rd, rid) for rid in dead[1:]], ["dead", "dead"])
+
+
+@unittest.skipUnless(STORAGE == "postgres", "replicas share a PostgreSQL queue only")
+class SharedQueueTest(RetrydTestCase):
+    """A bulk action on one replica of a shared queue is heard by the others."""
+
+    def test_a_bulk_cancel_on_one_replica_answers_a_client_held_on_another(self):
+        up = self.start_upstream()
+        up.default = TRY_LATER
+        tmp = tempfile.mkdtemp(prefix="retryd-filters-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        db = self.fresh_db(tmp)
+        a = self.start_retryd(up, "--retry-interval", "1h", db=db)
+        b = self.start_retryd(up, "--retry-interval", "1h", db=db)
+        rid = store(a.port, target="/api/v1/bot/shared")
+        held = {}
+
+        def hold():
+            t0 = time.monotonic()
+            held["r"] = send_request(a.port, "GET", "/_retryd/requests/%s" % rid,
+                                     [("Prefer", "wait=20")], timeout=30)
+            held["took"] = time.monotonic() - t0
+        t = threading.Thread(target=hold)
+        t.start()
+        time.sleep(0.5)
+        r = bulk(b.port, "cancel", "path_prefix=/api/v1/bot/shared")
+        self.assertEqual(r.json(), {"action": "cancel", "changed": 1}, r)
+        t.join(25)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(held["r"].json()["state"], "cancelled", held["r"])
+        self.assertLess(held["took"], 10, "replica a never heard of the cancel")
 
 
 class BulkTokensTest(RetrydTestCase):
