@@ -215,10 +215,10 @@ typedef struct {
    * each as retry_now() or cancel() would, and puts them, as they are
    * after the change (without payloads), in out. Returns how many it
    * changed, or an error (as with any operation of a batch, what it
-   * changed before the error stays unless the batch's commit fails). A retry revives a dead row
-   * only while
-   * --max-queue leaves room: at the first dead row without room it stops,
-   * sets page->full and clears page->more. */
+   * changed before the error stays unless the batch's commit fails). A
+   * retry revives a dead row only while --max-queue leaves room: at the
+   * first dead row without room it stops, sets page->full and clears
+   * page->more. */
   int (*bulk)(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f, int64_t now,
               size_t scan, size_t limit, stored_request_t *out, storage_page_t *page);
   /* The distinct flows among unfinished (queued or inflight) rows, ordered
