@@ -164,12 +164,21 @@ static void store_run_job(store_t *s, store_job_t *j) {
     j->result = b->ops->flows(b, j->flows, j->limit);
     j->nflows = j->result > 0 ? j->result : 0;
     break;
+  case STORE_LIST_FILTERED:
+    j->result = b->ops->list_filtered(b, j->filter, j->scan, j->limit, j->rows, &j->page);
+    j->nrows = j->result > 0 ? j->result : 0;
+    break;
+  case STORE_BULK:
+    j->result = b->ops->bulk(b, j->bulk, j->filter, j->now, j->scan, j->limit, j->rows, &j->page);
+    j->nrows = j->result > 0 ? j->result : 0;
+    break;
   }
 }
 
 /* Frees what a job of a failed batch got, so the caller sees only the error. */
 static void store_undo_outputs(store_job_t *j) {
-  if (j->op == STORE_CLAIM || j->op == STORE_LIST) {
+  if (j->op == STORE_CLAIM || j->op == STORE_LIST || j->op == STORE_LIST_FILTERED ||
+      j->op == STORE_BULK) {
     for (int i = 0; i < j->nrows; i++)
       stored_request_free(&j->rows[i]);
     j->nrows = 0;
@@ -189,6 +198,7 @@ static bool store_job_needs_disk(const store_job_t *j) {
   case STORE_CANCEL:
   case STORE_RETRY_NOW:
   case STORE_FINISH:
+  case STORE_BULK:
     return true;
   case STORE_PURGE: /* its slices commit on their own, without a sync */
   case STORE_FIND_IDEMPOTENT:
@@ -196,6 +206,7 @@ static bool store_job_needs_disk(const store_job_t *j) {
   case STORE_CLAIM:
   case STORE_COUNTS:
   case STORE_LIST:
+  case STORE_LIST_FILTERED:
   case STORE_FLOWS:
     return false;
   }

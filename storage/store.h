@@ -54,6 +54,9 @@ typedef enum {
   STORE_COUNTS,          /* counts out */
   STORE_LIST,            /* state, after_seq, limit in; rows, nrows, last_seq out */
   STORE_FLOWS,           /* flows, limit in; flows[0..nflows) out (storage_backend.h, flows()) */
+  STORE_LIST_FILTERED,   /* filter, scan, limit, page.after_seq in; rows, nrows, page out */
+  STORE_BULK,            /* bulk, filter, scan, limit, page.after_seq in; rows (the changed
+                            ones), nrows, page out: one bounded step (storage_backend.h) */
 } store_op_t;
 
 struct store_job_s {
@@ -98,6 +101,15 @@ struct store_job_s {
   int state;
   int64_t after_seq;
   int64_t last_seq;
+
+  /* A filtered listing or a bulk action goes in steps, each reading at
+   * most scan rows and returning or changing at most limit: the caller
+   * submits the job again from page.last_seq while page.more is set.
+   * filter and what it points to stay the caller's until cb. */
+  const storage_filter_t *filter;
+  storage_bulk_t bulk;
+  size_t scan;
+  storage_page_t page;
 
   /* Filled for every job: the earliest next attempt of a queued row after
    * the batch (0: none), and the number of unfinished rows. */

@@ -83,6 +83,22 @@
   "r.attempts, r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "       \
   "r.response_status, NULL::bytea, NULL::bytea, r.claim_token, r.flow"
 
+/* The rows of a step's scan ($1, $2] that match a filter
+ * (storage_filter_t): an absent condition is NULL. The prefix compares
+ * bytes; a state mask $3 (0: any), or one state. */
+#define PG_FILTER_REST                                                                             \
+  "AND ($4::text IS NULL OR method = $4::text) "                                                   \
+  "AND ($5::bytea IS NULL OR substring(target FROM 1 FOR length($5::bytea)) = $5::bytea) "         \
+  "AND ($6::bytea IS NULL OR idempotency_key = $6::bytea) "                                        \
+  "AND ($7::int4 IS NULL OR last_status = $7::int4) AND created_at >= $8 AND created_at < $9 "     \
+  "ORDER BY seq LIMIT $10"
+#define PG_FILTER_MASK                                                                             \
+  "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE seq > $1 AND seq <= $2 "                   \
+  "AND ($3::int4 = 0 OR (($3::int4 >> state) & 1) = 1) " PG_FILTER_REST
+#define PG_FILTER_STATE                                                                            \
+  "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE state = $3::int4 AND seq > $1 "            \
+  "AND seq <= $2 " PG_FILTER_REST
+
 static const struct {
   const char *name;
   const char *sql;
@@ -162,6 +178,23 @@ static const struct {
                    "ORDER BY seq LIMIT $3"},
     {"list_all", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE seq > $1 "
                  "ORDER BY seq LIMIT $2"},
+    /* The end of a filtered step's scan: the seq of the scan-th row after
+     * $1 ($2 is scan - 1), of any state or of state $3 (its index). */
+    {"window_all", "SELECT seq FROM retryd_requests WHERE seq > $1 ORDER BY seq OFFSET $2 LIMIT 1"},
+    {"window_state", "SELECT seq FROM retryd_requests WHERE state = $3 AND seq > $1 "
+                     "ORDER BY seq OFFSET $2 LIMIT 1"},
+    {"filter_mask", PG_FILTER_MASK},
+    {"filter_state", PG_FILTER_STATE},
+    /* A bulk step's rows, locked until its commit: their states stay as
+     * read, so the counts it keeps are right. */
+    {"pick_mask", PG_FILTER_MASK " FOR UPDATE"},
+    {"pick_state", PG_FILTER_STATE " FOR UPDATE"},
+    {"bulk_retry", "UPDATE retryd_requests r SET state = 0, next_attempt_at = $2, updated_at = $2, "
+                   "created_at = CASE WHEN state = 3 THEN $2 ELSE created_at END "
+                   "WHERE seq = ANY($1::int8[]) AND state IN (0, 3) RETURNING " PG_ROW_BRIEF},
+    {"bulk_cancel", "UPDATE retryd_requests r SET state = 4, next_attempt_at = NULL, "
+                    "updated_at = $2 WHERE seq = ANY($1::int8[]) AND state = 0 "
+                    "RETURNING " PG_ROW_BRIEF},
     /* COLLATE "C": names in byte order, as SQLite's BINARY gives them,
      * whatever the database's collation. */
     {"flows", "SELECT flow, count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1), "
@@ -1063,6 +1096,167 @@ static int pg_list(storage_backend_t *b, int state, int64_t after_seq, size_t li
   return rows;
 }
 
+/* The end of a step's scan (INT64_MAX: the table's end), over the rows of
+ * state or of any state (state < 0). */
+static int pg_window_end(pg_backend_t *pb, int state, int64_t after_seq, size_t scan,
+                         int64_t *end) {
+  pg_params_t p = {.n = 0};
+  p_int(&p, after_seq);
+  p_int(&p, scan > 0 ? (int64_t)scan - 1 : 0);
+  if (state >= 0)
+    p_int(&p, state);
+  pg_result_t *r;
+  int rc = pg_run(pb, state >= 0 ? "window_state" : "window_all", &p, &r);
+  if (rc != 0)
+    return rc;
+  *end = pg_result_rows(r) > 0 ? pg_result_int(r, 0, 0) : INT64_MAX;
+  pg_result_free(r);
+  return 0;
+}
+
+/* Reads the rows of f in states (a mask, not 0) within the step's scan, at
+ * most limit, locked when lock; *seqs gets their seqs (may be NULL). */
+static int pg_find_filtered(pg_backend_t *pb, const storage_filter_t *f, unsigned states, bool lock,
+                            size_t scan, size_t limit, stored_request_t *out, int64_t *seqs,
+                            storage_page_t *page) {
+  int one = storage_states_single(states);
+  int64_t end;
+  int rc = pg_window_end(pb, one, page->after_seq, scan, &end);
+  if (rc != 0)
+    return rc;
+  pg_params_t p = {.n = 0};
+  p_int(&p, page->after_seq);
+  p_int(&p, end);
+  p_int(&p, one >= 0 ? one : (int64_t)states);
+  p_text(&p, f->method);
+  p_bytes_of(&p, f->path_prefix);
+  p_bytes_of(&p, f->idempotency_key);
+  p_int_or_null(&p, f->last_status);
+  p_int(&p, f->created_from);
+  p_int(&p, f->created_until);
+  p_int(&p, (int64_t)limit);
+  static const char *const names[2][2] = {{"filter_mask", "filter_state"},
+                                          {"pick_mask", "pick_state"}};
+  pg_result_t *r;
+  rc = pg_run(pb, names[lock][one >= 0], &p, &r);
+  if (rc != 0)
+    return rc;
+  int rows = pg_result_rows(r);
+  int64_t last = page->after_seq;
+  for (int i = 0; i < rows; i++) {
+    last = pg_row_read(r, i, &out[i]);
+    if (seqs != NULL)
+      seqs[i] = last;
+  }
+  pg_result_free(r);
+  storage_page_end(page, (size_t)rows, limit, last, end);
+  return rows;
+}
+
+static int pg_list_filtered(storage_backend_t *b, const storage_filter_t *f, size_t scan,
+                            size_t limit, stored_request_t *out, storage_page_t *page) {
+  unsigned states = f->states != 0 ? f->states : (1u << RQ_NSTATES) - 1;
+  return pg_find_filtered(PG(b), f, states, false, scan, limit, out, NULL, page);
+}
+
+/* How many of the n picked rows a bulk step changes: all of them, but a
+ * retry revives dead ones only while --max-queue leaves room; at the
+ * first without, the action ends there (page->full). */
+static int pg_bulk_take(pg_backend_t *pb, storage_bulk_t op, const stored_request_t *rows, int n,
+                        const int64_t *seqs, storage_page_t *page) {
+  int64_t room = pb->max_queue - pb->unfinished;
+  for (int i = 0; i < n; i++) {
+    if (op != STORAGE_BULK_RETRY || rows[i].state != RQ_DEAD)
+      continue;
+    if (room <= 0) {
+      page->full = true;
+      page->more = false;
+      page->last_seq = i > 0 ? seqs[i - 1] : page->after_seq;
+      return i;
+    }
+    room--;
+  }
+  return n;
+}
+
+/* "{1,2,3}": an int8[] in text form. */
+static char *pg_seq_array(const int64_t *seqs, int n) {
+  size_t cap = (size_t)n * 21 + 3;
+  char *s = malloc(cap);
+  if (s == NULL)
+    return NULL;
+  size_t len = 0;
+  s[len++] = '{';
+  for (int i = 0; i < n; i++)
+    len += (size_t)snprintf(s + len, cap - len, i > 0 ? ",%lld" : "%lld", (long long)seqs[i]);
+  snprintf(s + len, cap - len, "}");
+  return s;
+}
+
+/* Changes the rows of seqs (locked by the pick) and reads them back into
+ * out; keeps the backend's unfinished count and notices in step. */
+static int pg_bulk_change(pg_backend_t *pb, storage_bulk_t op, int64_t now, const int64_t *seqs,
+                          int n, int dead, stored_request_t *out) {
+  char *arr = pg_seq_array(seqs, n);
+  if (arr == NULL)
+    return -EIO;
+  pg_params_t p = {.n = 0};
+  p_text(&p, arr);
+  p_int(&p, now);
+  pg_result_t *r;
+  int rc = pg_run(pb, op == STORAGE_BULK_RETRY ? "bulk_retry" : "bulk_cancel", &p, &r);
+  free(arr);
+  if (rc != 0)
+    return rc;
+  int rows = pg_result_rows(r);
+  for (int i = 0; i < rows; i++) {
+    pg_row_read(r, i, &out[i]);
+    if (op == STORAGE_BULK_CANCEL)
+      pg_tell_ended(pb, out[i].id);
+  }
+  pg_result_free(r);
+  if (rows > 0) {
+    pb->wrote = true;
+    if (op == STORAGE_BULK_RETRY) {
+      pg_tell_due(pb, now);
+      pb->unfinished += dead;
+    } else {
+      pb->unfinished -= rows;
+    }
+  }
+  return rows;
+}
+
+static int pg_bulk(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f, int64_t now,
+                   size_t scan, size_t limit, stored_request_t *out, storage_page_t *page) {
+  pg_backend_t *pb = PG(b);
+  unsigned states = (f->states != 0 ? f->states : (1u << RQ_NSTATES) - 1) & storage_bulk_states(op);
+  page->full = false;
+  if (states == 0) {
+    page->last_seq = page->after_seq;
+    page->more = false;
+    return 0;
+  }
+  int64_t *seqs = calloc(limit > 0 ? limit : 1, sizeof(*seqs));
+  if (seqs == NULL)
+    return -EIO;
+  int n = pg_find_filtered(pb, f, states, true, scan, limit, out, seqs, page);
+  if (n <= 0) {
+    free(seqs);
+    return n;
+  }
+  int take = pg_bulk_take(pb, op, out, n, seqs, page);
+  int dead = 0;
+  for (int i = 0; i < take; i++)
+    dead += out[i].state == RQ_DEAD;
+  /* The picked rows give way to the changed ones, read back. */
+  for (int i = 0; i < n; i++)
+    stored_request_free(&out[i]);
+  int rc = take > 0 ? pg_bulk_change(pb, op, now, seqs, take, dead, out) : 0;
+  free(seqs);
+  return rc;
+}
+
 static int pg_flows(storage_backend_t *b, storage_flow_t *out, size_t cap) {
   pg_params_t p = {.n = 0};
   p_int(&p, cap < INT32_MAX ? (int64_t)cap : INT32_MAX);
@@ -1128,6 +1322,8 @@ static const storage_backend_ops_t pg_ops = {
     .purge_finished = pg_purge_finished,
     .counts = pg_counts,
     .list = pg_list,
+    .list_filtered = pg_list_filtered,
+    .bulk = pg_bulk,
     .flows = pg_flows,
     .next_due = pg_next_due,
     .flow_next_due = pg_flow_next_due,

@@ -26,6 +26,13 @@
   "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
   "NULL, NULL, flow"
 
+/* A filter's conditions but the state (ST_LIST_FILTERED*). */
+#define SQL_FILTER_REST                                                                            \
+  "AND (?4 IS NULL OR method = ?4) "                                                               \
+  "AND (?5 IS NULL OR substr(CAST(target AS BLOB), 1, length(?5)) = ?5) "                          \
+  "AND (?6 IS NULL OR idempotency_key = ?6) AND (?7 IS NULL OR last_status = ?7) "                 \
+  "AND created_at >= ?8 AND created_at < ?9 ORDER BY seq LIMIT ?10"
+
 enum {
   ST_INSERT,
   ST_FIND_IDEM,
@@ -48,6 +55,10 @@ enum {
   ST_OLDEST_QUEUED,
   ST_LIST_STATE,
   ST_LIST_ALL,
+  ST_WINDOW_ALL,
+  ST_WINDOW_STATE,
+  ST_LIST_FILTERED,
+  ST_LIST_FILTERED_STATE,
   ST_FLOWS,
   ST_PROBE,
   ST_FREE_PAGES,
@@ -116,6 +127,19 @@ static const char *const statement_sql[ST_COUNT] = {
                       "ORDER BY seq LIMIT ?",
     [ST_LIST_ALL] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ? ORDER BY seq "
                     "LIMIT ?",
+    /* The end of a filtered step's scan: the seq of the scan-th row after
+     * ?1 (?2 is scan - 1), of any state or of state ?3 (through its index);
+     * no row: the scan reaches the table's end. */
+    [ST_WINDOW_ALL] = "SELECT seq FROM requests WHERE seq > ?1 ORDER BY seq LIMIT 1 OFFSET ?2",
+    [ST_WINDOW_STATE] = "SELECT seq FROM requests INDEXED BY requests_by_state "
+                        "WHERE state = ?3 AND seq > ?1 ORDER BY seq LIMIT 1 OFFSET ?2",
+    /* The rows of a scan (?1, ?2] that match a filter (storage_filter_t);
+     * an absent condition is NULL. The prefix compares bytes. */
+    [ST_LIST_FILTERED] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ?1 AND seq <= ?2 "
+                         "AND (?3 = 0 OR ((?3 >> state) & 1) = 1) " SQL_FILTER_REST,
+    [ST_LIST_FILTERED_STATE] =
+        "SELECT " ROW_COLUMNS_BRIEF " FROM requests INDEXED BY "
+        "requests_by_state WHERE state = ?3 AND seq > ?1 AND seq <= ?2 " SQL_FILTER_REST,
     /* Queued rows from the per-flow due index alone (it holds the flow and
      * the due time: no row is read), inflight ones (few: at most what the
      * attempts in flight hold) through the state index. BINARY collation:
@@ -885,4 +909,119 @@ int sqlite_queue_flows(sqlite_queue_t *q, storage_flow_t *out, size_t cap) {
   if (n < cap && rc != SQLITE_DONE)
     return sqlite_queue_error(rc);
   return (int)n;
+}
+
+/* The end of a step's scan (INT64_MAX: the table's end), over the rows of
+ * state (through its index) or of any state (state < 0). */
+static int window_end(sqlite_queue_t *q, int state, int64_t after_seq, size_t scan, int64_t *end) {
+  sqlite3_stmt *st = stmt(q, state >= 0 ? ST_WINDOW_STATE : ST_WINDOW_ALL);
+  sqlite3_bind_int64(st, 1, after_seq);
+  sqlite3_bind_int64(st, 2, scan > 0 ? (sqlite3_int64)scan - 1 : 0);
+  if (state >= 0)
+    sqlite3_bind_int(st, 3, state);
+  int rc = sqlite3_step(st);
+  *end = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlite_queue_error(rc);
+}
+
+/* Reads the rows of f in states (a mask, not 0) within the step's scan,
+ * at most limit; *seqs gets their seqs (limit entries, may be NULL). */
+static int find_filtered(sqlite_queue_t *q, const storage_filter_t *f, unsigned states, size_t scan,
+                         size_t limit, stored_request_t *out, int64_t *seqs, storage_page_t *page) {
+  int one = storage_states_single(states);
+  int64_t end;
+  int rc = window_end(q, one, page->after_seq, scan, &end);
+  if (rc != 0)
+    return rc;
+  sqlite3_stmt *st = stmt(q, one >= 0 ? ST_LIST_FILTERED_STATE : ST_LIST_FILTERED);
+  sqlite3_bind_int64(st, 1, page->after_seq);
+  sqlite3_bind_int64(st, 2, end);
+  sqlite3_bind_int64(st, 3, one >= 0 ? one : (sqlite3_int64)states);
+  bind_text_or_null(st, 4, f->method);
+  bind_blob_or_null(st, 5, f->path_prefix, f->path_prefix ? strlen(f->path_prefix) : 0);
+  bind_text_or_null(st, 6, f->idempotency_key);
+  if (f->last_status)
+    sqlite3_bind_int(st, 7, f->last_status);
+  sqlite3_bind_int64(st, 8, f->created_from);
+  sqlite3_bind_int64(st, 9, f->created_until);
+  sqlite3_bind_int64(st, 10, (sqlite3_int64)limit);
+  size_t n = 0;
+  int64_t last = page->after_seq;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    last = row_read(st, &out[n]);
+    if (seqs != NULL)
+      seqs[n] = last;
+    n++;
+  }
+  sqlite3_reset(st);
+  if (n < limit && rc != SQLITE_DONE) {
+    for (size_t k = 0; k < n; k++)
+      stored_request_free(&out[k]);
+    return sqlite_queue_error(rc);
+  }
+  storage_page_end(page, n, limit, last, end);
+  return (int)n;
+}
+
+int sqlite_queue_list_filtered(sqlite_queue_t *q, const storage_filter_t *f, size_t scan,
+                               size_t limit, stored_request_t *out, storage_page_t *page) {
+  unsigned states = f->states != 0 ? f->states : (1u << RQ_NSTATES) - 1;
+  return find_filtered(q, f, states, scan, limit, out, NULL, page);
+}
+
+/* One row of a bulk step, by its id, as retry_now() or cancel() changes
+ * one; *r becomes the row after the change. */
+static int bulk_one(sqlite_queue_t *q, storage_bulk_t op, int64_t now, stored_request_t *r) {
+  stored_request_t after;
+  int rc = op == STORAGE_BULK_CANCEL ? sqlite_queue_cancel(q, r->id, now, &after)
+                                     : sqlite_queue_retry_now(q, r->id, now, &after);
+  if (rc == 0) {
+    stored_request_free(r);
+    *r = after;
+  } else {
+    stored_request_free(&after);
+  }
+  return rc;
+}
+
+int sqlite_queue_bulk(sqlite_queue_t *q, storage_bulk_t op, const storage_filter_t *f, int64_t now,
+                      size_t scan, size_t limit, stored_request_t *out, storage_page_t *page) {
+  unsigned states = (f->states != 0 ? f->states : (1u << RQ_NSTATES) - 1) & storage_bulk_states(op);
+  page->full = false;
+  if (states == 0) {
+    page->last_seq = page->after_seq;
+    page->more = false;
+    return 0;
+  }
+  int64_t *seqs = calloc(limit > 0 ? limit : 1, sizeof(*seqs));
+  if (seqs == NULL)
+    return -EIO;
+  int n = find_filtered(q, f, states, scan, limit, out, seqs, page);
+  int changed = 0, rc = 0;
+  for (int i = 0; n > 0 && i < n && rc == 0; i++) {
+    rc = bulk_one(q, op, now, &out[i]);
+    if (rc == -EDQUOT) {
+      /* No room for this dead row: the ones before it stay changed, and
+       * the action ends here. */
+      page->full = true;
+      page->more = false;
+      page->last_seq = i > 0 ? seqs[i - 1] : page->after_seq;
+      rc = 0;
+      for (int k = i; k < n; k++)
+        stored_request_free(&out[k]);
+      break;
+    }
+    if (rc == 0)
+      changed++;
+  }
+  free(seqs);
+  if (n < 0)
+    return n;
+  if (rc != 0) {
+    for (int k = 0; k < n; k++)
+      stored_request_free(&out[k]);
+    return rc;
+  }
+  return changed;
 }

@@ -105,6 +105,11 @@ int sqlite_queue_checkpoint(sqlite_queue_t *q);
 int sqlite_queue_counts(sqlite_queue_t *q, queue_counts_t *out);
 /* Rows in state (or any state when state < 0), oldest first, after the row
  * with sequence number after_seq; *last_seq gets the last row's. */
+/* storage_backend.h: list_filtered() and bulk(). */
+int sqlite_queue_list_filtered(sqlite_queue_t *q, const storage_filter_t *f, size_t scan,
+                               size_t limit, stored_request_t *out, storage_page_t *page);
+int sqlite_queue_bulk(sqlite_queue_t *q, storage_bulk_t op, const storage_filter_t *f, int64_t now,
+                      size_t scan, size_t limit, stored_request_t *out, storage_page_t *page);
 int sqlite_queue_list(sqlite_queue_t *q, int state, int64_t after_seq, size_t limit,
                       stored_request_t *out, int64_t *last_seq);
 /* The flows of unfinished rows, ordered by name, at most cap of them

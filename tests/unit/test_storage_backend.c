@@ -1823,6 +1823,249 @@ static void list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps(voi
   stored_request_free(&rows[0]);
 }
 
+/* ---- filtered listings and bulk actions --------------------------------- */
+
+/* Follows list_filtered() pages of at most limit rows, each found in a
+ * scan of at most scan rows, to the end; the ids in order go to got
+ * (ROWS_MAX at most). Returns how many; *pages counts the calls. */
+static int list_filtered_all(storage_backend_t *b, const storage_filter_t *f, size_t scan,
+                             size_t limit, char got[][40], int *pages) {
+  storage_page_t page = {.after_seq = 0};
+  int n = 0;
+  *pages = 0;
+  do {
+    stored_request_t rows[ROWS_MAX];
+    begin_ok(b, false);
+    int k = b->ops->list_filtered(b, f, scan, limit, rows, &page);
+    commit_ok(b);
+    assert_true(k >= 0 && (size_t)k <= limit);
+    for (int i = 0; i < k; i++) {
+      assert_true(n < ROWS_MAX);
+      memcpy(got[n++], rows[i].id, sizeof(rows[i].id));
+      stored_request_free(&rows[i]);
+    }
+    page.after_seq = page.last_seq;
+    assert_true(++*pages < 100);
+  } while (page.more);
+  return n;
+}
+
+/* Every combination of scan and limit gives want, in order; a call reads
+ * at most scan rows, so the walk over the scanned rows (those of f's state
+ * when it names one, else every row) takes at least scanned / scan calls. */
+static void expect_filtered_scanning(storage_backend_t *b, const storage_filter_t *f,
+                                     const char *const *want, int nwant, size_t scanned) {
+  for (size_t scan = 1; scan <= 8; scan++) {
+    for (size_t limit = 1; limit <= 4; limit++) {
+      char got[ROWS_MAX][40];
+      int pages;
+      int n = list_filtered_all(b, f, scan, limit, got, &pages);
+      if (n != nwant)
+        fail_msg("scan %zu limit %zu: %d rows, want %d", scan, limit, n, nwant);
+      for (int i = 0; i < n; i++)
+        assert_string_equal(got[i], want[i]);
+      if ((size_t)pages < (scanned + scan - 1) / scan)
+        fail_msg("scan %zu: %d calls read %zu rows", scan, pages, scanned);
+    }
+  }
+}
+
+static void expect_filtered(storage_backend_t *b, const storage_filter_t *f,
+                            const char *const *want, int nwant) {
+  expect_filtered_scanning(b, f, want, nwant, 7);
+}
+
+/* Seven rows that differ in every field a filter looks at. */
+static void insert_filter_rows(storage_backend_t *b) {
+  static const struct {
+    const char *id, *method, *target, *key;
+    int last_status;
+  } rows[] = {
+      {ID(b1), "POST", "/api/v1/bot/?n=1", "key-1", 507},
+      {ID(b2), "PATCH", "/api/v1/bot/2", NULL, 507},
+      {ID(b3), "POST", "/api/v2/calendar/", NULL, 503},
+      {ID(b4), "POST", "/api/v1/bot/\xff", "key-\xfe", 0},
+      {ID(b5), "POST", "/api/v1/bo", NULL, 507},
+      {ID(b6), "DELETE", "/api/v1/bot/6", NULL, 429},
+      {ID(b7), "POST", "/api/v1/bot/7", NULL, 507},
+  };
+  for (int i = 0; i < 7; i++) {
+    stored_request_t r = new_row(rows[i].id, T0 + i * 1000, T0 + 3600000, rows[i].key);
+    r.method = rows[i].method;
+    r.target = rows[i].target;
+    r.last_status = rows[i].last_status;
+    assert_int_equal(batch_insert(b, &r, NULL), 0);
+  }
+  cancel_ok(b, ID(b6), T0 + 10000);
+}
+
+static void list_filtered_matches_each_condition_in_bounded_scans(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  insert_filter_rows(b);
+  storage_filter_t f;
+  storage_filter_init(&f);
+  const char *every[] = {ID(b1), ID(b2), ID(b3), ID(b4), ID(b5), ID(b6), ID(b7)};
+  expect_filtered(b, &f, every, 7);
+
+  f.states = (1u << RQ_QUEUED);
+  const char *queued[] = {ID(b1), ID(b2), ID(b3), ID(b4), ID(b5), ID(b7)};
+  expect_filtered_scanning(b, &f, queued, 6, 6);
+  f.states = (1u << RQ_CANCELLED) | (1u << RQ_DEAD);
+  const char *cancelled[] = {ID(b6)};
+  expect_filtered(b, &f, cancelled, 1);
+
+  storage_filter_init(&f);
+  f.method = "PATCH";
+  const char *patch[] = {ID(b2)};
+  expect_filtered(b, &f, patch, 1);
+
+  storage_filter_init(&f);
+  f.path_prefix = "/api/v1/bot/"; /* bytes: b5's /api/v1/bo is shorter, b4's \xff matches */
+  const char *bots[] = {ID(b1), ID(b2), ID(b4), ID(b6), ID(b7)};
+  expect_filtered(b, &f, bots, 5);
+  f.path_prefix = "/api/v1/bot/\xff";
+  const char *ff[] = {ID(b4)};
+  expect_filtered(b, &f, ff, 1);
+
+  storage_filter_init(&f);
+  f.idempotency_key = "key-\xfe";
+  expect_filtered(b, &f, ff, 1);
+
+  storage_filter_init(&f);
+  f.last_status = 507;
+  const char *s507[] = {ID(b1), ID(b2), ID(b5), ID(b7)};
+  expect_filtered(b, &f, s507, 4);
+
+  storage_filter_init(&f);
+  f.created_from = T0 + 2000;  /* inclusive */
+  f.created_until = T0 + 4000; /* exclusive */
+  const char *window[] = {ID(b3), ID(b4)};
+  expect_filtered(b, &f, window, 2);
+
+  storage_filter_init(&f);
+  f.states = 1u << RQ_QUEUED;
+  f.method = "POST";
+  f.last_status = 507;
+  f.path_prefix = "/api/v1/";
+  const char *combined[] = {ID(b1), ID(b5), ID(b7)};
+  expect_filtered_scanning(b, &f, combined, 3, 6);
+
+  storage_filter_init(&f);
+  f.method = "PUT";
+  expect_filtered(b, &f, NULL, 0);
+}
+
+/* One bulk step in a durable batch of its own, as the store runs it. */
+static int batch_bulk(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f,
+                      int64_t now, size_t scan, size_t limit, stored_request_t *out,
+                      storage_page_t *page) {
+  begin_ok(b, true);
+  int n = b->ops->bulk(b, op, f, now, scan, limit, out, page);
+  commit_ok(b);
+  return n;
+}
+
+/* Runs a bulk action to its end in steps; returns how many rows it changed. */
+static int64_t bulk_all(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f,
+                        int64_t now, size_t scan, size_t limit, bool *full) {
+  storage_page_t page = {.after_seq = 0};
+  int64_t total = 0;
+  int steps = 0;
+  do {
+    stored_request_t rows[ROWS_MAX];
+    int n = batch_bulk(b, op, f, now, scan, limit, rows, &page);
+    assert_true(n >= 0 && (size_t)n <= limit);
+    for (int i = 0; i < n; i++) {
+      assert_int_equal(rows[i].state, op == STORAGE_BULK_CANCEL ? RQ_CANCELLED : RQ_QUEUED);
+      if (op == STORAGE_BULK_RETRY)
+        assert_int_equal(rows[i].next_attempt_at, now);
+      stored_request_free(&rows[i]);
+    }
+    total += n;
+    page.after_seq = page.last_seq;
+    assert_true(++steps < 100);
+  } while (page.more);
+  *full = page.full;
+  return total;
+}
+
+static void bulk_cancel_changes_only_matching_queued_rows_in_steps(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  insert_filter_rows(b);
+  storage_filter_t f;
+  storage_filter_init(&f);
+  f.path_prefix = "/api/v1/bot/";
+  bool full;
+  /* b1, b2, b4, b7 are queued under the prefix; b6 is cancelled already */
+  assert_int_equal(bulk_all(b, STORAGE_BULK_CANCEL, &f, T0 + 20000, 2, 1, &full), 4);
+  assert_false(full);
+  assert_int_equal(state_of(b, ID(b1)), RQ_CANCELLED);
+  assert_int_equal(state_of(b, ID(b3)), RQ_QUEUED);
+  assert_int_equal(state_of(b, ID(b5)), RQ_QUEUED);
+  assert_int_equal(unfinished(b), 2);
+  queue_counts_t c;
+  counts_ok(b, &c);
+  assert_int_equal(c.count[RQ_QUEUED], 2);
+  assert_int_equal(c.count[RQ_CANCELLED], 5);
+  /* Again: nothing left to change. */
+  assert_int_equal(bulk_all(b, STORAGE_BULK_CANCEL, &f, T0 + 20000, 3, 2, &full), 0);
+  /* A state the action may not change matches nothing. */
+  storage_filter_init(&f);
+  f.states = 1u << RQ_COMPLETED;
+  assert_int_equal(bulk_all(b, STORAGE_BULK_CANCEL, &f, T0 + 20000, 3, 2, &full), 0);
+}
+
+/* Makes id dead: claimed, then given up. */
+static void make_dead(storage_backend_t *b, const char *id, int64_t now) {
+  stored_request_t r;
+  assert_int_equal(batch_retry_now(b, id, now, &r), 0);
+  stored_request_free(&r);
+  claim_one(b, now, id);
+  finish_ok(b, id, now + 1, OUTCOME_DEAD);
+}
+
+static void bulk_retry_revives_dead_and_queued_rows_due_now_within_max_queue(void **state) {
+  storage_backend_t *b = open_ok(*state, 3);
+  insert_ok(b, ID(c0), T0, T0 + 3600000, NULL);
+  insert_ok(b, ID(c1), T0 + 1, T0 + 3600000, NULL);
+  insert_ok(b, ID(c2), T0 + 2, T0 + 3600000, NULL);
+  make_dead(b, ID(c0), T0 + 100);
+  make_dead(b, ID(c1), T0 + 200);
+  make_dead(b, ID(c2), T0 + 300);
+  insert_ok(b, ID(c3), T0 + 3, T0 + 3600000, NULL);
+  assert_int_equal(unfinished(b), 1);
+  /* Room for two more unfinished rows: c1 and c2 (c0 is older than the
+   * filter's time), and c3, queued, made due now. */
+  storage_filter_t f;
+  storage_filter_init(&f);
+  f.created_from = T0 + 1;
+  bool full;
+  assert_int_equal(bulk_all(b, STORAGE_BULK_RETRY, &f, T0 + 5000, 2, 1, &full), 3);
+  assert_false(full);
+  assert_int_equal(state_of(b, ID(c0)), RQ_DEAD);
+  assert_int_equal(state_of(b, ID(c1)), RQ_QUEUED);
+  assert_int_equal(state_of(b, ID(c2)), RQ_QUEUED);
+  assert_int_equal(unfinished(b), 3);
+  assert_int_equal(next_due(b), T0 + 5000);
+  /* A dead row's age starts again, as with retry_now(); a queued one's not. */
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(c1), false, &r), 0);
+  assert_int_equal(r.created_at, T0 + 5000);
+  assert_int_equal(r.next_attempt_at, T0 + 5000);
+  stored_request_free(&r);
+  assert_int_equal(batch_get(b, ID(c3), false, &r), 0);
+  assert_int_equal(r.created_at, T0 + 3);
+  assert_int_equal(r.next_attempt_at, T0 + 5000);
+  stored_request_free(&r);
+  /* --max-queue reached: the next dead row stops the action, unchanged. */
+  storage_filter_init(&f);
+  f.states = 1u << RQ_DEAD;
+  assert_int_equal(bulk_all(b, STORAGE_BULK_RETRY, &f, T0 + 6000, 8, 4, &full), 0);
+  assert_true(full);
+  assert_int_equal(state_of(b, ID(c0)), RQ_DEAD);
+  assert_int_equal(unfinished(b), 3);
+}
+
 /* ---- flows ------------------------------------------------------------------ */
 
 static void insert_in_flow_ok(storage_backend_t *b, const char *id, int64_t created, int64_t due,
@@ -2228,6 +2471,9 @@ static void a_stale_claim_cannot_record_its_outcome(void **state) {
   X(counts_tell_each_state_the_oldest_queued_and_the_next_due)                                     \
   X(next_due_is_the_earliest_due_time_among_queued_rows)                                           \
   X(list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps)                              \
+  X(list_filtered_matches_each_condition_in_bounded_scans)                                         \
+  X(bulk_cancel_changes_only_matching_queued_rows_in_steps)                                        \
+  X(bulk_retry_revives_dead_and_queued_rows_due_now_within_max_queue)                              \
   X(a_rows_flow_round_trips_through_every_way_in_and_out)                                          \
   X(a_flow_too_long_is_einval_and_spoils_no_other_row)                                             \
   X(claim_with_a_flow_takes_only_its_due_rows_earliest_first_then_oldest)                          \
