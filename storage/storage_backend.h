@@ -108,8 +108,8 @@ typedef struct {
   int (*probe)(storage_backend_t *b);
 
   /* Inserts r (id, state, method, target, headers, body, key, attempts,
-   * times, last status and error, deadline, body hash, last answer). On -EEXIST, *existing is the row that
-   * holds the key. */
+   * times, last status and error, deadline, body hash, last answer). On -EEXIST, *existing is the
+   * row that holds the key. */
   int (*insert)(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing);
   /* Inserts rows[0] to rows[n-1] in this order, each with the outcome n
    * calls of insert() in turn would give it: results[i] is 0, -EEXIST

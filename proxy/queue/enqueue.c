@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/queue/accepted.h"
 #include "proxy/app.h"
+#include "proxy/queue/accepted.h"
+#include "proxy/queue/body_hash.h"
+#include "proxy/queue/deadline_header.h"
 #include "proxy/queue/conn_job.h"
 #include "proxy/queue/hold.h"
 #include "proxy/queue/prefer.h"
@@ -49,11 +51,41 @@ typedef struct {
   int64_t attempts;
   int last_status;
   const char *last_error;
-  const char *retry_after; /* sent: the answer's; the next attempt follows it */
-  int64_t due_ms;          /* held: when to send it first */
-  const route_t *route;    /* its policy */
-  const char *flow;        /* its flow's key */
+  const char *retry_after;     /* sent: the answer's; the next attempt follows it */
+  int64_t due_ms;              /* held: when to send it first */
+  const route_t *route;        /* its policy */
+  const char *flow;            /* its flow's key */
+  const last_answer_t *answer; /* sent: the retryable answer's kept part, or NULL */
 } enqueue_how_t;
+
+/* Copies what the row keeps of the last retryable answer. */
+static int enqueue_keep_answer(stored_request_t *rq, const last_answer_t *a) {
+  if (a == NULL || !a->kept)
+    return 0;
+  rq->last_answer_headers = malloc(a->headers.len + 1);
+  rq->last_answer_body = malloc(a->body.len + 1);
+  if (rq->last_answer_headers == NULL || rq->last_answer_body == NULL)
+    return -ENOMEM;
+  memcpy(rq->last_answer_headers, a->headers.data ? a->headers.data : "", a->headers.len);
+  rq->last_answer_headers[a->headers.len] = '\0';
+  rq->last_answer_headers_len = a->headers.len;
+  memcpy(rq->last_answer_body, a->body.data ? a->body.data : "", a->body.len);
+  rq->last_answer_body[a->body.len] = '\0';
+  rq->last_answer_body_len = a->body.len;
+  return 0;
+}
+
+/* The body's hash, for a row an Idempotency-Key repeat may be compared
+ * with (computed before the body moves into the row). */
+static int enqueue_hash_body(stored_request_t *rq, const request_t *req) {
+  if (rq->idempotency_key == NULL)
+    return 0;
+  rq->body_sha256 = malloc(BODY_HASH_HEX_LEN + 1);
+  if (rq->body_sha256 == NULL)
+    return -ENOMEM;
+  return body_hash_hex(req->has_body ? req->body.data : NULL, req->has_body ? req->body.len : 0,
+                       rq->body_sha256);
+}
 
 static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *fields,
                         const enqueue_how_t *how) {
@@ -77,12 +109,21 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
   rq->target = strdup(req->target.data);
   rq->headers_len = fields->len;
   rq->headers = fields->data ? buf_steal(fields) : strdup("");
+  rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
+  int kept = enqueue_hash_body(rq, req);
+  if (kept == 0)
+    kept = enqueue_keep_answer(rq, how->answer);
+  /* The router refused a bad value; one that passed meanwhile is due now
+   * and dies at its claim. */
+  const char *why;
+  if (deadline_header_parse(headers_get(&req->headers, "retryd-deadline"), arrived,
+                            &rq->deadline_at, &why) != 0)
+    rq->deadline_at = now;
   if (req->has_body) {
     /* The first attempt is over: the body moves into the row. */
     rq->body_len = req->body.len;
     rq->body = req->body.data ? buf_steal(&req->body) : strdup("");
   }
-  rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
   rq->attempts = how->attempts;
   rq->created_at = arrived;
   rq->updated_at = now;
@@ -94,11 +135,18 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
                              &rq->next_attempt_at);
   else
     rq->next_attempt_at = how->due_ms > now ? how->due_ms : now;
+  if (!dead && rq->deadline_at != 0 && rq->deadline_at <= now) {
+    /* The first attempt ran past the deadline: nothing left to try. */
+    dead = true;
+    free(rq->last_error);
+    rq->last_error = strdup(DEADLINE_HEADER_GAVE_UP);
+  }
+  rq->next_attempt_at = deadline_header_clamp(rq->next_attempt_at, rq->deadline_at);
   rq->state = dead ? RQ_DEAD : RQ_QUEUED;
   if (dead)
     rq->next_attempt_at = 0;
-  if (rq->method == NULL || rq->flow == NULL || rq->target == NULL || rq->headers == NULL ||
-      (req->has_body && rq->body == NULL)) {
+  if (kept != 0 || rq->method == NULL || rq->flow == NULL || rq->target == NULL ||
+      rq->headers == NULL || (req->has_body && rq->body == NULL)) {
     stored_request_free(rq);
     free(in);
     free(cj);
@@ -111,8 +159,9 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
 
 void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, const route_t *route,
                    const char *flow, int last_status, const char *last_error,
-                   const char *retry_after) {
+                   const char *retry_after, const last_answer_t *answer) {
   enqueue_how_t how = {.attempts = 1,
+                       .answer = answer,
                        .last_status = last_status,
                        .last_error = last_error,
                        .retry_after = retry_after,

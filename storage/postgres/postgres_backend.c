@@ -71,29 +71,30 @@
 
 #define PG_INSERT_COLUMNS                                                                          \
   "id, state, method, target, headers, body, idempotency_key, attempts, created_at, "              \
-  "next_attempt_at, updated_at, last_status, last_error, flow, deadline_at, body_sha256, "        \
+  "next_attempt_at, updated_at, last_status, last_error, flow, deadline_at, body_sha256, "         \
   "last_answer_headers, last_answer_body"
 
 #define PG_ROW                                                                                     \
   "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
   "r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "                   \
   "r.response_status, r.response_headers, "                                                        \
-  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token, r.flow, "           \
+  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token, r.flow, "             \
   "r.deadline_at, r.body_sha256, r.last_answer_headers, r.last_answer_body"
 #define PG_ROW_BRIEF                                                                               \
   "r.seq, r.id, r.state, r.method, r.target, NULL::bytea, NULL::bytea, r.idempotency_key, "        \
   "r.attempts, r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "       \
-  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token, r.flow, r.deadline_at, "          \
+  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token, r.flow, r.deadline_at, "            \
   "r.body_sha256, r.last_answer_headers, r.last_answer_body"
 
 static const struct {
   const char *name;
   const char *sql;
 } pg_statements[] = {
-    {"insert", "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-               "$18) "
-               "ON CONFLICT DO NOTHING RETURNING r.seq"},
+    {"insert",
+     "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
+     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+     "$18) "
+     "ON CONFLICT DO NOTHING RETURNING r.seq"},
     /* insert()'s rows, many at once: one array per column. The rows go in
      * in the arrays' order, so that of two with the same key the first is
      * stored and the second skipped, as one insert after the other would
@@ -122,11 +123,13 @@ static const struct {
     {"expire_leases", "UPDATE retryd_requests SET state = 0, next_attempt_at = $1, "
                       "updated_at = $1, lease_owner = NULL, lease_until = NULL "
                       "WHERE state = 1 AND lease_until < $1"},
-    {"due", "SELECT seq, created_at, coalesce(deadline_at, 0) FROM retryd_requests WHERE state = 0 AND "
-            "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
+    {"due",
+     "SELECT seq, created_at, coalesce(deadline_at, 0) FROM retryd_requests WHERE state = 0 AND "
+     "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
     /* One flow's due rows, in the same order, from the flow's part of
      * retryd_requests_flow_due: the other flows' rows are never read. */
-    {"due_flow", "SELECT seq, created_at, coalesce(deadline_at, 0) FROM retryd_requests WHERE state = 0 AND flow = $3 AND "
+    {"due_flow", "SELECT seq, created_at, coalesce(deadline_at, 0) FROM retryd_requests WHERE "
+                 "state = 0 AND flow = $3 AND "
                  "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 "
                  "FOR UPDATE SKIP LOCKED"},
     {"claim_one", "UPDATE retryd_requests r SET state = 1, attempts = attempts + 1, "
@@ -668,9 +671,9 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
 enum { PG_MANY_COLUMNS = 18 };
 
 static const uint32_t pg_many_oids[PG_MANY_COLUMNS] = {
-    PG_OID_TEXT, PG_OID_INT2, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA,
-    PG_OID_INT8, PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT,  PG_OID_TEXT,
-    PG_OID_INT8, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA,
+    PG_OID_TEXT,  PG_OID_INT2, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA,
+    PG_OID_BYTEA, PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT8,  PG_OID_INT4,
+    PG_OID_TEXT,  PG_OID_TEXT, PG_OID_INT8, PG_OID_TEXT,  PG_OID_BYTEA, PG_OID_BYTEA,
 };
 
 static void pg_many_add(pg_array_t *col, const stored_request_t *r) {

@@ -18,7 +18,7 @@
   "created_at, "                                                                                   \
   "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
   "response_headers, "                                                                             \
-  "(SELECT body FROM answers WHERE answers.seq = requests.seq), flow, deadline_at, body_sha256, " \
+  "(SELECT body FROM answers WHERE answers.seq = requests.seq), flow, deadline_at, body_sha256, "  \
   "last_answer_headers, last_answer_body"
 /* The same without the payloads, for status answers and listings. */
 #define ROW_COLUMNS_BRIEF                                                                          \
@@ -717,8 +717,7 @@ int sqlite_queue_finish(sqlite_queue_t *q, const char *id, int64_t now,
     }
     sqlite3_bind_text(st, 8, id, -1, SQLITE_STATIC);
     if (o->last_answer_headers != NULL) {
-      sqlite3_bind_blob64(st, 9, o->last_answer_headers, o->last_answer_headers_len,
-                          SQLITE_STATIC);
+      sqlite3_bind_blob64(st, 9, o->last_answer_headers, o->last_answer_headers_len, SQLITE_STATIC);
       sqlite3_bind_blob64(st, 10, o->last_answer_body ? o->last_answer_body : "",
                           o->last_answer_body_len, SQLITE_STATIC);
     }
