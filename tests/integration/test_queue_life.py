@@ -52,8 +52,9 @@ class LifeBase(RetrydTestCase):
                                        keyfile=os.path.join(self.pki, "srv.key"))
         return self.start_upstream()
 
-    def retryd(self, up, *args):
-        return self.start_retryd(up, "--upstream-ca", os.path.join(self.pki, "ca.pem"), *args)
+    def retryd(self, up, *args, **kw):
+        return self.start_retryd(up, "--upstream-ca", os.path.join(self.pki, "ca.pem"), *args,
+                                 **kw)
 
 
 # ---- deadlines ------------------------------------------------------------
@@ -127,6 +128,24 @@ class _Deadline(LifeBase):
             self.assertLess(wall, int(at) + 0.05, "an attempt was sent after the deadline")
         time.sleep(1.0)
         self.assertEqual(up.count(), n, "sent after it was dead")
+
+    def test_a_row_found_past_its_deadline_after_a_restart_is_buried_not_sent(self):
+        up = self.upstream()
+        up.default = Response(507, body=RECALL_507)
+        tmp = tempfile.mkdtemp(prefix="retryd-life-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        db = self.fresh_db(tmp)
+        rd = self.retryd(up, "--retry-interval", "1h", db=db)
+        r = send_request(rd.port, "POST", "/api/v1/bot", [("Retryd-Deadline", "1")], b"{}")
+        self.assertEqual(r.status, 202, r)
+        rid = r.json()["id"]
+        rd.stop()
+        time.sleep(1.5)  # the deadline passes while no retryd runs
+        rd2 = self.retryd(up, "--retry-interval", "1h", db=db)
+        obj = wait_stored_state(rd2.port, rid, "dead", timeout=5)
+        self.assertTrue(obj["last_error"].startswith("deadline"), obj)
+        time.sleep(0.3)
+        self.assertEqual(up.count(), 1, "sent past its deadline after the restart")
 
 
 class DeadlineHttpTest(_Deadline):
