@@ -22,6 +22,10 @@
 /* The kept fields' lines at most: a longer value is left out. */
 #define LAST_ANSWER_HEADERS_MAX 1024
 
+/* The longest last_answer_json() can be: every byte escaped as \u00XX,
+ * plus the names and punctuation. */
+#define LAST_ANSWER_JSON_MAX (6 * (LAST_ANSWER_BODY_MAX + LAST_ANSWER_HEADERS_MAX) + 256)
+
 typedef struct {
   buf_t headers; /* "Name: value\r\n" lines */
   buf_t body;    /* its first LAST_ANSWER_BODY_MAX bytes */
