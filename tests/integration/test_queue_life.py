@@ -129,6 +129,30 @@ class _Deadline(LifeBase):
         time.sleep(1.0)
         self.assertEqual(up.count(), n, "sent after it was dead")
 
+    def test_a_client_held_with_prefer_wait_is_answered_at_the_deadline(self):
+        up = self.upstream()
+        up.default = Response(507, body=RECALL_507)
+        rd = self.retryd(up, "--retry-interval", "1h")
+        t0 = time.monotonic()
+        r = send_request(rd.port, "POST", "/api/v1/bot",
+                         [("Retryd-Deadline", "1"), ("Prefer", "wait=20")], b"{}", timeout=30)
+        took = time.monotonic() - t0
+        self.assertLess(took, 5, "held to the end of its wait, past the deadline")
+        self.assertGreaterEqual(took, 0.9, "answered before the deadline")
+        self.assertEqual(r.status, 202, r)
+        obj = r.json()
+        self.assertEqual(obj["state"], "dead", obj)
+        self.assertTrue(obj["last_error"].startswith("deadline"), obj)
+        self.assertEqual(r.header("preference-applied"), "wait=20", r)
+
+    def test_a_held_client_whose_row_completes_before_the_deadline_gets_the_answer(self):
+        up = self.upstream()
+        up.push(Response(507, body=RECALL_507), Response(201, body=b'{"id":"bot"}'))
+        rd = self.retryd(up, "--retry-interval", "300ms")
+        r = send_request(rd.port, "POST", "/api/v1/bot",
+                         [("Retryd-Deadline", "5"), ("Prefer", "wait=20")], b"{}", timeout=30)
+        self.assertEqual((r.status, r.body), (201, b'{"id":"bot"}'), r)
+
     def test_a_row_found_past_its_deadline_after_a_restart_is_buried_not_sent(self):
         up = self.upstream()
         up.default = Response(507, body=RECALL_507)
