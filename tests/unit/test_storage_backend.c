@@ -2352,6 +2352,28 @@ static void find_completed_finds_the_latest_completed_row_with_the_key(void **st
   assert_int_equal(batch_find(b, "k", "POST", "/api/v1/bot", &r), -ENOENT);
 }
 
+/* retryd migrate: rows move with their deadline, body hash and last answer. */
+static void migrate_carries_deadline_hash_and_last_answer(void **state) {
+  fx_t *fx = *state;
+  char dir[64], from[128], err[512] = "";
+  assert_int_equal(test_dir_make(dir, sizeof(dir), "migrate-life"), 0);
+  snprintf(from, sizeof(from), "sqlite:%s/src.db", dir);
+  storage_backend_t *src = NULL;
+  storage_params_t params = {.max_queue = BIG_QUEUE};
+  assert_int_equal(storage_backend_open(&src, from, &params, err, sizeof(err)), 0);
+  stored_request_t r = life_row(ID(01), T0, T0 + 7000, "k");
+  assert_int_equal(batch_insert(src, &r, NULL), 0);
+  src->ops->close(src);
+
+  storage_migrate_result_t moved;
+  int rc = storage_migrate(from, fx->location, &moved, err, sizeof(err));
+  test_dir_remove(dir);
+  if (rc != 0)
+    fail_msg("storage_migrate: %d %s", rc, err);
+  assert_int_equal(moved.moved, 1);
+  expect_life_fields(open_ok(fx, BIG_QUEUE), ID(01), T0 + 7000);
+}
+
 /* ---- every scenario, once per backend ------------------------------------------------ */
 
 #define SCENARIOS(X)                                                                               \
@@ -2403,7 +2425,8 @@ static void find_completed_finds_the_latest_completed_row_with_the_key(void **st
   X(deadline_hash_and_last_answer_round_trip_through_insert_and_insert_many)                       \
   X(claim_buries_a_due_row_at_or_past_its_deadline_with_reason_deadline)                           \
   X(finish_keeps_the_last_answer_until_another_replaces_it)                                        \
-  X(find_completed_finds_the_latest_completed_row_with_the_key)
+  X(find_completed_finds_the_latest_completed_row_with_the_key)                                    \
+  X(migrate_carries_deadline_hash_and_last_answer)
 
 /* Shared backends only: a backend of one process has no leases to lose. */
 #define SHARED_SCENARIOS(X) X(a_stale_claim_cannot_record_its_outcome)
