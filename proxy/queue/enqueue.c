@@ -18,8 +18,22 @@
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* What the client asked for (Prefer), and its body's hash, kept until it is
+ * answered. */
+typedef struct {
+  prefer_t prefer;
+  char body_sha256[BODY_HASH_HEX_LEN + 1]; /* "": none */
+} intake_t;
+
+/* A twin stored meanwhile with another body: the key was reused. */
+static bool enqueue_twin_differs(const intake_t *in, const stored_request_t *twin) {
+  return in->body_sha256[0] != '\0' && twin->body_sha256 != NULL &&
+         strcmp(in->body_sha256, twin->body_sha256) != 0;
+}
+
 static void enqueue_stored(conn_job_t *cj) {
   store_job_t *job = &cj->job;
+  intake_t *in = cj->data;
   if (job->result == 0) {
     cj->app->stats.stored++;
     if (job->rq.state == RQ_QUEUED)
@@ -28,21 +42,24 @@ static void enqueue_stored(conn_job_t *cj) {
   scheduler_note_due(cj->app->scheduler, job->next_due);
   if (cj->conn == NULL)
     return; /* stored all the same: it will be delivered */
-  if (job->result == 0 || job->result == -EEXIST) {
+  if (job->result == -EEXIST && enqueue_twin_differs(in, &job->rq)) {
+    http_conn_note_stored(cj->conn, job->rq.id, true);
+    http_conn_error(cj->conn, 422, "idempotency_key_reused",
+                    "this Idempotency-Key was used with another request body");
+  } else if (job->result == 0 || job->result == -EEXIST) {
     /* -EEXIST: the twin of an Idempotency-Key stored meanwhile answers. */
     http_conn_note_stored(cj->conn, job->rq.id, job->result == -EEXIST);
-    hold_answer(cj->app, cj->conn, &job->rq, cj->data);
+    hold_answer(cj->app, cj->conn, &job->rq, &in->prefer);
   } else {
     accepted_unavailable(cj->app, cj->conn, job->result);
   }
 }
 
-/* What the client asked for (Prefer), kept until it is answered. */
-static prefer_t *prefer_of(const request_t *req) {
-  prefer_t *p = calloc(1, sizeof(*p));
-  if (p != NULL)
-    prefer_parse(headers_get(&req->headers, "prefer"), p);
-  return p;
+static intake_t *intake_of(const request_t *req) {
+  intake_t *in = calloc(1, sizeof(*in));
+  if (in != NULL)
+    prefer_parse(headers_get(&req->headers, "prefer"), &in->prefer);
+  return in;
 }
 
 /* The row for req, its attempts so far and its next attempt (or dead);
@@ -90,7 +107,7 @@ static int enqueue_hash_body(stored_request_t *rq, const request_t *req) {
 static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *fields,
                         const enqueue_how_t *how) {
   conn_job_t *cj = conn_job_new(app, c, STORE_INSERT, enqueue_stored);
-  prefer_t *in = cj ? prefer_of(req) : NULL;
+  intake_t *in = cj ? intake_of(req) : NULL;
   if (in == NULL) {
     free(cj);
     accepted_unavailable(app, c, -ENOMEM);
@@ -111,6 +128,8 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
   rq->headers = fields->data ? buf_steal(fields) : strdup("");
   rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
   int kept = enqueue_hash_body(rq, req);
+  if (kept == 0 && rq->body_sha256 != NULL)
+    memcpy(in->body_sha256, rq->body_sha256, sizeof(in->body_sha256));
   if (kept == 0)
     kept = enqueue_keep_answer(rq, how->answer);
   /* The router refused a bad value; one that passed meanwhile is due now

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import unittest
 
@@ -241,6 +242,30 @@ class _Replay(LifeBase):
                              b'{"x":1}')
         self.assertJsonError(other, 422, "idempotency_key_reused")
         self.assertEqual(up.count(), 1)
+
+    def test_two_first_attempts_at_once_with_one_key_and_two_bodies(self):
+        """Both miss the lookup and are sent; the second to be stored finds
+        the first's row holding the key: another body is 422 there too."""
+        up = self.upstream()
+        up.default = Response(507, body=RECALL_507, delay=0.5)
+        rd = self.retryd(up, "--retry-interval", "1h")
+        results = {}
+
+        def send(tag, body):
+            results[tag] = send_request(rd.port, "POST", "/api/v1/bot",
+                                        [("Idempotency-Key", "k-race")], body)
+
+        threads = [threading.Thread(target=send, args=("a", b'{"n":1}')),
+                   threading.Thread(target=send, args=("b", b'{"n":2}'))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        self.assertEqual(up.count(), 2, "both first attempts are sent")
+        statuses = sorted(r.status for r in results.values())
+        self.assertEqual(statuses, [202, 422], results)
+        loser = [r for r in results.values() if r.status == 422][0]
+        self.assertJsonError(loser, 422, "idempotency_key_reused")
 
     def test_another_path_is_another_request(self):
         up = self.upstream()
