@@ -18,6 +18,7 @@ struct app_s;
 /* Answers from req's unfinished twin, or, when it has none, hands req to
  * on_miss (the router passes forward). */
 typedef void (*idempotency_miss_fn)(struct app_s *app, http_conn_t *c, request_t *req);
-void idempotency_dedupe(struct app_s *app, http_conn_t *c, request_t *req, idempotency_miss_fn on_miss);
+void idempotency_dedupe(struct app_s *app, http_conn_t *c, request_t *req,
+                        idempotency_miss_fn on_miss);
 
 #endif
