@@ -147,8 +147,8 @@ typedef struct {
   int (*probe)(storage_backend_t *b);
 
   /* Inserts r (id, state, method, target, headers, body, key, attempts,
-   * times, last status and error). On -EEXIST, *existing is the row that
-   * holds the key. */
+   * times, last status and error, deadline, body hash, last answer). On -EEXIST, *existing is the
+   * row that holds the key. */
   int (*insert)(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing);
   /* Inserts rows[0] to rows[n-1] in this order, each with the outcome n
    * calls of insert() in turn would give it: results[i] is 0, -EEXIST
@@ -165,6 +165,11 @@ typedef struct {
    * target, without payloads. */
   int (*find_idempotent)(storage_backend_t *b, const char *key, const char *method,
                          const char *target, stored_request_t *out);
+  /* The most recent completed row with this key, method and target (an
+   * Idempotency-Key repeat after completion gets its answer replayed),
+   * without payloads; -ENOENT when none is left. */
+  int (*find_completed)(storage_backend_t *b, const char *key, const char *method,
+                        const char *target, stored_request_t *out);
   /* with_payload: also the request's headers and body and the stored answer. */
   int (*get)(storage_backend_t *b, const char *id, bool with_payload, stored_request_t *out);
   /* queued → cancelled. -EPERM (with *out filled) when not queued. */
@@ -173,7 +178,9 @@ typedef struct {
   int (*retry_now)(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out);
   /* Claims up to limit rows due at now (earliest due first, then oldest)
    * as inflight, with payloads, counting the attempt; a due row older than
-   * max_age_ms is made dead instead (*dead_out counts them). flow NULL:
+   * max_age_ms, or whose deadline_at is at or before now, is made dead
+   * instead (*dead_out counts them; last_error says "deadline: ..." for
+   * the latter). flow NULL:
    * rows of any flow; else only the rows of that flow, found through an
    * index of their own, so a claim for one flow never walks another's
    * rows (and buries only its own). Returns the number claimed. */

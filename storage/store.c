@@ -127,6 +127,9 @@ static void store_run_job(store_t *s, store_job_t *j) {
     stored_request_t found;
     j->result =
         b->ops->find_idempotent(b, j->rq.idempotency_key, j->rq.method, j->rq.target, &found);
+    if (j->result == -ENOENT && b->ops->find_completed != NULL)
+      j->result =
+          b->ops->find_completed(b, j->rq.idempotency_key, j->rq.method, j->rq.target, &found);
     if (j->result == 0) {
       stored_request_free(&j->rq);
       j->rq = found;

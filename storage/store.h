@@ -44,7 +44,8 @@ typedef void (*store_done_cb)(store_job_t *job);
 
 typedef enum {
   STORE_INSERT,          /* rq in; on -EEXIST rq out is the existing row */
-  STORE_FIND_IDEMPOTENT, /* rq.idempotency_key, method, target in; rq out */
+  STORE_FIND_IDEMPOTENT, /* rq.idempotency_key, method, target in; rq out: the unfinished
+                            row, else the latest completed one (find_completed()) */
   STORE_GET,             /* id, with_payload in; rq out */
   STORE_CANCEL,          /* id in; rq out */
   STORE_RETRY_NOW,       /* id in; rq out */

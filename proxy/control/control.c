@@ -8,6 +8,7 @@
 #include "proxy/app.h"
 #include "proxy/queue/route_table.h"
 #include "proxy/queue/conn_job.h"
+#include "proxy/queue/last_answer.h"
 #include "proxy/queue/request_json.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/queue/scheduler.h"
@@ -130,7 +131,7 @@ static void control_answer_status(app_t *app, http_conn_t *c, const stored_reque
   /* Room for the row's strings JSON-escaped (six bytes each at worst): a
    * path may fill a whole request head. A body that could not be built
    * whole is an error, never a cut document. */
-  buf_init(&body, 6 * app->cfg->max_header_bytes + 16 * 1024);
+  buf_init(&body, 6 * app->cfg->max_header_bytes + 16 * 1024 + LAST_ANSWER_JSON_MAX);
   buf_init(&extra, 128);
   int rc = buf_append_str(&extra, "Cache-Control: no-store\r\n");
   if (rc == 0 && applied[0])

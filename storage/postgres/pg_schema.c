@@ -107,6 +107,19 @@ static const char *const pg_schema_steps[] = {
     "ALTER TABLE retryd_requests ADD COLUMN flow text NOT NULL DEFAULT '';"
     "CREATE INDEX retryd_requests_flow_due ON retryd_requests (flow, next_attempt_at, seq)"
     "  WHERE state = 0;",
+    /* 5: the life of a stored request (issue 14). A row may carry a
+     * deadline (Retryd-Deadline: dead when not delivered by then), the
+     * SHA-256 of its body (an Idempotency-Key repeat with another body is
+     * refused), and the last retryable answer's kept part. Completed rows
+     * with a key get an index of their own: a repeat after completion
+     * finds the answer to replay without walking the finished rows. No
+     * default: adding the columns rewrites no row. */
+    "ALTER TABLE retryd_requests ADD COLUMN deadline_at bigint,"
+    "  ADD COLUMN body_sha256 text, ADD COLUMN last_answer_headers bytea,"
+    "  ADD COLUMN last_answer_body bytea;"
+    "CREATE INDEX retryd_requests_idempotency_done"
+    "  ON retryd_requests (idempotency_key, method, target, seq)"
+    "  WHERE idempotency_key IS NOT NULL AND state = 2;",
 };
 
 #define PG_NSTEPS (int)(sizeof(pg_schema_steps) / sizeof(pg_schema_steps[0]))

@@ -71,17 +71,20 @@
 
 #define PG_INSERT_COLUMNS                                                                          \
   "id, state, method, target, headers, body, idempotency_key, attempts, created_at, "              \
-  "next_attempt_at, updated_at, last_status, last_error, flow"
+  "next_attempt_at, updated_at, last_status, last_error, flow, deadline_at, body_sha256, "         \
+  "last_answer_headers, last_answer_body"
 
 #define PG_ROW                                                                                     \
   "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
   "r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "                   \
   "r.response_status, r.response_headers, "                                                        \
-  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token, r.flow"
+  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token, r.flow, "             \
+  "r.deadline_at, r.body_sha256, r.last_answer_headers, r.last_answer_body"
 #define PG_ROW_BRIEF                                                                               \
   "r.seq, r.id, r.state, r.method, r.target, NULL::bytea, NULL::bytea, r.idempotency_key, "        \
   "r.attempts, r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "       \
-  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token, r.flow"
+  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token, r.flow, r.deadline_at, "            \
+  "r.body_sha256, r.last_answer_headers, r.last_answer_body"
 
 /* The rows of a step's scan ($1, $2] that match a filter
  * (storage_filter_t): an absent condition is NULL. The prefix compares
@@ -103,9 +106,11 @@ static const struct {
   const char *name;
   const char *sql;
 } pg_statements[] = {
-    {"insert", "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
-               "ON CONFLICT DO NOTHING RETURNING r.seq"},
+    {"insert",
+     "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
+     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+     "$18) "
+     "ON CONFLICT DO NOTHING RETURNING r.seq"},
     /* insert()'s rows, many at once: one array per column. The rows go in
      * in the arrays' order, so that of two with the same key the first is
      * stored and the second skipped, as one insert after the other would
@@ -117,9 +122,12 @@ static const struct {
      "SELECT unnest($1::text[]), unnest($2::int2[]), unnest($3::text[]), unnest($4::bytea[]), "
      "unnest($5::bytea[]), unnest($6::bytea[]), unnest($7::bytea[]), unnest($8::int8[]), "
      "unnest($9::int8[]), unnest($10::int8[]), unnest($11::int8[]), unnest($12::int4[]), "
-     "unnest($13::text[]), unnest($14::text[]) ON CONFLICT DO NOTHING RETURNING r.id"},
+     "unnest($13::text[]), unnest($14::text[]), unnest($15::int8[]), unnest($16::text[]), "
+     "unnest($17::bytea[]), unnest($18::bytea[]) ON CONFLICT DO NOTHING RETURNING r.id"},
     {"find", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
              "method = $2 AND target = $3 AND state IN (0, 1)"},
+    {"find_done", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
+                  "method = $2 AND target = $3 AND state = 2 ORDER BY seq DESC LIMIT 1"},
     {"get_full", "SELECT " PG_ROW " FROM retryd_requests r WHERE id = $1"},
     {"get_brief", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE id = $1"},
     {"get_locked", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE id = $1 FOR UPDATE"},
@@ -131,11 +139,13 @@ static const struct {
     {"expire_leases", "UPDATE retryd_requests SET state = 0, next_attempt_at = $1, "
                       "updated_at = $1, lease_owner = NULL, lease_until = NULL "
                       "WHERE state = 1 AND lease_until < $1"},
-    {"due", "SELECT seq, created_at FROM retryd_requests WHERE state = 0 AND "
-            "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
+    {"due",
+     "SELECT seq, created_at, coalesce(deadline_at, 0) FROM retryd_requests WHERE state = 0 AND "
+     "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
     /* One flow's due rows, in the same order, from the flow's part of
      * retryd_requests_flow_due: the other flows' rows are never read. */
-    {"due_flow", "SELECT seq, created_at FROM retryd_requests WHERE state = 0 AND flow = $3 AND "
+    {"due_flow", "SELECT seq, created_at, coalesce(deadline_at, 0) FROM retryd_requests WHERE "
+                 "state = 0 AND flow = $3 AND "
                  "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 "
                  "FOR UPDATE SKIP LOCKED"},
     {"claim_one", "UPDATE retryd_requests r SET state = 1, attempts = attempts + 1, "
@@ -145,9 +155,15 @@ static const struct {
      "UPDATE retryd_requests SET state = 3, next_attempt_at = NULL, updated_at = $2, "
      "last_error = coalesce(last_error, 'expired: older than --max-age') WHERE seq = $1 "
      "RETURNING id"},
+    /* Not delivered by its deadline: the reason replaces the last error. */
+    {"bury_late", "UPDATE retryd_requests SET state = 3, next_attempt_at = NULL, updated_at = $2, "
+                  "last_error = 'deadline: not delivered by its Retryd-Deadline' WHERE seq = $1 "
+                  "RETURNING id"},
     {"finish", "UPDATE retryd_requests SET state = $2, next_attempt_at = $3, updated_at = $4, "
                "last_status = $5, last_error = $6, response_status = $7, response_headers = $8, "
-               "lease_owner = NULL, lease_until = NULL "
+               "lease_owner = NULL, lease_until = NULL, "
+               "last_answer_headers = coalesce($11, last_answer_headers), "
+               "last_answer_body = CASE WHEN $11 IS NULL THEN last_answer_body ELSE $12 END "
                "WHERE id = $1 AND state = 1 AND lease_owner = $9 AND claim_token = $10 "
                "RETURNING seq"},
     {"answer_put", "INSERT INTO retryd_answers (seq, body) VALUES ($1, $2) "
@@ -252,7 +268,7 @@ static int64_t pg_now_ms(void) {
 
 /* ---- parameters -------------------------------------------------------- */
 
-#define PG_MAX_PARAMS 16
+#define PG_MAX_PARAMS 20
 
 typedef struct {
   const char *v[PG_MAX_PARAMS];
@@ -334,6 +350,10 @@ static int64_t pg_row_read(const pg_result_t *r, int row, stored_request_t *out)
   out->flow = pg_result_dup(r, row, 18, NULL);
   if (out->flow == NULL)
     out->flow = calloc(1, 1); /* never NULL in a row read back */
+  out->deadline_at = pg_result_int(r, row, 19);
+  out->body_sha256 = pg_result_dup(r, row, 20, NULL);
+  out->last_answer_headers = pg_result_dup(r, row, 21, &out->last_answer_headers_len);
+  out->last_answer_body = pg_result_dup(r, row, 22, &out->last_answer_body_len);
   return seq;
 }
 
@@ -586,6 +606,15 @@ static int pg_find(storage_backend_t *b, const char *key, const char *method, co
   return pg_get_one(PG(b), "find", &p, out);
 }
 
+static int pg_find_completed(storage_backend_t *b, const char *key, const char *method,
+                             const char *target, stored_request_t *out) {
+  pg_params_t p = {.n = 0};
+  p_bytes_of(&p, key);
+  p_text(&p, method);
+  p_bytes_of(&p, target);
+  return pg_get_one(PG(b), "find_done", &p, out);
+}
+
 /* NULL means the default route's flow. */
 static const char *pg_flow_of(const stored_request_t *r) { return r->flow != NULL ? r->flow : ""; }
 
@@ -648,6 +677,16 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
   p_int_or_null(&p, r->last_status);
   p_text(&p, r->last_error);
   p_text(&p, pg_flow_of(r));
+  p_int_or_null(&p, r->deadline_at);
+  p_text(&p, r->body_sha256);
+  if (r->last_answer_headers != NULL)
+    p_bytes(&p, r->last_answer_headers, r->last_answer_headers_len);
+  else
+    p_text(&p, NULL);
+  if (r->last_answer_body != NULL)
+    p_bytes(&p, r->last_answer_body, r->last_answer_body_len);
+  else
+    p_text(&p, NULL);
   pg_result_t *res;
   int rc = pg_run(pb, "insert", &p, &res);
   if (rc != 0)
@@ -662,11 +701,12 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
 
 /* The parameters of "insert_many": one array per column, as "insert"
  * takes the row's fields. */
-enum { PG_MANY_COLUMNS = 14 };
+enum { PG_MANY_COLUMNS = 18 };
 
 static const uint32_t pg_many_oids[PG_MANY_COLUMNS] = {
-    PG_OID_TEXT, PG_OID_INT2, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA,
-    PG_OID_INT8, PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT,  PG_OID_TEXT,
+    PG_OID_TEXT,  PG_OID_INT2, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA,
+    PG_OID_BYTEA, PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT8,  PG_OID_INT4,
+    PG_OID_TEXT,  PG_OID_TEXT, PG_OID_INT8, PG_OID_TEXT,  PG_OID_BYTEA, PG_OID_BYTEA,
 };
 
 static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
@@ -690,6 +730,13 @@ static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
     pg_array_add(&col[11], NULL, 0);
   pg_array_add_str(&col[12], r->last_error);
   pg_array_add_str(&col[13], pg_flow_of(r));
+  if (r->deadline_at != 0)
+    pg_array_add_int(&col[14], r->deadline_at);
+  else
+    pg_array_add(&col[14], NULL, 0);
+  pg_array_add_str(&col[15], r->body_sha256);
+  pg_array_add(&col[16], r->last_answer_headers, r->last_answer_headers_len);
+  pg_array_add(&col[17], r->last_answer_body, r->last_answer_body_len);
 }
 
 /* Marks in stored[] the row whose id the statement returned. Rows come
@@ -781,7 +828,8 @@ static size_t pg_row_bytes(const stored_request_t *r) {
   return PG_MANY_ROW_BYTES + r->headers_len + r->body_len +
          (r->target != NULL ? strlen(r->target) : 0) +
          (r->idempotency_key != NULL ? strlen(r->idempotency_key) : 0) +
-         (r->last_error != NULL ? strlen(r->last_error) : 0) + strlen(pg_flow_of(r));
+         (r->last_error != NULL ? strlen(r->last_error) : 0) + strlen(pg_flow_of(r)) +
+         r->last_answer_headers_len + r->last_answer_body_len;
 }
 
 /* One statement per PG_MANY_BYTES_MAX of rows: a batch's round trips are
@@ -864,14 +912,14 @@ static int64_t pg_expire_leases(pg_backend_t *pb, int64_t now) {
 
 /* Claims one picked row, or buries it when it is past its age: 1 when
  * claimed (out filled), 0 when buried, or an error. */
-static int pg_claim_or_bury(pg_backend_t *pb, int64_t seq, bool expired, int64_t now,
+static int pg_claim_or_bury(pg_backend_t *pb, int64_t seq, bool expired, bool late, int64_t now,
                             stored_request_t *out) {
   pg_params_t p = {.n = 0};
   p_int(&p, seq);
   p_int(&p, now);
-  if (expired) {
+  if (expired || late) {
     pg_result_t *r;
-    int rc = pg_run(pb, "expire_one", &p, &r);
+    int rc = pg_run(pb, late ? "bury_late" : "expire_one", &p, &r);
     if (rc != 0)
       return rc;
     if (pg_result_rows(r) > 0) {
@@ -914,7 +962,9 @@ static int pg_claim(storage_backend_t *b, int64_t now, const char *flow, int64_t
     int rows = pg_result_rows(due);
     for (int i = 0; i < rows && rc == 0; i++) {
       bool expired = now - pg_result_int(due, i, 1) > max_age_ms;
-      int got = pg_claim_or_bury(pb, pg_result_int(due, i, 0), expired, now, &out[n]);
+      int64_t deadline = pg_result_int(due, i, 2);
+      bool late = deadline != 0 && deadline <= now;
+      int got = pg_claim_or_bury(pb, pg_result_int(due, i, 0), expired, late, now, &out[n]);
       if (got < 0)
         rc = got;
       else if (got == 1)
@@ -967,6 +1017,13 @@ static int pg_finish(storage_backend_t *b, const char *id, int64_t now,
     p_text(&p, NULL);
   p_text(&p, pb->replica);
   p_int(&p, o->claim_token);
+  if (o->last_answer_headers != NULL) {
+    p_bytes(&p, o->last_answer_headers, o->last_answer_headers_len);
+    p_bytes(&p, o->last_answer_body != NULL ? o->last_answer_body : "", o->last_answer_body_len);
+  } else {
+    p_text(&p, NULL);
+    p_text(&p, NULL);
+  }
   pg_result_t *r;
   int rc = pg_run(pb, "finish", &p, &r);
   if (rc != 0)
@@ -1312,6 +1369,7 @@ static const storage_backend_ops_t pg_ops = {
     .insert = pg_insert,
     .insert_many = pg_insert_many,
     .find_idempotent = pg_find,
+    .find_completed = pg_find_completed,
     .get = pg_get,
     .cancel = pg_cancel,
     .retry_now = pg_retry_now,

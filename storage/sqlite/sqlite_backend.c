@@ -73,6 +73,11 @@ static int sqlite_backend_find_idempotent(storage_backend_t *b, const char *key,
   return sqlite_queue_find_idempotent(Q(b), key, method, target, out);
 }
 
+static int sqlite_backend_find_completed(storage_backend_t *b, const char *key, const char *method,
+                                         const char *target, stored_request_t *out) {
+  return sqlite_queue_find_completed(Q(b), key, method, target, out);
+}
+
 static int sqlite_backend_get(storage_backend_t *b, const char *id, bool with_payload,
                               stored_request_t *out) {
   return sqlite_queue_get(Q(b), id, with_payload, out);
@@ -189,6 +194,7 @@ static const storage_backend_ops_t sqlite_backend_ops = {
     .insert = sqlite_backend_insert,
     .insert_many = storage_backend_insert_each,
     .find_idempotent = sqlite_backend_find_idempotent,
+    .find_completed = sqlite_backend_find_completed,
     .get = sqlite_backend_get,
     .cancel = sqlite_backend_cancel,
     .retry_now = sqlite_backend_retry_now,

@@ -18,13 +18,14 @@
   "created_at, "                                                                                   \
   "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
   "response_headers, "                                                                             \
-  "(SELECT body FROM answers WHERE answers.seq = requests.seq), flow"
+  "(SELECT body FROM answers WHERE answers.seq = requests.seq), flow, deadline_at, body_sha256, "  \
+  "last_answer_headers, last_answer_body"
 /* The same without the payloads, for status answers and listings. */
 #define ROW_COLUMNS_BRIEF                                                                          \
   "seq, id, state, method, target, NULL, NULL, idempotency_key, attempts, "                        \
   "created_at, "                                                                                   \
   "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
-  "NULL, NULL, flow"
+  "NULL, NULL, flow, deadline_at, body_sha256, last_answer_headers, last_answer_body"
 
 /* A filter's conditions but the state (ST_LIST_FILTERED*). */
 #define SQL_FILTER_REST                                                                            \
@@ -36,6 +37,8 @@
 enum {
   ST_INSERT,
   ST_FIND_IDEM,
+  ST_FIND_DONE,
+  ST_BURY_DEADLINE,
   ST_GET_FULL,
   ST_GET_BRIEF,
   ST_SET_STATE,
@@ -69,9 +72,19 @@ enum {
 static const char *const statement_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO requests (id, state, method, target, headers, body, "
                   "idempotency_key, attempts, created_at, next_attempt_at, updated_at, "
-                  "last_status, last_error, flow) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  "last_status, last_error, flow, deadline_at, body_sha256, "
+                  "last_answer_headers, last_answer_body) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_FIND_IDEM] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE idempotency_key = ? AND "
                      "method = ? AND target = ? AND state IN (" SQL_QUEUED ", " SQL_INFLIGHT ")",
+    [ST_FIND_DONE] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests INDEXED BY "
+                     "requests_idempotency_done WHERE idempotency_key = ? AND method = ? AND "
+                     "target = ? AND state = " SQL_COMPLETED " ORDER BY seq DESC LIMIT 1",
+    /* Not delivered by its deadline: the reason replaces the last error. */
+    [ST_BURY_DEADLINE] =
+        "UPDATE requests SET state = " SQL_DEAD ", next_attempt_at = NULL, updated_at = ?1, "
+        "last_error = 'deadline: not delivered by its Retryd-Deadline' "
+        "WHERE seq = ?2 AND state = " SQL_QUEUED,
     [ST_GET_FULL] = "SELECT " ROW_COLUMNS " FROM requests WHERE id = ?",
     [ST_GET_BRIEF] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE id = ?",
     [ST_SET_STATE] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ? "
@@ -99,8 +112,10 @@ static const char *const statement_sql[ST_COUNT] = {
                      "state = " SQL_QUEUED,
     [ST_FINISH] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ?, "
                   "last_status = ?, last_error = ?, response_status = ?, "
-                  "response_headers = ? "
-                  "WHERE id = ? AND state = " SQL_INFLIGHT " RETURNING seq",
+                  "response_headers = ?, "
+                  "last_answer_headers = coalesce(?9, last_answer_headers), "
+                  "last_answer_body = CASE WHEN ?9 IS NULL THEN last_answer_body ELSE ?10 END "
+                  "WHERE id = ?8 AND state = " SQL_INFLIGHT " RETURNING seq",
     /* The answer's body, in its own table (schema step 2 says why). */
     [ST_ANSWER_PUT] = "INSERT OR REPLACE INTO answers (seq, body) VALUES (?, ?)",
     /* Not attempted after all: the attempt is not counted, the last real
@@ -229,6 +244,10 @@ static int64_t row_read(sqlite3_stmt *st, stored_request_t *r) {
   r->flow = dup_text(st, 17, NULL);
   if (r->flow == NULL)
     r->flow = calloc(1, 1); /* never NULL in a row read back */
+  r->deadline_at = sqlite3_column_int64(st, 18);
+  r->body_sha256 = dup_text(st, 19, NULL);
+  r->last_answer_headers = dup_text(st, 20, &r->last_answer_headers_len);
+  r->last_answer_body = dup_text(st, 21, &r->last_answer_body_len);
   return seq;
 }
 
@@ -548,6 +567,10 @@ int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_req
     sqlite3_bind_int(st, 12, r->last_status);
   bind_text_or_null(st, 13, r->last_error);
   sqlite3_bind_text(st, 14, flow, -1, SQLITE_STATIC);
+  bind_time_or_null(st, 15, r->deadline_at);
+  bind_text_or_null(st, 16, r->body_sha256);
+  bind_blob_or_null(st, 17, r->last_answer_headers, r->last_answer_headers_len);
+  bind_blob_or_null(st, 18, r->last_answer_body, r->last_answer_body_len);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_DONE) {
@@ -566,6 +589,15 @@ int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_req
 int sqlite_queue_find_idempotent(sqlite_queue_t *q, const char *key, const char *method,
                                  const char *target, stored_request_t *out) {
   sqlite3_stmt *st = stmt(q, ST_FIND_IDEM);
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, method, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+  return get_one(q, st, out);
+}
+
+int sqlite_queue_find_completed(sqlite_queue_t *q, const char *key, const char *method,
+                                const char *target, stored_request_t *out) {
+  sqlite3_stmt *st = stmt(q, ST_FIND_DONE);
   sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, method, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
@@ -652,8 +684,9 @@ int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, const char *flow, int64_t
     }
     int64_t seq = row_read(st, &out[n]);
     sqlite3_reset(st);
-    bool expired = now - out[n].created_at > max_age_ms;
-    st = stmt(q, expired ? ST_EXPIRE : ST_CLAIM_ONE);
+    bool late = out[n].deadline_at != 0 && out[n].deadline_at <= now;
+    bool expired = late || now - out[n].created_at > max_age_ms;
+    st = stmt(q, late ? ST_BURY_DEADLINE : expired ? ST_EXPIRE : ST_CLAIM_ONE);
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, seq);
     rc = sqlite3_step(st);
@@ -707,6 +740,11 @@ int sqlite_queue_finish(sqlite_queue_t *q, const char *id, int64_t now,
                           o->response_headers_len, SQLITE_STATIC);
     }
     sqlite3_bind_text(st, 8, id, -1, SQLITE_STATIC);
+    if (o->last_answer_headers != NULL) {
+      sqlite3_bind_blob64(st, 9, o->last_answer_headers, o->last_answer_headers_len, SQLITE_STATIC);
+      sqlite3_bind_blob64(st, 10, o->last_answer_body ? o->last_answer_body : "",
+                          o->last_answer_body_len, SQLITE_STATIC);
+    }
   }
   int rc = sqlite3_step(st);
   int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;

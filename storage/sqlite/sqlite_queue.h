@@ -57,6 +57,9 @@ int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_req
 /* The unfinished (queued or inflight) row with this key, method and target. */
 int sqlite_queue_find_idempotent(sqlite_queue_t *q, const char *key, const char *method,
                                  const char *target, stored_request_t *out);
+/* The latest completed row with this key, method and target, brief. */
+int sqlite_queue_find_completed(sqlite_queue_t *q, const char *key, const char *method,
+                                const char *target, stored_request_t *out);
 /* with_payload: also the request's headers and body and the stored answer. */
 int sqlite_queue_get(sqlite_queue_t *q, const char *id, bool with_payload, stored_request_t *out);
 /* queued → cancelled. -EPERM (with out filled) when not queued. */

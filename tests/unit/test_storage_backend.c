@@ -2430,6 +2430,193 @@ static void a_stale_claim_cannot_record_its_outcome(void **state) {
   assert_int_equal(state_of(b, ID(01)), RQ_COMPLETED);
 }
 
+/* ---- the life of a stored request (issue 14) --------------------------------- */
+
+#define HASH_A "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define LA_HEADERS "Retry-After: 30\r\nContent-Type: application/json\r\n"
+#define LA_BODY "{\"detail\":\"No adhoc bots\"}"
+static const char la_headers[] = LA_HEADERS;
+static const char la_body[] = LA_BODY;
+
+static stored_request_t life_row(const char *id, int64_t due, int64_t deadline, const char *key) {
+  stored_request_t r = new_row(id, T0, due, key);
+  r.deadline_at = deadline;
+  r.body_sha256 = HASH_A;
+  r.last_status = 507;
+  r.last_answer_headers = LA_HEADERS;
+  r.last_answer_headers_len = sizeof(la_headers) - 1;
+  r.last_answer_body = LA_BODY;
+  r.last_answer_body_len = sizeof(la_body) - 1;
+  return r;
+}
+
+static void expect_life_fields(storage_backend_t *b, const char *id, int64_t deadline) {
+  for (int full = 0; full < 2; full++) {
+    stored_request_t r;
+    assert_int_equal(batch_get(b, id, full, &r), 0);
+    assert_int_equal(r.deadline_at, deadline);
+    assert_non_null(r.body_sha256);
+    assert_string_equal(r.body_sha256, HASH_A);
+    assert_int_equal(r.last_answer_headers_len, sizeof(la_headers) - 1);
+    assert_memory_equal(r.last_answer_headers, la_headers, sizeof(la_headers) - 1);
+    assert_int_equal(r.last_answer_body_len, sizeof(la_body) - 1);
+    assert_memory_equal(r.last_answer_body, la_body, sizeof(la_body) - 1);
+    stored_request_free(&r);
+  }
+}
+
+static void deadline_hash_and_last_answer_round_trip_through_insert_and_insert_many(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  stored_request_t one = life_row(ID(01), T0, T0 + 5000, "k1");
+  assert_int_equal(batch_insert(b, &one, NULL), 0);
+  expect_life_fields(b, ID(01), T0 + 5000);
+
+  stored_request_t rows[2] = {life_row(ID(02), T0, T0 + 6000, NULL), new_row(ID(03), T0, T0, NULL)};
+  int results[2];
+  stored_request_t existing[2];
+  batch_insert_many(b, rows, 2, results, existing);
+  assert_int_equal(results[0], 0);
+  assert_int_equal(results[1], 0);
+  expect_life_fields(b, ID(02), T0 + 6000);
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(03), false, &r), 0);
+  assert_int_equal(r.deadline_at, 0);
+  assert_null(r.body_sha256);
+  assert_null(r.last_answer_headers);
+  assert_null(r.last_answer_body);
+  stored_request_free(&r);
+}
+
+static void claim_buries_a_due_row_at_or_past_its_deadline_with_reason_deadline(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  const int64_t now = T0 + 10000;
+  stored_request_t r1 = life_row(ID(01), now - 10, now - 1, NULL); /* past */
+  stored_request_t r2 = life_row(ID(02), now - 5, now, NULL);      /* at it */
+  stored_request_t r3 = life_row(ID(03), now - 1, now + 1, NULL);  /* still in time */
+  assert_int_equal(batch_insert(b, &r1, NULL), 0);
+  assert_int_equal(batch_insert(b, &r2, NULL), 0);
+  assert_int_equal(batch_insert(b, &r3, NULL), 0);
+  stored_request_t rows[4];
+  int64_t dead = -1;
+  assert_int_equal(batch_claim(b, now, NEVER_EXPIRES, 4, rows, &dead), 1);
+  assert_int_equal(dead, 2);
+  assert_string_equal(rows[0].id, ID(03));
+  assert_int_equal(rows[0].deadline_at, now + 1);
+  stored_request_free(&rows[0]);
+  assert_int_equal(unfinished(b), 1);
+  for (int i = 0; i < 2; i++) {
+    stored_request_t r;
+    assert_int_equal(batch_get(b, i == 0 ? ID(01) : ID(02), false, &r), 0);
+    assert_int_equal(r.state, RQ_DEAD);
+    assert_int_equal(r.attempts, 0);
+    assert_int_equal(r.last_status, 507); /* what the upstream said stays */
+    assert_non_null(r.last_error);
+    assert_true(strncmp(r.last_error, "deadline", 8) == 0);
+    assert_non_null(r.last_answer_body);
+    stored_request_free(&r);
+  }
+}
+
+static void finish_keeps_the_last_answer_until_another_replaces_it(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  insert_ok(b, ID(01), T0, T0, NULL);
+  claim_one(b, T0, ID(01));
+  attempt_outcome_t o = simple_outcome(OUTCOME_RETRY, T0);
+  o.last_status = 507;
+  o.last_answer_headers = la_headers;
+  o.last_answer_headers_len = sizeof(la_headers) - 1;
+  o.last_answer_body = la_body;
+  o.last_answer_body_len = sizeof(la_body) - 1;
+  assert_int_equal(batch_finish(b, ID(01), T0, &o), 0);
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(01), false, &r), 0);
+  assert_int_equal(r.last_answer_body_len, sizeof(la_body) - 1);
+  assert_memory_equal(r.last_answer_body, la_body, sizeof(la_body) - 1);
+  stored_request_free(&r);
+
+  /* No answer this time (a network error): the last one stays. */
+  claim_one(b, T0 + 1000, ID(01));
+  o = simple_outcome(OUTCOME_RETRY, T0 + 1000);
+  o.last_error = "connection refused";
+  assert_int_equal(batch_finish(b, ID(01), T0 + 1000, &o), 0);
+  assert_int_equal(batch_get(b, ID(01), false, &r), 0);
+  assert_int_equal(r.last_answer_headers_len, sizeof(la_headers) - 1);
+  assert_memory_equal(r.last_answer_body, la_body, sizeof(la_body) - 1);
+  stored_request_free(&r);
+
+  /* Another answer replaces it, an empty body included. */
+  claim_one(b, T0 + 2000, ID(01));
+  o = simple_outcome(OUTCOME_RETRY, T0 + 2000);
+  o.last_status = 503;
+  o.last_answer_headers = "";
+  o.last_answer_body = "";
+  assert_int_equal(batch_finish(b, ID(01), T0 + 2000, &o), 0);
+  assert_int_equal(batch_get(b, ID(01), false, &r), 0);
+  assert_int_equal(r.last_status, 503);
+  assert_non_null(r.last_answer_headers);
+  assert_int_equal(r.last_answer_headers_len, 0);
+  assert_int_equal(r.last_answer_body_len, 0);
+  stored_request_free(&r);
+}
+
+static int batch_find_completed(storage_backend_t *b, const char *key, const char *method,
+                                const char *target, stored_request_t *out) {
+  memset(out, 0, sizeof(*out));
+  begin_ok(b, false);
+  int rc = b->ops->find_completed(b, key, method, target, out);
+  commit_ok(b);
+  return rc;
+}
+
+static void find_completed_finds_the_latest_completed_row_with_the_key(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  stored_request_t r;
+  assert_non_null(b->ops->find_completed);
+  insert_ok(b, ID(01), T0, T0, "k");
+  assert_int_equal(batch_find_completed(b, "k", "POST", "/api/v1/bot", &r), -ENOENT);
+  claim_one(b, T0, ID(01));
+  finish_ok(b, ID(01), T0 + 1, OUTCOME_COMPLETED);
+  insert_ok(b, ID(02), T0 + 2, T0 + 2, "k");
+  claim_one(b, T0 + 2, ID(02));
+  finish_ok(b, ID(02), T0 + 3, OUTCOME_COMPLETED);
+  insert_ok(b, ID(03), T0 + 4, T0 + 4, "k"); /* dead: never replayed */
+  claim_one(b, T0 + 4, ID(03));
+  finish_ok(b, ID(03), T0 + 5, OUTCOME_DEAD);
+
+  assert_int_equal(batch_find_completed(b, "k", "POST", "/api/v1/bot", &r), 0);
+  assert_string_equal(r.id, ID(02));
+  assert_int_equal(r.state, RQ_COMPLETED);
+  assert_int_equal(r.response_status, 200);
+  stored_request_free(&r);
+  assert_int_equal(batch_find_completed(b, "k", "PUT", "/api/v1/bot", &r), -ENOENT);
+  assert_int_equal(batch_find_completed(b, "k", "POST", "/api/v1/other", &r), -ENOENT);
+  assert_int_equal(batch_find_completed(b, "other", "POST", "/api/v1/bot", &r), -ENOENT);
+  /* find_idempotent still sees unfinished rows only. */
+  assert_int_equal(batch_find(b, "k", "POST", "/api/v1/bot", &r), -ENOENT);
+}
+
+/* retryd migrate: rows move with their deadline, body hash and last answer. */
+static void migrate_carries_deadline_hash_and_last_answer(void **state) {
+  fx_t *fx = *state;
+  char dir[64], from[128], err[512] = "";
+  assert_int_equal(test_dir_make(dir, sizeof(dir), "migrate-life"), 0);
+  snprintf(from, sizeof(from), "sqlite:%s/src.db", dir);
+  storage_backend_t *src = NULL;
+  storage_params_t params = {.max_queue = BIG_QUEUE};
+  assert_int_equal(storage_backend_open(&src, from, &params, err, sizeof(err)), 0);
+  stored_request_t r = life_row(ID(01), T0, T0 + 7000, "k");
+  assert_int_equal(batch_insert(src, &r, NULL), 0);
+  src->ops->close(src);
+
+  storage_migrate_result_t moved;
+  int rc = storage_migrate(from, fx->location, &moved, err, sizeof(err));
+  test_dir_remove(dir);
+  if (rc != 0)
+    fail_msg("storage_migrate: %d %s", rc, err);
+  assert_int_equal(moved.moved, 1);
+  expect_life_fields(open_ok(fx, BIG_QUEUE), ID(01), T0 + 7000);
+}
+
 /* ---- every scenario, once per backend ------------------------------------------------ */
 
 #define SCENARIOS(X)                                                                               \
@@ -2480,7 +2667,12 @@ static void a_stale_claim_cannot_record_its_outcome(void **state) {
   X(claim_with_a_flow_buries_only_its_own_rows_past_max_age)                                       \
   X(flows_lists_unfinished_flows_by_name_with_counts_and_next_due)                                 \
   X(a_database_from_before_flows_migrates_its_rows_to_the_default_flow)                            \
-  X(migrate_carries_each_rows_flow)
+  X(migrate_carries_each_rows_flow)                                                                \
+  X(deadline_hash_and_last_answer_round_trip_through_insert_and_insert_many)                       \
+  X(claim_buries_a_due_row_at_or_past_its_deadline_with_reason_deadline)                           \
+  X(finish_keeps_the_last_answer_until_another_replaces_it)                                        \
+  X(find_completed_finds_the_latest_completed_row_with_the_key)                                    \
+  X(migrate_carries_deadline_hash_and_last_answer)
 
 /* Shared backends only: a backend of one process has no leases to lose. */
 #define SHARED_SCENARIOS(X) X(a_stale_claim_cannot_record_its_outcome)
