@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "proxy/config.h"
+#include "proxy/control/history.h"
 #include "proxy/http/server.h"
 #include "proxy/stats.h"
 #include "proxy/upstream/upstream_types.h"
@@ -45,6 +46,7 @@ typedef struct app_s {
   stats_t stats;
   upstream_t *upstream;         /* --upstream: the default route's origin */
   struct route_table_s *routes; /* the routes and their flows (proxy/queue/route_table.h) */
+  history_t history;            /* the status page's last hour (proxy/control/history.h) */
   struct callback_delivery_s *callbacks; /* completion notices (proxy/callback/); NULL: none */
   app_stage_t started;
 } app_t;

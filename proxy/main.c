@@ -91,6 +91,7 @@ static void app_store_closed(void *arg) {
  * retries settled; or from a start that failed. */
 static void app_stop(app_t *app) {
   if (app->started >= APP_RUNNING) {
+    history_stop(&app->history);
     retention_stop(app);
     callback_delivery_stop(app->callbacks); /* pending notices stay due in the store */
     app->callbacks = NULL;
@@ -286,6 +287,8 @@ static int app_start(app_t *app, const config_t *cfg, route_table_t *routes, cha
   retention_start(app);
   app->callbacks = callback_delivery_start(app);
   retry_summary_start(app);
+  if (history_start(&app->history, app->loop, &app->stats, app->store) != 0)
+    log_msg(LOG_WARN, "cannot start the status page's history sampler");
   app->started = APP_RUNNING;
   app_log_started(app);
   return 0;

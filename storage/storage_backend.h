@@ -69,6 +69,45 @@ typedef struct {
   int64_t next_due; /* the earliest next attempt of its queued rows; 0: none queued */
 } storage_flow_t;
 
+/* Which rows a filtered listing or a bulk action looks at (list_filtered(),
+ * bulk()): a row matches when it meets every condition set. Made by
+ * storage_filter_init() (everything matches); the strings belong to the
+ * caller. */
+typedef struct {
+  unsigned states;             /* bit (1u << state) per state wanted; 0: any state */
+  const char *method;          /* NULL: any; else exactly this method */
+  const char *path_prefix;     /* NULL: any; else the target starts with these bytes */
+  const char *idempotency_key; /* NULL: any; else exactly this key */
+  int last_status;             /* 0: any; else the last upstream status the row got */
+  int64_t created_from;        /* created_at >= this (Unix ms) */
+  int64_t created_until;       /* created_at < this (Unix ms) */
+} storage_filter_t;
+
+void storage_filter_init(storage_filter_t *f);
+/* Whether f says nothing but, at most, one state: the per-state index then
+ * answers a listing page whole (list()). */
+bool storage_filter_is_state_only(const storage_filter_t *f);
+
+/* What a bulk action does to each row it matches. */
+typedef enum {
+  STORAGE_BULK_RETRY,  /* queued or dead -> queued, due now (retry_now()) */
+  STORAGE_BULK_CANCEL, /* queued -> cancelled (cancel()) */
+} storage_bulk_t;
+
+/* The states a bulk action may change (bits as in storage_filter_t). */
+unsigned storage_bulk_states(storage_bulk_t op);
+
+/* Where one bounded step of a filtered listing or a bulk action stands:
+ * after_seq in (the row after which it starts: 0 at first, then the last
+ * step's last_seq); last_seq and more out. full: a bulk retry stopped at a
+ * dead row because --max-queue was reached (more is then false). */
+typedef struct {
+  int64_t after_seq;
+  int64_t last_seq;
+  bool more;
+  bool full;
+} storage_page_t;
+
 /* Set by the backend at open, read-only afterwards. */
 typedef struct {
   /* Requests left inflight by a crash, queued again at open. */
@@ -108,8 +147,8 @@ typedef struct {
   int (*probe)(storage_backend_t *b);
 
   /* Inserts r (id, state, method, target, headers, body, key, attempts,
-   * times, last status and error). On -EEXIST, *existing is the row that
-   * holds the key. */
+   * times, last status and error, deadline, body hash, last answer). On -EEXIST, *existing is the
+   * row that holds the key. */
   int (*insert)(storage_backend_t *b, const stored_request_t *r, stored_request_t *existing);
   /* Inserts rows[0] to rows[n-1] in this order, each with the outcome n
    * calls of insert() in turn would give it: results[i] is 0, -EEXIST
@@ -126,6 +165,11 @@ typedef struct {
    * target, without payloads. */
   int (*find_idempotent)(storage_backend_t *b, const char *key, const char *method,
                          const char *target, stored_request_t *out);
+  /* The most recent completed row with this key, method and target (an
+   * Idempotency-Key repeat after completion gets its answer replayed),
+   * without payloads; -ENOENT when none is left. */
+  int (*find_completed)(storage_backend_t *b, const char *key, const char *method,
+                        const char *target, stored_request_t *out);
   /* with_payload: also the request's headers and body and the stored answer. */
   int (*get)(storage_backend_t *b, const char *id, bool with_payload, stored_request_t *out);
   /* queued → cancelled. -EPERM (with *out filled) when not queued. */
@@ -134,7 +178,9 @@ typedef struct {
   int (*retry_now)(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out);
   /* Claims up to limit rows due at now (earliest due first, then oldest)
    * as inflight, with payloads, counting the attempt; a due row older than
-   * max_age_ms is made dead instead (*dead_out counts them). flow NULL:
+   * max_age_ms, or whose deadline_at is at or before now, is made dead
+   * instead (*dead_out counts them; last_error says "deadline: ..." for
+   * the latter). flow NULL:
    * rows of any flow; else only the rows of that flow, found through an
    * index of their own, so a claim for one flow never walks another's
    * rows (and buries only its own). Returns the number claimed. */
@@ -161,6 +207,27 @@ typedef struct {
    * with sequence number after_seq; *last_seq gets the last row's. */
   int (*list)(storage_backend_t *b, int state, int64_t after_seq, size_t limit,
               stored_request_t *out, int64_t *last_seq);
+  /* Rows that match f, oldest first, after page->after_seq: at most limit
+   * of them, found among the next scan rows (of f's state when it names
+   * exactly one, through the state index; else of any), so that a filter
+   * matching few rows of a big table never walks it in one call. The page
+   * is full (limit rows: page->last_seq is the last one's) or the scan ran
+   * out (page->last_seq is the last row read), and page->more says whether
+   * rows after last_seq remain to be read; a page may hold fewer than
+   * limit rows, even none, while more is set. Rows without payloads. */
+  int (*list_filtered)(storage_backend_t *b, const storage_filter_t *f, size_t scan, size_t limit,
+                       stored_request_t *out, storage_page_t *page);
+  /* One step of a bulk action: among the same rows list_filtered() would
+   * read (those of f in the states op may change), changes at most limit,
+   * each as retry_now() or cancel() would, and puts them, as they are
+   * after the change (without payloads), in out. Returns how many it
+   * changed, or an error (as with any operation of a batch, what it
+   * changed before the error stays unless the batch's commit fails). A
+   * retry revives a dead row only while --max-queue leaves room: at the
+   * first dead row without room it stops, sets page->full and clears
+   * page->more. */
+  int (*bulk)(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f, int64_t now,
+              size_t scan, size_t limit, stored_request_t *out, storage_page_t *page);
   /* The distinct flows among unfinished (queued or inflight) rows, ordered
    * by name (bytewise), at most cap of them into out: each with its queued
    * and inflight rows and the earliest next attempt of its queued ones (0:
@@ -221,6 +288,15 @@ int storage_backend_open(storage_backend_t **out, const char *location,
  * cost no round trip (SQLite's run in the process). */
 void storage_backend_insert_each(storage_backend_t *b, const stored_request_t *const *rows,
                                  size_t n, int *results, stored_request_t *existing);
+
+/* For the backends' list_filtered() and bulk(). The state that states
+ * names alone, or -1 (none, or several). */
+int storage_states_single(unsigned states);
+/* Sets page->last_seq and page->more after a step that found n rows (the
+ * last one's seq last_row_seq) of at most limit, in a scan that ended at
+ * window_end (INT64_MAX: the scan reached the table's end). */
+void storage_page_end(storage_page_t *page, size_t n, size_t limit, int64_t last_row_seq,
+                      int64_t window_end);
 
 /* The backends, each in its folder; storage_backend_open() picks one. */
 

@@ -144,6 +144,9 @@ static void store_run_job(store_t *s, store_job_t *j) {
     stored_request_t found;
     j->result =
         b->ops->find_idempotent(b, j->rq.idempotency_key, j->rq.method, j->rq.target, &found);
+    if (j->result == -ENOENT && b->ops->find_completed != NULL)
+      j->result =
+          b->ops->find_completed(b, j->rq.idempotency_key, j->rq.method, j->rq.target, &found);
     if (j->result == 0) {
       stored_request_free(&j->rq);
       j->rq = found;
@@ -181,6 +184,14 @@ static void store_run_job(store_t *s, store_job_t *j) {
     j->result = b->ops->flows(b, j->flows, j->limit);
     j->nflows = j->result > 0 ? j->result : 0;
     break;
+  case STORE_LIST_FILTERED:
+    j->result = b->ops->list_filtered(b, j->filter, j->scan, j->limit, j->rows, &j->page);
+    j->nrows = j->result > 0 ? j->result : 0;
+    break;
+  case STORE_BULK:
+    j->result = b->ops->bulk(b, j->bulk, j->filter, j->now, j->scan, j->limit, j->rows, &j->page);
+    j->nrows = j->result > 0 ? j->result : 0;
+    break;
   case STORE_CALLBACK_DUE:
   case STORE_CALLBACK_FINISH:
     store_run_callback_job(b, j);
@@ -190,7 +201,8 @@ static void store_run_job(store_t *s, store_job_t *j) {
 
 /* Frees what a job of a failed batch got, so the caller sees only the error. */
 static void store_undo_outputs(store_job_t *j) {
-  if (j->op == STORE_CLAIM || j->op == STORE_LIST) {
+  if (j->op == STORE_CLAIM || j->op == STORE_LIST || j->op == STORE_LIST_FILTERED ||
+      j->op == STORE_BULK) {
     for (int i = 0; i < j->nrows; i++)
       stored_request_free(&j->rows[i]);
     j->nrows = 0;
@@ -215,6 +227,7 @@ static bool store_job_needs_disk(const store_job_t *j) {
   case STORE_CANCEL:
   case STORE_RETRY_NOW:
   case STORE_FINISH:
+  case STORE_BULK:
   case STORE_CALLBACK_FINISH: /* a delivered notice must not be sent again */
     return true;
   case STORE_CALLBACK_DUE:
@@ -224,6 +237,7 @@ static bool store_job_needs_disk(const store_job_t *j) {
   case STORE_CLAIM:
   case STORE_COUNTS:
   case STORE_LIST:
+  case STORE_LIST_FILTERED:
   case STORE_FLOWS:
     return false;
   }

@@ -44,7 +44,8 @@ typedef void (*store_done_cb)(store_job_t *job);
 
 typedef enum {
   STORE_INSERT,          /* rq in; on -EEXIST rq out is the existing row */
-  STORE_FIND_IDEMPOTENT, /* rq.idempotency_key, method, target in; rq out */
+  STORE_FIND_IDEMPOTENT, /* rq.idempotency_key, method, target in; rq out: the unfinished
+                            row, else the latest completed one (find_completed()) */
   STORE_GET,             /* id, with_payload in; rq out */
   STORE_CANCEL,          /* id in; rq out */
   STORE_RETRY_NOW,       /* id in; rq out */
@@ -54,6 +55,9 @@ typedef enum {
   STORE_COUNTS,          /* counts out */
   STORE_LIST,            /* state, after_seq, limit in; rows, nrows, last_seq out */
   STORE_FLOWS,           /* flows, limit in; flows[0..nflows) out (storage_backend.h, flows()) */
+  STORE_LIST_FILTERED,   /* filter, scan, limit, page.after_seq in; rows, nrows, page out */
+  STORE_BULK,            /* bulk, filter, scan, limit, page.after_seq in; rows (the changed
+                            ones), nrows, page out: one bounded step (storage_backend.h) */
   STORE_CALLBACK_DUE,    /* limit, callback.body_cap in; callback.rows[0..nrows) out */
   STORE_CALLBACK_FINISH, /* callback.seq, state, next_at, error in */
 } store_op_t;
@@ -112,6 +116,15 @@ struct store_job_s {
   int state;
   int64_t after_seq;
   int64_t last_seq;
+
+  /* A filtered listing or a bulk action goes in steps, each reading at
+   * most scan rows and returning or changing at most limit: the caller
+   * submits the job again from page.last_seq while page.more is set.
+   * filter and what it points to stay the caller's until cb. */
+  const storage_filter_t *filter;
+  storage_bulk_t bulk;
+  size_t scan;
+  storage_page_t page;
 
   /* Filled for every job: the earliest next attempt of a queued row after
    * the batch (0: none), and the number of unfinished rows. */

@@ -27,6 +27,9 @@ void stored_request_free(stored_request_t *r) {
   free(r->response_headers);
   free(r->response_body);
   free(r->flow);
+  free(r->body_sha256);
+  free(r->last_answer_headers);
+  free(r->last_answer_body);
   free(r->callback_url);
   memset(r, 0, sizeof(*r));
 }

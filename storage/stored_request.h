@@ -77,6 +77,20 @@ typedef struct {
    * STORAGE_FLOW_MAX - 1 bytes (a longer one is -EINVAL). Never NULL in a
    * row a backend returns. */
   char *flow;
+  /* Retryd-Deadline: not delivered by then (Unix ms), the row is dead
+   * (claim() buries it); 0: none. */
+  int64_t deadline_at;
+  /* The request body's SHA-256 in lower-case hex (64 characters), so that
+   * an Idempotency-Key repeat with another body is told apart; NULL:
+   * unknown (a row stored before it was kept). */
+  char *body_sha256;
+  /* The last retryable answer the upstream gave (its status is
+   * last_status): a few of its header fields as "Name: value\r\n" lines,
+   * and the first bytes of its body. NULL: none came yet. */
+  char *last_answer_headers;
+  size_t last_answer_headers_len;
+  char *last_answer_body;
+  size_t last_answer_body_len;
   /* Where a notice goes when the request ends (Retryd-Callback, or
    * --callback-url); NULL: none. Owned. Stored on insert only: the backend
    * queues the notice (storage_callback_t) in the transaction that ends
@@ -107,6 +121,12 @@ typedef struct {
   size_t response_headers_len;
   const char *response_body;
   size_t response_body_len;
+  /* A retryable answer's kept part (stored_request_t.last_answer_*);
+   * NULL headers: no answer this time, the row keeps the one it had. */
+  const char *last_answer_headers;
+  size_t last_answer_headers_len;
+  const char *last_answer_body;
+  size_t last_answer_body_len;
 } attempt_outcome_t;
 
 /* A completion notice's states (storage_callback_t.state). */

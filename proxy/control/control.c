@@ -8,20 +8,23 @@
 #include "proxy/app.h"
 #include "proxy/queue/route_table.h"
 #include "proxy/queue/conn_job.h"
+#include "proxy/queue/last_answer.h"
 #include "proxy/queue/request_json.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/queue/scheduler.h"
 #include "proxy/control/control_auth.h"
 #include "proxy/control/control_wait.h"
+#include "proxy/control/history.h"
+#include "proxy/control/settings_report.h"
+#include "proxy/control/request_filter.h"
 #include "proxy/queue/prefer.h"
 #include "proxy/control/stats_report.h"
 #include "proxy/control/status_page.h"
 #include "proxy/units.h"
 #include "storage/uuid7.h"
 
-/* A listing page: the default and the most rows one answer carries. */
+/* A listing page's rows unless limit says (request_filter.c caps it). */
 #define CONTROL_LIST_DEFAULT 50
-#define CONTROL_LIST_MAX 1000
 /* A listing's body: rows are small, but a path may be long. */
 #define CONTROL_LIST_BODY_MAX (64 * 1024 * 1024)
 
@@ -128,7 +131,7 @@ static void control_answer_status(app_t *app, http_conn_t *c, const stored_reque
   /* Room for the row's strings JSON-escaped (six bytes each at worst): a
    * path may fill a whole request head. A body that could not be built
    * whole is an error, never a cut document. */
-  buf_init(&body, 6 * app->cfg->max_header_bytes + 16 * 1024);
+  buf_init(&body, 6 * app->cfg->max_header_bytes + 16 * 1024 + LAST_ANSWER_JSON_MAX);
   buf_init(&extra, 128);
   int rc = buf_append_str(&extra, "Cache-Control: no-store\r\n");
   if (rc == 0 && applied[0])
@@ -372,27 +375,93 @@ static void control_stats(app_t *app, http_conn_t *c, bool prometheus) {
   conn_job_submit(cj);
 }
 
+/* ---- settings and history (the status page's) -------------------------- */
+
+static void control_settings(app_t *app, http_conn_t *c) {
+  buf_t body;
+  buf_init(&body, 64 * 1024);
+  if (settings_report_json(&body, app->cfg, app->routes->n) != 0)
+    http_conn_error(c, 500, "internal", "the settings did not fit their buffer");
+  else
+    control_reply_json(c, 200, &body);
+  buf_free(&body);
+}
+
+/* The history's samples, and the minute in progress with a fresh count. */
+static void control_history_counted(conn_job_t *cj) {
+  http_conn_t *c = cj->conn;
+  if (c == NULL)
+    return;
+  history_sample_t current;
+  history_current(&cj->app->history, cj->job.result == 0 ? cj->job.counts.count[RQ_QUEUED] : -1,
+                  &current);
+  buf_t body;
+  buf_init(&body, 64 * 1024);
+  if (history_json(&body, &cj->app->history, &current) != 0)
+    http_conn_error(c, 500, "internal", "the history did not fit its buffer");
+  else
+    control_reply_json(c, 200, &body);
+  buf_free(&body);
+}
+
+static void control_history(app_t *app, http_conn_t *c) {
+  conn_job_t *cj = conn_job_new(app, c, STORE_COUNTS, control_history_counted);
+  if (cj == NULL) {
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  conn_job_submit(cj);
+}
+
 /* ---- listing ----------------------------------------------------------- */
 
-/* The value of name in the target's query, copied into out; false when
- * absent. Values here are tokens and numbers: no percent-decoding. */
-static bool query_param(const char *target, const char *name, char *out, size_t outlen) {
-  const char *q = strchr(target, '?');
-  size_t nlen = strlen(name);
-  while (q != NULL) {
-    q++;
-    if (strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
-      const char *v = q + nlen + 1;
-      size_t vlen = strcspn(v, "&");
-      if (vlen >= outlen)
-        vlen = outlen - 1;
-      memcpy(out, v, vlen);
-      out[vlen] = '\0';
-      return true;
-    }
-    q = strchr(q, '&');
-  }
+/* A filtered step reads at most this many rows, so that a filter which
+ * matches little of a big queue never holds the store for long; a bulk
+ * step changes at most CONTROL_BULK_STEP rows, in a commit of its own. */
+#define CONTROL_SCAN_ROWS 5000
+#define CONTROL_BULK_STEP 256
+
+/* 400 naming the parameter at fault (its name JSON-escaped: it is the
+ * client's). */
+static void control_bad_param(http_conn_t *c, const request_filter_t *rf) {
+  buf_t body;
+  buf_init(&body, 1024);
+  int rc = buf_append_str(&body, "{\"error\":\"bad_request\",\"message\":\"");
+  if (rc == 0)
+    rc = buf_append_json_escaped(&body, rf->message, strlen(rf->message));
+  if (rc == 0)
+    rc = buf_append_str(&body, "\",\"parameter\":\"");
+  if (rc == 0)
+    rc = buf_append_json_escaped(&body, rf->param, strlen(rf->param));
+  if (rc == 0)
+    rc = buf_append_str(&body, "\"}\n");
+  if (rc != 0)
+    http_conn_error(c, 400, "bad_request", "a parameter is wrong");
+  else
+    control_reply_json(c, 400, &body);
+  buf_free(&body);
+}
+
+/* Parses the filter; answers 400 (or 503) and returns false when it is bad. */
+static bool control_filter(http_conn_t *c, const request_t *req, request_filter_use_t use,
+                           request_filter_t *rf) {
+  int rc = request_filter_parse(rf, req->target.data, use);
+  if (rc == 0)
+    return true;
+  if (rc == -EINVAL)
+    control_bad_param(c, rf);
+  else
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+  request_filter_free(rf);
   return false;
+}
+
+static void control_filter_free(void *data) {
+  request_filter_t *rf = data;
+  if (rf == NULL)
+    return;
+  request_filter_free(rf);
+  free(rf);
 }
 
 static void control_listed(conn_job_t *cj) {
@@ -415,9 +484,14 @@ static void control_listed(conn_job_t *cj) {
     if (rc == 0 && body.len > 0 && body.data[body.len - 1] == '\n')
       body.len--; /* one document, not lines */
   }
+  /* A plain or one-state listing reads its rows through an index: a page
+   * that is not full is the last. A filtered one reads a bounded scan, and
+   * says by its cursor whether rows after it remain. */
+  bool more = job->op == STORE_LIST_FILTERED ? job->page.more : (size_t)job->nrows == job->limit;
+  int64_t last = job->op == STORE_LIST_FILTERED ? job->page.last_seq : job->last_seq;
   if (rc == 0) {
-    if ((size_t)job->nrows == job->limit)
-      rc = buf_printf(&body, "],\"next_cursor\":\"%lld\"}\n", (long long)job->last_seq);
+    if (more)
+      rc = buf_printf(&body, "],\"next_cursor\":\"%lld\"}\n", (long long)last);
     else
       rc = buf_append_str(&body, "],\"next_cursor\":null}\n");
   }
@@ -429,37 +503,162 @@ static void control_listed(conn_job_t *cj) {
 }
 
 static void control_list(app_t *app, http_conn_t *c, request_t *req) {
-  char value[64];
-  int state = -1;
-  uint64_t limit = CONTROL_LIST_DEFAULT, cursor = 0;
-  if (query_param(req->target.data, "state", value, sizeof(value)) &&
-      (state = rq_state_parse(value)) < 0) {
-    http_conn_error(c, 400, "bad_request",
-                    "state must be queued, inflight, completed, dead or cancelled");
-    return;
-  }
-  if (query_param(req->target.data, "limit", value, sizeof(value)) &&
-      (units_parse_uint(value, &limit) != 0 || limit < 1 || limit > CONTROL_LIST_MAX)) {
-    http_conn_error(c, 400, "bad_request", "limit must be a whole number from 1 to 1000");
-    return;
-  }
-  if (query_param(req->target.data, "cursor", value, sizeof(value)) &&
-      (units_parse_uint(value, &cursor) != 0 || cursor > INT64_MAX)) {
-    http_conn_error(c, 400, "bad_request", "cursor must be the next_cursor of a previous page");
-    return;
-  }
-  conn_job_t *cj = conn_job_new(app, c, STORE_LIST, control_listed);
-  stored_request_t *rows = cj ? calloc(limit, sizeof(*rows)) : NULL;
-  if (rows == NULL) {
-    free(cj);
+  request_filter_t *rf = calloc(1, sizeof(*rf));
+  if (rf == NULL) {
     http_conn_error(c, 503, "queue_unavailable", "out of memory");
     return;
   }
+  if (!control_filter(c, req, REQUEST_FILTER_LISTING, rf)) {
+    free(rf);
+    return;
+  }
+  uint64_t limit = rf->limit != 0 ? rf->limit : CONTROL_LIST_DEFAULT;
+  bool indexed = storage_filter_is_state_only(&rf->filter);
+  conn_job_t *cj = conn_job_new(app, c, indexed ? STORE_LIST : STORE_LIST_FILTERED, control_listed);
+  stored_request_t *rows = cj ? calloc(limit, sizeof(*rows)) : NULL;
+  if (rows == NULL) {
+    free(cj);
+    control_filter_free(rf);
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  cj->data = rf;
+  cj->free_data = control_filter_free;
   cj->job.rows = rows;
   cj->job.limit = limit;
-  cj->job.state = state;
-  cj->job.after_seq = (int64_t)cursor;
+  cj->job.state = rf->filter.states != 0 ? storage_states_single(rf->filter.states) : -1;
+  cj->job.after_seq = (int64_t)rf->cursor;
+  cj->job.filter = &rf->filter;
+  cj->job.scan = CONTROL_SCAN_ROWS;
+  cj->job.page.after_seq = (int64_t)rf->cursor;
   conn_job_submit(cj);
+}
+
+/* ---- bulk actions -------------------------------------------------------- */
+
+/* A bulk action across its steps: the filter, and what it did so far. */
+typedef struct {
+  request_filter_t rf;
+  storage_bulk_t op;
+  int64_t changed;
+  int64_t after_seq;
+} control_bulk_t;
+
+static void control_bulk_free(void *data) {
+  control_bulk_t *bk = data;
+  if (bk == NULL)
+    return;
+  request_filter_free(&bk->rf);
+  free(bk);
+}
+
+static void control_bulk_step(app_t *app, http_conn_t *c, control_bulk_t *bk);
+
+/* What a step changed, told as the single retry and cancel tell it: a
+ * cancelled row's held clients are answered, a retried row's flow is
+ * woken (the operator's word over a paused route's: it probes). */
+static void control_bulk_tell(app_t *app, const store_job_t *job) {
+  int64_t now = store_now_ms();
+  for (int i = 0; i < job->nrows; i++) {
+    const stored_request_t *rq = &job->rows[i];
+    if (job->bulk == STORAGE_BULK_CANCEL) {
+      scheduler_row_changed(app->scheduler, rq);
+      continue;
+    }
+    flow_entry_t *e = route_table_flow(app->routes, rq->flow ? rq->flow : "", now);
+    if (e != NULL)
+      flow_probe_now(&e->flow, now);
+    scheduler_note_flow_due(app->scheduler, rq->flow, now);
+  }
+  scheduler_note_due(app->scheduler, job->next_due);
+}
+
+static void control_bulk_answer(http_conn_t *c, const control_bulk_t *bk, bool full) {
+  buf_t body;
+  buf_init(&body, 512);
+  const char *action = bk->op == STORAGE_BULK_RETRY ? "retry" : "cancel";
+  int rc = full ? buf_printf(&body,
+                             "{\"error\":\"queue_full\",\"message\":\"the queue holds "
+                             "--max-queue requests: the retry stopped\",\"action\":\"%s\","
+                             "\"changed\":%lld}\n",
+                             action, (long long)bk->changed)
+                : buf_printf(&body, "{\"action\":\"%s\",\"changed\":%lld}\n", action,
+                             (long long)bk->changed);
+  if (rc != 0)
+    http_conn_error(c, 500, "internal", "the answer did not fit its buffer");
+  else
+    control_reply_json(c, full ? 503 : 200, &body);
+  buf_free(&body);
+}
+
+static void control_bulk_stepped(conn_job_t *cj) {
+  store_job_t *job = &cj->job;
+  control_bulk_t *bk = cj->data;
+  if (job->result < 0) {
+    if (cj->conn != NULL)
+      control_store_error(cj->conn, job->result, NULL);
+    return;
+  }
+  bk->changed += job->result;
+  control_bulk_tell(cj->app, job);
+  /* A client that went away stops the action after this step: nobody
+   * would hear how it ended. */
+  if (cj->conn == NULL)
+    return;
+  if (!job->page.more) {
+    control_bulk_answer(cj->conn, bk, job->page.full);
+    return;
+  }
+  bk->after_seq = job->page.last_seq;
+  cj->data = NULL; /* moves on to the next step */
+  control_bulk_step(cj->app, cj->conn, bk);
+}
+
+static void control_bulk_step(app_t *app, http_conn_t *c, control_bulk_t *bk) {
+  conn_job_t *cj = conn_job_new(app, c, STORE_BULK, control_bulk_stepped);
+  stored_request_t *rows = cj ? calloc(CONTROL_BULK_STEP, sizeof(*rows)) : NULL;
+  if (rows == NULL) {
+    free(cj);
+    control_bulk_free(bk);
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  cj->data = bk;
+  cj->free_data = control_bulk_free;
+  cj->job.rows = rows;
+  cj->job.limit = CONTROL_BULK_STEP;
+  cj->job.scan = CONTROL_SCAN_ROWS;
+  cj->job.bulk = bk->op;
+  cj->job.filter = &bk->rf.filter;
+  cj->job.page.after_seq = bk->after_seq;
+  conn_job_submit(cj);
+}
+
+/* POST /_retryd/requests/retry?... and /_retryd/requests/cancel?... */
+static void control_bulk(app_t *app, http_conn_t *c, request_t *req, storage_bulk_t op) {
+  if (!control_method_is(req, "POST")) {
+    control_not_allowed(c, "POST");
+    return;
+  }
+  control_bulk_t *bk = calloc(1, sizeof(*bk));
+  if (bk == NULL) {
+    http_conn_error(c, 503, "queue_unavailable", "out of memory");
+    return;
+  }
+  if (!control_filter(c, req, REQUEST_FILTER_BULK, &bk->rf)) {
+    free(bk);
+    return;
+  }
+  if (!bk->rf.has_filter && !bk->rf.all) {
+    control_bulk_free(bk);
+    http_conn_error(c, 400, "filter_required",
+                    "a bulk action needs a filter (state, method, path_prefix, "
+                    "idempotency_key, last_status, created_after, created_before), or all=true "
+                    "to act on every request it may change");
+    return;
+  }
+  bk->op = op;
+  control_bulk_step(app, c, bk);
 }
 
 /* ---- access ------------------------------------------------------------ */
@@ -505,15 +704,27 @@ void control_handle(struct app_s *app, http_conn_t *c, request_t *req) {
   if (!control_allowed(app, c, req))
     return;
   if (control_path_is(req, "/_retryd/stats") || control_path_is(req, "/_retryd/metrics") ||
-      control_path_is(req, "/_retryd/requests")) {
+      control_path_is(req, "/_retryd/requests") || control_path_is(req, "/_retryd/settings") ||
+      control_path_is(req, "/_retryd/history")) {
     if (!read_only) {
       control_not_allowed(c, "GET, HEAD");
       return;
     }
     if (control_path_is(req, "/_retryd/requests"))
       control_list(app, c, req);
+    else if (control_path_is(req, "/_retryd/settings"))
+      control_settings(app, c);
+    else if (control_path_is(req, "/_retryd/history"))
+      control_history(app, c);
     else
       control_stats(app, c, control_path_is(req, "/_retryd/metrics"));
+    return;
+  }
+  if (control_path_is(req, "/_retryd/requests/retry") ||
+      control_path_is(req, "/_retryd/requests/cancel")) {
+    control_bulk(app, c, req,
+                 control_path_is(req, "/_retryd/requests/retry") ? STORAGE_BULK_RETRY
+                                                                 : STORAGE_BULK_CANCEL);
     return;
   }
   if (strncmp(req->target.data, CONTROL_REQUESTS_PREFIX, strlen(CONTROL_REQUESTS_PREFIX)) == 0 &&

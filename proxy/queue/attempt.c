@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proxy/app.h"
+#include "proxy/queue/deadline_header.h"
 #include "proxy/queue/retry_decision.h"
 #include "proxy/queue/retry_policy.h"
 #include "proxy/upstream/upstream.h"
@@ -119,11 +120,26 @@ static void attempt_finish(attempt_t *a, upstream_result_t result) {
     bool retryable = decision != DECISION_FAIL_NO_ANSWER;
     bool dead =
         retry_policy_next(policy, a->rq.attempts, a->rq.created_at, now, retry_after, &next);
-    o->kind = retryable && !dead ? OUTCOME_RETRY : OUTCOME_DEAD;
+    /* No attempt after the deadline: the row dies at it (its claim buries
+     * it), or now when it has passed already. */
+    bool late = !dead && a->rq.deadline_at != 0 && a->rq.deadline_at <= now;
+    next = deadline_header_clamp(next, a->rq.deadline_at);
+    o->kind = retryable && !dead && !late ? OUTCOME_RETRY : OUTCOME_DEAD;
     o->next_attempt_at = next;
     o->last_status = answered ? a->head.status : 0;
     o->last_error = answered ? NULL : a->error;
-    if (o->kind == OUTCOME_DEAD && answered) {
+    if (answered) {
+      last_answer_keep_head(&a->answer, &a->head.fields);
+      last_answer_keep_body(&a->answer, a->body.data, a->body.len);
+      o->last_answer_headers = a->answer.headers.data ? a->answer.headers.data : "";
+      o->last_answer_headers_len = a->answer.headers.len;
+      o->last_answer_body = a->answer.body.data ? a->answer.body.data : "";
+      o->last_answer_body_len = a->answer.body.len;
+    }
+    if (late && retryable) {
+      snprintf(a->error, sizeof(a->error), "%s", DEADLINE_HEADER_GAVE_UP);
+      o->last_error = a->error;
+    } else if (o->kind == OUTCOME_DEAD && answered) {
       /* Say why it was given up; the status says what the upstream said. */
       snprintf(a->error, sizeof(a->error), "%s",
                policy->max_attempts > 0 && a->rq.attempts >= policy->max_attempts
@@ -144,6 +160,7 @@ attempt_t *attempt_start(struct app_s *app, stored_request_t *rq, attempt_done_c
   memset(rq, 0, sizeof(*rq));
   a->done = done;
   buf_init(&a->body, app->cfg->max_body);
+  last_answer_init(&a->answer);
   /* Stored as "Name: value\r\n" lines: two more bytes a field than the
    * head's own store, which holds at most max_response_header_bytes. */
   buf_init(&a->resp_headers, 2 * app->cfg->max_response_header_bytes);
@@ -193,6 +210,7 @@ static void attempt_timer_closed(uv_handle_t *h) {
 void attempt_free(attempt_t *a) {
   buf_free(&a->body);
   buf_free(&a->resp_headers);
+  last_answer_free(&a->answer);
   response_head_free(&a->head);
   stored_request_free(&a->rq);
   free(a->target_owned);

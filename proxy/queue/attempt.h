@@ -14,6 +14,7 @@
 
 #include "lib/list.h"
 #include "proxy/buf.h"
+#include "proxy/queue/last_answer.h"
 #include "proxy/queue/route_table.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/upstream/upstream.h"
@@ -40,6 +41,7 @@ struct attempt_s {
   response_head_t head;
   buf_t resp_headers;
   buf_t body;
+  last_answer_t answer; /* a retryable answer's kept part (the outcome points into it) */
   bool truncated;
   bool cancelled;
   bool finished;

@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/queue/accepted.h"
 #include "proxy/app.h"
 #include "proxy/callback/callback_request.h"
+#include "proxy/queue/accepted.h"
+#include "proxy/queue/body_hash.h"
+#include "proxy/queue/deadline_header.h"
 #include "proxy/queue/conn_job.h"
 #include "proxy/queue/hold.h"
 #include "proxy/queue/prefer.h"
@@ -17,8 +19,22 @@
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* What the client asked for (Prefer), and its body's hash, kept until it is
+ * answered. */
+typedef struct {
+  prefer_t prefer;
+  char body_sha256[BODY_HASH_HEX_LEN + 1]; /* "": none */
+} intake_t;
+
+/* A twin stored meanwhile with another body: the key was reused. */
+static bool enqueue_twin_differs(const intake_t *in, const stored_request_t *twin) {
+  return in->body_sha256[0] != '\0' && twin->body_sha256 != NULL &&
+         strcmp(in->body_sha256, twin->body_sha256) != 0;
+}
+
 static void enqueue_stored(conn_job_t *cj) {
   store_job_t *job = &cj->job;
+  intake_t *in = cj->data;
   if (job->result == 0) {
     cj->app->stats.stored++;
     if (job->rq.state == RQ_QUEUED)
@@ -27,21 +43,24 @@ static void enqueue_stored(conn_job_t *cj) {
   scheduler_note_due(cj->app->scheduler, job->next_due);
   if (cj->conn == NULL)
     return; /* stored all the same: it will be delivered */
-  if (job->result == 0 || job->result == -EEXIST) {
+  if (job->result == -EEXIST && enqueue_twin_differs(in, &job->rq)) {
+    http_conn_note_stored(cj->conn, job->rq.id, true);
+    http_conn_error(cj->conn, 422, "idempotency_key_reused",
+                    "this Idempotency-Key was used with another request body");
+  } else if (job->result == 0 || job->result == -EEXIST) {
     /* -EEXIST: the twin of an Idempotency-Key stored meanwhile answers. */
     http_conn_note_stored(cj->conn, job->rq.id, job->result == -EEXIST);
-    hold_answer(cj->app, cj->conn, &job->rq, cj->data);
+    hold_answer(cj->app, cj->conn, &job->rq, &in->prefer);
   } else {
     accepted_unavailable(cj->app, cj->conn, job->result);
   }
 }
 
-/* What the client asked for (Prefer), kept until it is answered. */
-static prefer_t *prefer_of(const request_t *req) {
-  prefer_t *p = calloc(1, sizeof(*p));
-  if (p != NULL)
-    prefer_parse(headers_get(&req->headers, "prefer"), p);
-  return p;
+static intake_t *intake_of(const request_t *req) {
+  intake_t *in = calloc(1, sizeof(*in));
+  if (in != NULL)
+    prefer_parse(headers_get(&req->headers, "prefer"), &in->prefer);
+  return in;
 }
 
 /* The row for req, its attempts so far and its next attempt (or dead);
@@ -50,16 +69,46 @@ typedef struct {
   int64_t attempts;
   int last_status;
   const char *last_error;
-  const char *retry_after; /* sent: the answer's; the next attempt follows it */
-  int64_t due_ms;          /* held: when to send it first */
-  const route_t *route;    /* its policy */
-  const char *flow;        /* its flow's key */
+  const char *retry_after;     /* sent: the answer's; the next attempt follows it */
+  int64_t due_ms;              /* held: when to send it first */
+  const route_t *route;        /* its policy */
+  const char *flow;            /* its flow's key */
+  const last_answer_t *answer; /* sent: the retryable answer's kept part, or NULL */
 } enqueue_how_t;
+
+/* Copies what the row keeps of the last retryable answer. */
+static int enqueue_keep_answer(stored_request_t *rq, const last_answer_t *a) {
+  if (a == NULL || !a->kept)
+    return 0;
+  rq->last_answer_headers = malloc(a->headers.len + 1);
+  rq->last_answer_body = malloc(a->body.len + 1);
+  if (rq->last_answer_headers == NULL || rq->last_answer_body == NULL)
+    return -ENOMEM;
+  memcpy(rq->last_answer_headers, a->headers.data ? a->headers.data : "", a->headers.len);
+  rq->last_answer_headers[a->headers.len] = '\0';
+  rq->last_answer_headers_len = a->headers.len;
+  memcpy(rq->last_answer_body, a->body.data ? a->body.data : "", a->body.len);
+  rq->last_answer_body[a->body.len] = '\0';
+  rq->last_answer_body_len = a->body.len;
+  return 0;
+}
+
+/* The body's hash, for a row an Idempotency-Key repeat may be compared
+ * with (computed before the body moves into the row). */
+static int enqueue_hash_body(stored_request_t *rq, const request_t *req) {
+  if (rq->idempotency_key == NULL)
+    return 0;
+  rq->body_sha256 = malloc(BODY_HASH_HEX_LEN + 1);
+  if (rq->body_sha256 == NULL)
+    return -ENOMEM;
+  return body_hash_hex(req->has_body ? req->body.data : NULL, req->has_body ? req->body.len : 0,
+                       rq->body_sha256);
+}
 
 static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *fields,
                         const enqueue_how_t *how) {
   conn_job_t *cj = conn_job_new(app, c, STORE_INSERT, enqueue_stored);
-  prefer_t *in = cj ? prefer_of(req) : NULL;
+  intake_t *in = cj ? intake_of(req) : NULL;
   if (in == NULL) {
     free(cj);
     accepted_unavailable(app, c, -ENOMEM);
@@ -78,12 +127,23 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
   rq->target = strdup(req->target.data);
   rq->headers_len = fields->len;
   rq->headers = fields->data ? buf_steal(fields) : strdup("");
+  rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
+  int kept = enqueue_hash_body(rq, req);
+  if (kept == 0 && rq->body_sha256 != NULL)
+    memcpy(in->body_sha256, rq->body_sha256, sizeof(in->body_sha256));
+  if (kept == 0)
+    kept = enqueue_keep_answer(rq, how->answer);
+  /* The router refused a bad value; one that passed meanwhile is due now
+   * and dies at its claim. */
+  const char *why;
+  if (deadline_header_parse(headers_get(&req->headers, "retryd-deadline"), arrived,
+                            &rq->deadline_at, &why) != 0)
+    rq->deadline_at = now;
   if (req->has_body) {
     /* The first attempt is over: the body moves into the row. */
     rq->body_len = req->body.len;
     rq->body = req->body.data ? buf_steal(&req->body) : strdup("");
   }
-  rq->idempotency_key = dup_or_null(headers_get(&req->headers, "idempotency-key"));
   const char *callback = callback_request_url(app, req);
   rq->callback_url = dup_or_null(callback);
   rq->attempts = how->attempts;
@@ -97,11 +157,19 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
                              &rq->next_attempt_at);
   else
     rq->next_attempt_at = how->due_ms > now ? how->due_ms : now;
+  if (!dead && rq->deadline_at != 0 && rq->deadline_at <= now) {
+    /* The first attempt ran past the deadline: nothing left to try. */
+    dead = true;
+    free(rq->last_error);
+    rq->last_error = strdup(DEADLINE_HEADER_GAVE_UP);
+  }
+  rq->next_attempt_at = deadline_header_clamp(rq->next_attempt_at, rq->deadline_at);
   rq->state = dead ? RQ_DEAD : RQ_QUEUED;
   if (dead)
     rq->next_attempt_at = 0;
-  if (rq->method == NULL || rq->flow == NULL || rq->target == NULL || rq->headers == NULL ||
-      (req->has_body && rq->body == NULL) || (callback != NULL && rq->callback_url == NULL)) {
+  if (kept != 0 || rq->method == NULL || rq->flow == NULL || rq->target == NULL ||
+      rq->headers == NULL || (req->has_body && rq->body == NULL) ||
+      (callback != NULL && rq->callback_url == NULL)) {
     stored_request_free(rq);
     free(in);
     free(cj);
@@ -114,8 +182,9 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
 
 void enqueue_store(app_t *app, http_conn_t *c, request_t *req, buf_t *fields, const route_t *route,
                    const char *flow, int last_status, const char *last_error,
-                   const char *retry_after) {
+                   const char *retry_after, const last_answer_t *answer) {
   enqueue_how_t how = {.attempts = 1,
+                       .answer = answer,
                        .last_status = last_status,
                        .last_error = last_error,
                        .retry_after = retry_after,

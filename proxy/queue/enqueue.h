@@ -14,6 +14,7 @@
 #include "proxy/buf.h"
 #include "proxy/http/http_conn.h"
 #include "proxy/http/request.h"
+#include "proxy/queue/last_answer.h"
 
 struct app_s;
 struct route_s;
@@ -22,10 +23,13 @@ struct route_s;
  * with last_error) and the answer's Retry-After (may be NULL), under
  * route's policy and in its flow (route.h). fields are the header lines
  * that attempt sent (upstream_request_headers()); the row takes them over,
- * so the retries send exactly the same. */
+ * so the retries send exactly the same. answer: what the row keeps of a
+ * retryable answer (NULL after none). A Retryd-Deadline (checked by the
+ * router) goes with the row: no attempt is planned after it, and a row
+ * whose first attempt outlasted it is stored dead. */
 void enqueue_store(struct app_s *app, http_conn_t *c, request_t *req, buf_t *fields,
                    const struct route_s *route, const char *flow, int last_status,
-                   const char *last_error, const char *retry_after);
+                   const char *last_error, const char *retry_after, const last_answer_t *answer);
 /* Stores req without having sent it (its route is paused, or over its rate
  * limit: route.h), due at due_ms, with no attempt counted; why says which,
  * in last_error. */

@@ -10,6 +10,7 @@
 #include "proxy/buf.h"
 #include "proxy/deadline.h"
 #include "proxy/queue/enqueue.h"
+#include "proxy/queue/last_answer.h"
 #include "proxy/http/headers.h"
 #include "proxy/http/http_status.h"
 #include "proxy/upstream/response_head.h"
@@ -39,6 +40,7 @@ typedef struct {
   /* A retryable answer: not relayed; its body is read and dropped, then
    * the request is stored. */
   bool absorb;
+  last_answer_t answer; /* what the stored row keeps of it */
   char retry_after[128];
   uint64_t sent_ns; /* for the upstream latency figure */
   frame_t frame;
@@ -88,9 +90,11 @@ static void forward_timer_closed(uv_handle_t *h) {
     forward_buf_trim(&f->head_out);
     if (f->head.fields.data.cap > FORWARD_SPARE_KEEP)
       response_head_free(&f->head);
+    last_answer_reset(&f->answer);
     spare.list[spare.n++] = f;
     return;
   }
+  last_answer_free(&f->answer);
   response_head_free(&f->head);
   buf_free(&f->head_out);
   buf_free(&f->headers);
@@ -104,10 +108,12 @@ static forward_t *forward_take(const config_t *cfg) {
     f = spare.list[--spare.n];
     buf_t headers = f->headers, head_out = f->head_out;
     response_head_t head = f->head;
+    last_answer_t answer = f->answer;
     memset(f, 0, sizeof(*f));
     f->headers = headers;
     f->head_out = head_out;
     f->head = head;
+    f->answer = answer;
     response_head_reset(&f->head);
     return f;
   }
@@ -117,6 +123,7 @@ static forward_t *forward_take(const config_t *cfg) {
   buf_init(&f->headers, cfg->max_header_bytes + 1024);
   response_head_init(&f->head, cfg->max_response_header_bytes);
   buf_init(&f->head_out, cfg->max_response_header_bytes + FORWARD_HEAD_SLACK);
+  last_answer_init(&f->answer);
   return f;
 }
 
@@ -219,6 +226,7 @@ static int forward_head_cb(void *ctx) {
     if (!f->stores && f->in_path_left == 0)
       return forward_send_head(f); /* not stored: relayed as it is */
     f->absorb = true;
+    last_answer_keep_head(&f->answer, &f->head.fields);
     size_t n = ra ? strnlen(ra, sizeof(f->retry_after) - 1) : 0;
     memcpy(f->retry_after, ra ? ra : "", n);
     f->retry_after[n] = '\0';
@@ -233,6 +241,7 @@ static int forward_body_cb(void *ctx, const char *data, size_t len) {
   forward_t *f = ctx;
   if (f->absorb) {
     deadline_set(&f->timer, f->app->cfg->upstream_timeout_ms);
+    last_answer_keep_body(&f->answer, data, len);
     return UPSTREAM_TAKEN;
   }
   if (!f->head_sent)
@@ -291,11 +300,11 @@ static void forward_fail(forward_t *f, attempt_end_t end, const char *what) {
   switch (d) {
   case DECISION_RETRY_ANSWER:
     enqueue_store(f->app, c, f->req, &f->headers, f->route, f->flow, f->head.status, NULL,
-                  f->retry_after);
+                  f->retry_after, &f->answer);
     return;
   case DECISION_RETRY_NO_ANSWER:
     snprintf(msg, sizeof(msg), "%s", what);
-    enqueue_store(f->app, c, f->req, &f->headers, f->route, f->flow, 0, msg, NULL);
+    enqueue_store(f->app, c, f->req, &f->headers, f->route, f->flow, 0, msg, NULL, NULL);
     return;
   case DECISION_BROKEN_FINAL:
     if (f->head_sent && f->head_out.len == 0) {
@@ -350,7 +359,7 @@ static void forward_done_cb(void *ctx, upstream_result_t result, const char *err
   http_conn_attach(f->conn, NULL, NULL);
   if (result == UPSTREAM_DONE && f->absorb) {
     enqueue_store(f->app, f->conn, f->req, &f->headers, f->route, f->flow, f->head.status, NULL,
-                  f->retry_after);
+                  f->retry_after, &f->answer);
   } else if (result == UPSTREAM_DONE && f->head_sent) {
     uv_buf_t end = http_buf("0\r\n\r\n", 5);
     int rc = 0;

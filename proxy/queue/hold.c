@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/queue/accepted.h"
 #include "proxy/app.h"
+#include "proxy/queue/accepted.h"
+#include "proxy/queue/conn_job.h"
 #include "proxy/upstream/response_head.h"
 #include "proxy/queue/scheduler.h"
 
@@ -17,6 +18,7 @@ typedef struct {
   uv_timer_t timer;
   stored_request_t rq; /* brief copy for the 202 */
   int64_t wait_s;
+  bool at_deadline; /* the timer ends at the row's deadline, before the wait */
 } hold_t;
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -50,16 +52,9 @@ static void hold_take_figures(hold_t *hd, const stored_request_t *row) {
   }
 }
 
-/* The stored request changed while the client waited: here (an attempt's
- * outcome, a cancel) or on another replica. row is NULL when retryd stops. */
-static void hold_outcome(scheduler_waiter_t *w, const stored_request_t *row) {
-  hold_t *hd = (hold_t *)w;
-  if (row != NULL && (row->state == RQ_QUEUED || row->state == RQ_INFLIGHT)) {
-    /* Not final yet: wait on. */
-    hold_take_figures(hd, row);
-    scheduler_wait(hd->app->scheduler, &hd->waiter);
-    return;
-  }
+/* Answers the held client with row as it is (NULL: the held copy): the
+ * final answer when completed, else the 202 with the row's figures. */
+static void hold_reply(hold_t *hd, const stored_request_t *row) {
   uv_timer_stop(&hd->timer);
   char applied[48], extra_tail[80];
   hold_applied(hd, applied, sizeof(applied));
@@ -86,9 +81,50 @@ static void hold_outcome(scheduler_waiter_t *w, const stored_request_t *row) {
   hold_release(hd);
 }
 
+/* The stored request changed while the client waited: here (an attempt's
+ * outcome, a cancel) or on another replica. row is NULL when retryd stops. */
+static void hold_outcome(scheduler_waiter_t *w, const stored_request_t *row) {
+  hold_t *hd = (hold_t *)w;
+  if (row != NULL && (row->state == RQ_QUEUED || row->state == RQ_INFLIGHT)) {
+    /* Not final yet: wait on. */
+    hold_take_figures(hd, row);
+    scheduler_wait(hd->app->scheduler, &hd->waiter);
+    return;
+  }
+  hold_reply(hd, row);
+}
+
+/* How long after a row's Retryd-Deadline its held client is answered: the
+ * claim that buries the row runs at the deadline, and is done by then. */
+#define HOLD_DEADLINE_GRACE_MS 500
+
+/* The row as it is just after its deadline, read for the held client. */
+static void hold_deadline_read(conn_job_t *cj) {
+  hold_t *hd = cj->data;
+  hd->conn = cj->conn;
+  if (hd->conn == NULL) {
+    hold_release(hd); /* the client left meanwhile */
+    return;
+  }
+  hold_reply(hd, cj->job.result == 0 ? &cj->job.rq : NULL);
+}
+
 static void hold_timeout_cb(uv_timer_t *t) {
   hold_t *hd = t->data;
   scheduler_unwait(&hd->waiter);
+  if (hd->at_deadline) {
+    /* A row buried at its deadline tells no waiter (the claim names only
+     * the rows it sends): the client is answered with the row as it is
+     * now, dead as a rule, not kept to the end of its wait. */
+    conn_job_t *cj = conn_job_new(hd->app, hd->conn, STORE_GET, hold_deadline_read);
+    if (cj != NULL) {
+      cj->data = hd;
+      snprintf(cj->job.id, sizeof(cj->job.id), "%s", hd->rq.id);
+      cj->job.with_payload = true; /* completed in time: its answer */
+      conn_job_submit(cj);
+      return;
+    }
+  }
   char applied[48];
   hold_applied(hd, applied, sizeof(applied));
   accepted_reply(hd->conn, &hd->rq, applied);
@@ -137,7 +173,14 @@ void hold_answer(app_t *app, http_conn_t *c, stored_request_t *rq, const prefer_
   hd->waiter.cb = hold_outcome;
   uv_timer_init(app->loop, &hd->timer);
   hd->timer.data = hd;
-  uv_timer_start(&hd->timer, hold_timeout_cb, (uint64_t)wait_s * 1000, 0);
+  int64_t wait_ms = wait_s * 1000;
+  if (hd->rq.deadline_at != 0) {
+    int64_t until = hd->rq.deadline_at - store_now_ms() + HOLD_DEADLINE_GRACE_MS;
+    hd->at_deadline = until < wait_ms;
+    if (hd->at_deadline)
+      wait_ms = until > 0 ? until : 0;
+  }
+  uv_timer_start(&hd->timer, hold_timeout_cb, (uint64_t)wait_ms, 0);
   scheduler_wait(app->scheduler, &hd->waiter);
   http_conn_attach(c, &hold_ops, hd);
 }

@@ -2,7 +2,10 @@
  * client asked for Prefer: wait=N (RFC 7240; N capped by --max-wait), the
  * client held while the request is retried on its normal schedule: the
  * final upstream answer if it completes within N seconds, else the 202.
- * Answers say what was honoured in Preference-Applied. Loop thread. */
+ * A row with a Retryd-Deadline before the wait's end is read again just
+ * after its deadline and the client answered with it as it is then (dead,
+ * as a rule), not held to the end of its wait. Answers say what was
+ * honoured in Preference-Applied. Loop thread. */
 #ifndef RETRYD_HOLD_H
 #define RETRYD_HOLD_H
 

@@ -3,6 +3,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "proxy/queue/last_answer.h"
+
 /* n as exactly width digits (zero-padded). */
 static void put_digits(char *out, unsigned n, int width) {
   for (int i = width - 1; i >= 0; i--) {
@@ -141,6 +143,15 @@ int request_json_status(buf_t *out, const stored_request_t *r) {
     rc = buf_append_str(out, ",\"response_status\":");
   if (rc == 0)
     rc = json_int_or_null(out, r->response_status);
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"deadline_at\":");
+  if (rc == 0)
+    rc = request_json_time(out, r->deadline_at);
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"last_answer\":");
+  if (rc == 0)
+    rc = last_answer_json(out, r->last_status, r->last_answer_headers, r->last_answer_headers_len,
+                          r->last_answer_body, r->last_answer_body_len);
   if (rc == 0)
     rc = request_json_status_url(out, r->id);
   return rc;

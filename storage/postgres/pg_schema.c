@@ -107,13 +107,26 @@ static const char *const pg_schema_steps[] = {
     "ALTER TABLE retryd_requests ADD COLUMN flow text NOT NULL DEFAULT '';"
     "CREATE INDEX retryd_requests_flow_due ON retryd_requests (flow, next_attempt_at, seq)"
     "  WHERE state = 0;",
-    /* 5: completion callbacks (issue 14), as SQLite's step 4: a request may
+    /* 5: the life of a stored request (issue 14). A row may carry a
+     * deadline (Retryd-Deadline: dead when not delivered by then), the
+     * SHA-256 of its body (an Idempotency-Key repeat with another body is
+     * refused), and the last retryable answer's kept part. Completed rows
+     * with a key get an index of their own: a repeat after completion
+     * finds the answer to replay without walking the finished rows. No
+     * default: adding the columns rewrites no row. */
+    "ALTER TABLE retryd_requests ADD COLUMN deadline_at bigint,"
+    "  ADD COLUMN body_sha256 text, ADD COLUMN last_answer_headers bytea,"
+    "  ADD COLUMN last_answer_body bytea;"
+    "CREATE INDEX retryd_requests_idempotency_done"
+    "  ON retryd_requests (idempotency_key, method, target, seq)"
+    "  WHERE idempotency_key IS NOT NULL AND state = 2;",
+    /* 6: completion callbacks (issue 14), as SQLite's step 5: a request may
      * name where a notice goes when it ends, and a trigger queues the
      * notice in the statement that ends the request, whichever replica
      * ends it and however (an attempt, --max-age, a cancel, an insert
      * already dead), so the notice commits with the end or not at all.
      * The triggers' WHEN keeps the plpgsql call off every other row.
-     * Self-contained: depends on no step after 4. */
+     * Self-contained: depends on no step after 5. */
     "ALTER TABLE retryd_requests ADD COLUMN callback_url text;"
     "CREATE TABLE retryd_callbacks ("
     "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"

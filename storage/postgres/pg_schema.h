@@ -20,7 +20,7 @@
 
 #include "storage/postgres/pg_conn.h"
 
-#define PG_SCHEMA_VERSION 5
+#define PG_SCHEMA_VERSION 6
 
 /* 0, or a negative errno with one line in err. */
 int pg_schema_migrate(pg_conn_t *c, char *err, size_t errlen);

@@ -72,25 +72,46 @@
 
 #define PG_INSERT_COLUMNS                                                                          \
   "id, state, method, target, headers, body, idempotency_key, attempts, created_at, "              \
-  "next_attempt_at, updated_at, last_status, last_error, flow, callback_url"
+  "next_attempt_at, updated_at, last_status, last_error, flow, deadline_at, body_sha256, "         \
+  "last_answer_headers, last_answer_body, callback_url"
 
 #define PG_ROW                                                                                     \
   "r.seq, r.id, r.state, r.method, r.target, r.headers, r.body, r.idempotency_key, r.attempts, "   \
   "r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "                   \
   "r.response_status, r.response_headers, "                                                        \
-  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token, r.flow"
+  "(SELECT a.body FROM retryd_answers a WHERE a.seq = r.seq), r.claim_token, r.flow, "             \
+  "r.deadline_at, r.body_sha256, r.last_answer_headers, r.last_answer_body"
 #define PG_ROW_BRIEF                                                                               \
   "r.seq, r.id, r.state, r.method, r.target, NULL::bytea, NULL::bytea, r.idempotency_key, "        \
   "r.attempts, r.created_at, r.next_attempt_at, r.updated_at, r.last_status, r.last_error, "       \
-  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token, r.flow"
+  "r.response_status, NULL::bytea, NULL::bytea, r.claim_token, r.flow, r.deadline_at, "            \
+  "r.body_sha256, r.last_answer_headers, r.last_answer_body"
+
+/* The rows of a step's scan ($1, $2] that match a filter
+ * (storage_filter_t): an absent condition is NULL. The prefix compares
+ * bytes; a state mask $3 (0: any), or one state. */
+#define PG_FILTER_REST                                                                             \
+  "AND ($4::text IS NULL OR method = $4::text) "                                                   \
+  "AND ($5::bytea IS NULL OR substring(target FROM 1 FOR length($5::bytea)) = $5::bytea) "         \
+  "AND ($6::bytea IS NULL OR idempotency_key = $6::bytea) "                                        \
+  "AND ($7::int4 IS NULL OR last_status = $7::int4) AND created_at >= $8 AND created_at < $9 "     \
+  "ORDER BY seq LIMIT $10"
+#define PG_FILTER_MASK                                                                             \
+  "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE seq > $1 AND seq <= $2 "                   \
+  "AND ($3::int4 = 0 OR (($3::int4 >> state) & 1) = 1) " PG_FILTER_REST
+#define PG_FILTER_STATE                                                                            \
+  "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE state = $3::int4 AND seq > $1 "            \
+  "AND seq <= $2 " PG_FILTER_REST
 
 static const struct {
   const char *name;
   const char *sql;
 } pg_statements[] = {
-    {"insert", "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-               "ON CONFLICT DO NOTHING RETURNING r.seq"},
+    {"insert",
+     "INSERT INTO retryd_requests AS r (" PG_INSERT_COLUMNS ") "
+     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+     "$18, $19) "
+     "ON CONFLICT DO NOTHING RETURNING r.seq"},
     /* insert()'s rows, many at once: one array per column. The rows go in
      * in the arrays' order, so that of two with the same key the first is
      * stored and the second skipped, as one insert after the other would
@@ -102,10 +123,13 @@ static const struct {
      "SELECT unnest($1::text[]), unnest($2::int2[]), unnest($3::text[]), unnest($4::bytea[]), "
      "unnest($5::bytea[]), unnest($6::bytea[]), unnest($7::bytea[]), unnest($8::int8[]), "
      "unnest($9::int8[]), unnest($10::int8[]), unnest($11::int8[]), unnest($12::int4[]), "
-     "unnest($13::text[]), unnest($14::text[]), unnest($15::text[]) "
+     "unnest($13::text[]), unnest($14::text[]), unnest($15::int8[]), unnest($16::text[]), "
+     "unnest($17::bytea[]), unnest($18::bytea[]), unnest($19::text[]) "
      "ON CONFLICT DO NOTHING RETURNING r.id"},
     {"find", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
              "method = $2 AND target = $3 AND state IN (0, 1)"},
+    {"find_done", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE idempotency_key = $1 AND "
+                  "method = $2 AND target = $3 AND state = 2 ORDER BY seq DESC LIMIT 1"},
     {"get_full", "SELECT " PG_ROW " FROM retryd_requests r WHERE id = $1"},
     {"get_brief", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE id = $1"},
     {"get_locked", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE id = $1 FOR UPDATE"},
@@ -117,11 +141,13 @@ static const struct {
     {"expire_leases", "UPDATE retryd_requests SET state = 0, next_attempt_at = $1, "
                       "updated_at = $1, lease_owner = NULL, lease_until = NULL "
                       "WHERE state = 1 AND lease_until < $1"},
-    {"due", "SELECT seq, created_at FROM retryd_requests WHERE state = 0 AND "
-            "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
+    {"due",
+     "SELECT seq, created_at, coalesce(deadline_at, 0) FROM retryd_requests WHERE state = 0 AND "
+     "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED"},
     /* One flow's due rows, in the same order, from the flow's part of
      * retryd_requests_flow_due: the other flows' rows are never read. */
-    {"due_flow", "SELECT seq, created_at FROM retryd_requests WHERE state = 0 AND flow = $3 AND "
+    {"due_flow", "SELECT seq, created_at, coalesce(deadline_at, 0) FROM retryd_requests WHERE "
+                 "state = 0 AND flow = $3 AND "
                  "next_attempt_at <= $1 ORDER BY next_attempt_at, seq LIMIT $2 "
                  "FOR UPDATE SKIP LOCKED"},
     {"claim_one", "UPDATE retryd_requests r SET state = 1, attempts = attempts + 1, "
@@ -131,9 +157,15 @@ static const struct {
      "UPDATE retryd_requests SET state = 3, next_attempt_at = NULL, updated_at = $2, "
      "last_error = coalesce(last_error, 'expired: older than --max-age') WHERE seq = $1 "
      "RETURNING id"},
+    /* Not delivered by its deadline: the reason replaces the last error. */
+    {"bury_late", "UPDATE retryd_requests SET state = 3, next_attempt_at = NULL, updated_at = $2, "
+                  "last_error = 'deadline: not delivered by its Retryd-Deadline' WHERE seq = $1 "
+                  "RETURNING id"},
     {"finish", "UPDATE retryd_requests SET state = $2, next_attempt_at = $3, updated_at = $4, "
                "last_status = $5, last_error = $6, response_status = $7, response_headers = $8, "
-               "lease_owner = NULL, lease_until = NULL "
+               "lease_owner = NULL, lease_until = NULL, "
+               "last_answer_headers = coalesce($11, last_answer_headers), "
+               "last_answer_body = CASE WHEN $11 IS NULL THEN last_answer_body ELSE $12 END "
                "WHERE id = $1 AND state = 1 AND lease_owner = $9 AND claim_token = $10 "
                "RETURNING seq"},
     {"answer_put", "INSERT INTO retryd_answers (seq, body) VALUES ($1, $2) "
@@ -164,6 +196,23 @@ static const struct {
                    "ORDER BY seq LIMIT $3"},
     {"list_all", "SELECT " PG_ROW_BRIEF " FROM retryd_requests r WHERE seq > $1 "
                  "ORDER BY seq LIMIT $2"},
+    /* The end of a filtered step's scan: the seq of the scan-th row after
+     * $1 ($2 is scan - 1), of any state or of state $3 (its index). */
+    {"window_all", "SELECT seq FROM retryd_requests WHERE seq > $1 ORDER BY seq OFFSET $2 LIMIT 1"},
+    {"window_state", "SELECT seq FROM retryd_requests WHERE state = $3 AND seq > $1 "
+                     "ORDER BY seq OFFSET $2 LIMIT 1"},
+    {"filter_mask", PG_FILTER_MASK},
+    {"filter_state", PG_FILTER_STATE},
+    /* A bulk step's rows, locked until its commit: their states stay as
+     * read, so the counts it keeps are right. */
+    {"pick_mask", PG_FILTER_MASK " FOR UPDATE"},
+    {"pick_state", PG_FILTER_STATE " FOR UPDATE"},
+    {"bulk_retry", "UPDATE retryd_requests r SET state = 0, next_attempt_at = $2, updated_at = $2, "
+                   "created_at = CASE WHEN state = 3 THEN $2 ELSE created_at END "
+                   "WHERE seq = ANY($1::int8[]) AND state IN (0, 3) RETURNING " PG_ROW_BRIEF},
+    {"bulk_cancel", "UPDATE retryd_requests r SET state = 4, next_attempt_at = NULL, "
+                    "updated_at = $2 WHERE seq = ANY($1::int8[]) AND state = 0 "
+                    "RETURNING " PG_ROW_BRIEF},
     /* COLLATE "C": names in byte order, as SQLite's BINARY gives them,
      * whatever the database's collation. */
     {"flows", "SELECT flow, count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1), "
@@ -221,7 +270,7 @@ static int64_t pg_now_ms(void) {
 
 /* ---- parameters -------------------------------------------------------- */
 
-#define PG_MAX_PARAMS 16
+#define PG_MAX_PARAMS 20
 
 typedef struct {
   const char *v[PG_MAX_PARAMS];
@@ -303,6 +352,10 @@ static int64_t pg_row_read(const pg_result_t *r, int row, stored_request_t *out)
   out->flow = pg_result_dup(r, row, 18, NULL);
   if (out->flow == NULL)
     out->flow = calloc(1, 1); /* never NULL in a row read back */
+  out->deadline_at = pg_result_int(r, row, 19);
+  out->body_sha256 = pg_result_dup(r, row, 20, NULL);
+  out->last_answer_headers = pg_result_dup(r, row, 21, &out->last_answer_headers_len);
+  out->last_answer_body = pg_result_dup(r, row, 22, &out->last_answer_body_len);
   return seq;
 }
 
@@ -557,6 +610,15 @@ static int pg_find(storage_backend_t *b, const char *key, const char *method, co
   return pg_get_one(PG(b), "find", &p, out);
 }
 
+static int pg_find_completed(storage_backend_t *b, const char *key, const char *method,
+                             const char *target, stored_request_t *out) {
+  pg_params_t p = {.n = 0};
+  p_bytes_of(&p, key);
+  p_text(&p, method);
+  p_bytes_of(&p, target);
+  return pg_get_one(PG(b), "find_done", &p, out);
+}
+
 /* NULL means the default route's flow. */
 static const char *pg_flow_of(const stored_request_t *r) { return r->flow != NULL ? r->flow : ""; }
 
@@ -619,6 +681,16 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
   p_int_or_null(&p, r->last_status);
   p_text(&p, r->last_error);
   p_text(&p, pg_flow_of(r));
+  p_int_or_null(&p, r->deadline_at);
+  p_text(&p, r->body_sha256);
+  if (r->last_answer_headers != NULL)
+    p_bytes(&p, r->last_answer_headers, r->last_answer_headers_len);
+  else
+    p_text(&p, NULL);
+  if (r->last_answer_body != NULL)
+    p_bytes(&p, r->last_answer_body, r->last_answer_body_len);
+  else
+    p_text(&p, NULL);
   p_text(&p, r->callback_url);
   pg_result_t *res;
   int rc = pg_run(pb, "insert", &p, &res);
@@ -634,12 +706,12 @@ static int pg_insert(storage_backend_t *b, const stored_request_t *r, stored_req
 
 /* The parameters of "insert_many": one array per column, as "insert"
  * takes the row's fields. */
-enum { PG_MANY_COLUMNS = 15 };
+enum { PG_MANY_COLUMNS = 19 };
 
 static const uint32_t pg_many_oids[PG_MANY_COLUMNS] = {
-    PG_OID_TEXT,  PG_OID_INT2,  PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA,
-    PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT8,
-    PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT, PG_OID_TEXT,  PG_OID_TEXT,
+    PG_OID_TEXT, PG_OID_INT2, PG_OID_TEXT,  PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA,
+    PG_OID_INT8, PG_OID_INT8, PG_OID_INT8,  PG_OID_INT8,  PG_OID_INT4,  PG_OID_TEXT,  PG_OID_TEXT,
+    PG_OID_INT8, PG_OID_TEXT, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_TEXT,
 };
 
 static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
@@ -663,7 +735,14 @@ static void pg_many_add(pg_array_t *col, const stored_request_t *r) {
     pg_array_add(&col[11], NULL, 0);
   pg_array_add_str(&col[12], r->last_error);
   pg_array_add_str(&col[13], pg_flow_of(r));
-  pg_array_add_str(&col[14], r->callback_url);
+  if (r->deadline_at != 0)
+    pg_array_add_int(&col[14], r->deadline_at);
+  else
+    pg_array_add(&col[14], NULL, 0);
+  pg_array_add_str(&col[15], r->body_sha256);
+  pg_array_add(&col[16], r->last_answer_headers, r->last_answer_headers_len);
+  pg_array_add(&col[17], r->last_answer_body, r->last_answer_body_len);
+  pg_array_add_str(&col[18], r->callback_url);
 }
 
 /* Marks in stored[] the row whose id the statement returned. Rows come
@@ -755,7 +834,8 @@ static size_t pg_row_bytes(const stored_request_t *r) {
   return PG_MANY_ROW_BYTES + r->headers_len + r->body_len +
          (r->target != NULL ? strlen(r->target) : 0) +
          (r->idempotency_key != NULL ? strlen(r->idempotency_key) : 0) +
-         (r->last_error != NULL ? strlen(r->last_error) : 0) + strlen(pg_flow_of(r));
+         (r->last_error != NULL ? strlen(r->last_error) : 0) + strlen(pg_flow_of(r)) +
+         r->last_answer_headers_len + r->last_answer_body_len;
 }
 
 /* One statement per PG_MANY_BYTES_MAX of rows: a batch's round trips are
@@ -838,14 +918,14 @@ static int64_t pg_expire_leases(pg_backend_t *pb, int64_t now) {
 
 /* Claims one picked row, or buries it when it is past its age: 1 when
  * claimed (out filled), 0 when buried, or an error. */
-static int pg_claim_or_bury(pg_backend_t *pb, int64_t seq, bool expired, int64_t now,
+static int pg_claim_or_bury(pg_backend_t *pb, int64_t seq, bool expired, bool late, int64_t now,
                             stored_request_t *out) {
   pg_params_t p = {.n = 0};
   p_int(&p, seq);
   p_int(&p, now);
-  if (expired) {
+  if (expired || late) {
     pg_result_t *r;
-    int rc = pg_run(pb, "expire_one", &p, &r);
+    int rc = pg_run(pb, late ? "bury_late" : "expire_one", &p, &r);
     if (rc != 0)
       return rc;
     if (pg_result_rows(r) > 0) {
@@ -888,7 +968,9 @@ static int pg_claim(storage_backend_t *b, int64_t now, const char *flow, int64_t
     int rows = pg_result_rows(due);
     for (int i = 0; i < rows && rc == 0; i++) {
       bool expired = now - pg_result_int(due, i, 1) > max_age_ms;
-      int got = pg_claim_or_bury(pb, pg_result_int(due, i, 0), expired, now, &out[n]);
+      int64_t deadline = pg_result_int(due, i, 2);
+      bool late = deadline != 0 && deadline <= now;
+      int got = pg_claim_or_bury(pb, pg_result_int(due, i, 0), expired, late, now, &out[n]);
       if (got < 0)
         rc = got;
       else if (got == 1)
@@ -941,6 +1023,13 @@ static int pg_finish(storage_backend_t *b, const char *id, int64_t now,
     p_text(&p, NULL);
   p_text(&p, pb->replica);
   p_int(&p, o->claim_token);
+  if (o->last_answer_headers != NULL) {
+    p_bytes(&p, o->last_answer_headers, o->last_answer_headers_len);
+    p_bytes(&p, o->last_answer_body != NULL ? o->last_answer_body : "", o->last_answer_body_len);
+  } else {
+    p_text(&p, NULL);
+    p_text(&p, NULL);
+  }
   pg_result_t *r;
   int rc = pg_run(pb, "finish", &p, &r);
   if (rc != 0)
@@ -1075,6 +1164,167 @@ static int pg_list(storage_backend_t *b, int state, int64_t after_seq, size_t li
   return rows;
 }
 
+/* The end of a step's scan (INT64_MAX: the table's end), over the rows of
+ * state or of any state (state < 0). */
+static int pg_window_end(pg_backend_t *pb, int state, int64_t after_seq, size_t scan,
+                         int64_t *end) {
+  pg_params_t p = {.n = 0};
+  p_int(&p, after_seq);
+  p_int(&p, scan > 0 ? (int64_t)scan - 1 : 0);
+  if (state >= 0)
+    p_int(&p, state);
+  pg_result_t *r;
+  int rc = pg_run(pb, state >= 0 ? "window_state" : "window_all", &p, &r);
+  if (rc != 0)
+    return rc;
+  *end = pg_result_rows(r) > 0 ? pg_result_int(r, 0, 0) : INT64_MAX;
+  pg_result_free(r);
+  return 0;
+}
+
+/* Reads the rows of f in states (a mask, not 0) within the step's scan, at
+ * most limit, locked when lock; *seqs gets their seqs (may be NULL). */
+static int pg_find_filtered(pg_backend_t *pb, const storage_filter_t *f, unsigned states, bool lock,
+                            size_t scan, size_t limit, stored_request_t *out, int64_t *seqs,
+                            storage_page_t *page) {
+  int one = storage_states_single(states);
+  int64_t end;
+  int rc = pg_window_end(pb, one, page->after_seq, scan, &end);
+  if (rc != 0)
+    return rc;
+  pg_params_t p = {.n = 0};
+  p_int(&p, page->after_seq);
+  p_int(&p, end);
+  p_int(&p, one >= 0 ? one : (int64_t)states);
+  p_text(&p, f->method);
+  p_bytes_of(&p, f->path_prefix);
+  p_bytes_of(&p, f->idempotency_key);
+  p_int_or_null(&p, f->last_status);
+  p_int(&p, f->created_from);
+  p_int(&p, f->created_until);
+  p_int(&p, (int64_t)limit);
+  static const char *const names[2][2] = {{"filter_mask", "filter_state"},
+                                          {"pick_mask", "pick_state"}};
+  pg_result_t *r;
+  rc = pg_run(pb, names[lock][one >= 0], &p, &r);
+  if (rc != 0)
+    return rc;
+  int rows = pg_result_rows(r);
+  int64_t last = page->after_seq;
+  for (int i = 0; i < rows; i++) {
+    last = pg_row_read(r, i, &out[i]);
+    if (seqs != NULL)
+      seqs[i] = last;
+  }
+  pg_result_free(r);
+  storage_page_end(page, (size_t)rows, limit, last, end);
+  return rows;
+}
+
+static int pg_list_filtered(storage_backend_t *b, const storage_filter_t *f, size_t scan,
+                            size_t limit, stored_request_t *out, storage_page_t *page) {
+  unsigned states = f->states != 0 ? f->states : (1u << RQ_NSTATES) - 1;
+  return pg_find_filtered(PG(b), f, states, false, scan, limit, out, NULL, page);
+}
+
+/* How many of the n picked rows a bulk step changes: all of them, but a
+ * retry revives dead ones only while --max-queue leaves room; at the
+ * first without, the action ends there (page->full). */
+static int pg_bulk_take(pg_backend_t *pb, storage_bulk_t op, const stored_request_t *rows, int n,
+                        const int64_t *seqs, storage_page_t *page) {
+  int64_t room = pb->max_queue - pb->unfinished;
+  for (int i = 0; i < n; i++) {
+    if (op != STORAGE_BULK_RETRY || rows[i].state != RQ_DEAD)
+      continue;
+    if (room <= 0) {
+      page->full = true;
+      page->more = false;
+      page->last_seq = i > 0 ? seqs[i - 1] : page->after_seq;
+      return i;
+    }
+    room--;
+  }
+  return n;
+}
+
+/* "{1,2,3}": an int8[] in text form. */
+static char *pg_seq_array(const int64_t *seqs, int n) {
+  size_t cap = (size_t)n * 21 + 3;
+  char *s = malloc(cap);
+  if (s == NULL)
+    return NULL;
+  size_t len = 0;
+  s[len++] = '{';
+  for (int i = 0; i < n; i++)
+    len += (size_t)snprintf(s + len, cap - len, i > 0 ? ",%lld" : "%lld", (long long)seqs[i]);
+  snprintf(s + len, cap - len, "}");
+  return s;
+}
+
+/* Changes the rows of seqs (locked by the pick) and reads them back into
+ * out; keeps the backend's unfinished count and notices in step. */
+static int pg_bulk_change(pg_backend_t *pb, storage_bulk_t op, int64_t now, const int64_t *seqs,
+                          int n, int dead, stored_request_t *out) {
+  char *arr = pg_seq_array(seqs, n);
+  if (arr == NULL)
+    return -EIO;
+  pg_params_t p = {.n = 0};
+  p_text(&p, arr);
+  p_int(&p, now);
+  pg_result_t *r;
+  int rc = pg_run(pb, op == STORAGE_BULK_RETRY ? "bulk_retry" : "bulk_cancel", &p, &r);
+  free(arr);
+  if (rc != 0)
+    return rc;
+  int rows = pg_result_rows(r);
+  for (int i = 0; i < rows; i++) {
+    pg_row_read(r, i, &out[i]);
+    if (op == STORAGE_BULK_CANCEL)
+      pg_tell_ended(pb, out[i].id);
+  }
+  pg_result_free(r);
+  if (rows > 0) {
+    pb->wrote = true;
+    if (op == STORAGE_BULK_RETRY) {
+      pg_tell_due(pb, now);
+      pb->unfinished += dead;
+    } else {
+      pb->unfinished -= rows;
+    }
+  }
+  return rows;
+}
+
+static int pg_bulk(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f, int64_t now,
+                   size_t scan, size_t limit, stored_request_t *out, storage_page_t *page) {
+  pg_backend_t *pb = PG(b);
+  unsigned states = (f->states != 0 ? f->states : (1u << RQ_NSTATES) - 1) & storage_bulk_states(op);
+  page->full = false;
+  if (states == 0) {
+    page->last_seq = page->after_seq;
+    page->more = false;
+    return 0;
+  }
+  int64_t *seqs = calloc(limit > 0 ? limit : 1, sizeof(*seqs));
+  if (seqs == NULL)
+    return -EIO;
+  int n = pg_find_filtered(pb, f, states, true, scan, limit, out, seqs, page);
+  if (n <= 0) {
+    free(seqs);
+    return n;
+  }
+  int take = pg_bulk_take(pb, op, out, n, seqs, page);
+  int dead = 0;
+  for (int i = 0; i < take; i++)
+    dead += out[i].state == RQ_DEAD;
+  /* The picked rows give way to the changed ones, read back. */
+  for (int i = 0; i < n; i++)
+    stored_request_free(&out[i]);
+  int rc = take > 0 ? pg_bulk_change(pb, op, now, seqs, take, dead, out) : 0;
+  free(seqs);
+  return rc;
+}
+
 static int pg_flows(storage_backend_t *b, storage_flow_t *out, size_t cap) {
   pg_params_t p = {.n = 0};
   p_int(&p, cap < INT32_MAX ? (int64_t)cap : INT32_MAX);
@@ -1148,6 +1398,7 @@ static const storage_backend_ops_t pg_ops = {
     .insert = pg_insert,
     .insert_many = pg_insert_many,
     .find_idempotent = pg_find,
+    .find_completed = pg_find_completed,
     .get = pg_get,
     .cancel = pg_cancel,
     .retry_now = pg_retry_now,
@@ -1158,6 +1409,8 @@ static const storage_backend_ops_t pg_ops = {
     .purge_finished = pg_purge_finished,
     .counts = pg_counts,
     .list = pg_list,
+    .list_filtered = pg_list_filtered,
+    .bulk = pg_bulk,
     .flows = pg_flows,
     .next_due = pg_next_due,
     .flow_next_due = pg_flow_next_due,

@@ -4,7 +4,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 
-/* The notice a request's end queues (schema step 4). */
+/* The notice a request's end queues (schema step 5). */
 #define NOTICE_VALUES                                                                              \
   "(request_id, url, request_state, attempts, final_status, created_at, next_attempt_at, "         \
   "updated_at) VALUES (NEW.id, NEW.callback_url, NEW.state, NEW.attempts, "                        \
@@ -66,7 +66,19 @@ static const char *const schema_steps[] = {
     "ALTER TABLE requests ADD COLUMN flow TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX requests_flow_due ON requests(flow, next_attempt_at, seq) WHERE state "
     "= " SQL_QUEUED ";",
-    /* 4: completion callbacks (issue 14). A request may name where a notice
+    /* 4: the life of a stored request (issue 14). A row may carry a
+     * deadline (Retryd-Deadline: dead when not delivered by then), the
+     * SHA-256 of its body (an Idempotency-Key repeat with another body is
+     * refused), and the last retryable answer's kept part. Completed rows
+     * with a key get an index of their own: a repeat after completion
+     * finds the answer to replay without walking the finished rows. */
+    "ALTER TABLE requests ADD COLUMN deadline_at INTEGER;"
+    "ALTER TABLE requests ADD COLUMN body_sha256 TEXT;"
+    "ALTER TABLE requests ADD COLUMN last_answer_headers BLOB;"
+    "ALTER TABLE requests ADD COLUMN last_answer_body BLOB;"
+    "CREATE INDEX requests_idempotency_done ON requests(idempotency_key, method, target, seq)"
+    "  WHERE idempotency_key IS NOT NULL AND state = " SQL_COMPLETED ";",
+    /* 5: completion callbacks (issue 14). A request may name where a notice
      * goes when it ends; the notice is a row of its own, queued by a
      * trigger in the very statement that ends the request, so whatever
      * ends it (an attempt, --max-age, a cancel, or an insert already dead)

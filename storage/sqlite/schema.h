@@ -15,7 +15,7 @@
 typedef struct sqlite3 sqlite3;
 
 #define SCHEMA_APPLICATION_ID 0x72747279 /* "rtry" */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 /* The states as the file stores them, for SQL text (the partial indexes
  * and the statements that use them must spell them alike). The numbers are
@@ -23,6 +23,7 @@ typedef struct sqlite3 sqlite3;
  * next. "Finished" is every state from completed on. */
 #define SQL_QUEUED "0"
 #define SQL_INFLIGHT "1"
+#define SQL_COMPLETED "2"
 #define SQL_DEAD "3"
 #define SQL_FIRST_FINISHED "2"
 _Static_assert(RQ_QUEUED == 0 && RQ_INFLIGHT == 1 && RQ_COMPLETED == 2 && RQ_DEAD == 3 &&

@@ -79,6 +79,11 @@ static int sqlite_backend_find_idempotent(storage_backend_t *b, const char *key,
   return sqlite_queue_find_idempotent(Q(b), key, method, target, out);
 }
 
+static int sqlite_backend_find_completed(storage_backend_t *b, const char *key, const char *method,
+                                         const char *target, stored_request_t *out) {
+  return sqlite_queue_find_completed(Q(b), key, method, target, out);
+}
+
 static int sqlite_backend_get(storage_backend_t *b, const char *id, bool with_payload,
                               stored_request_t *out) {
   return sqlite_queue_get(Q(b), id, with_payload, out);
@@ -180,6 +185,18 @@ static int sqlite_backend_list(storage_backend_t *b, int state, int64_t after_se
   return sqlite_queue_list(Q(b), state, after_seq, limit, out, last_seq);
 }
 
+static int sqlite_backend_list_filtered(storage_backend_t *b, const storage_filter_t *f,
+                                        size_t scan, size_t limit, stored_request_t *out,
+                                        storage_page_t *page) {
+  return sqlite_queue_list_filtered(Q(b), f, scan, limit, out, page);
+}
+
+static int sqlite_backend_bulk(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f,
+                               int64_t now, size_t scan, size_t limit, stored_request_t *out,
+                               storage_page_t *page) {
+  return sqlite_queue_bulk(Q(b), op, f, now, scan, limit, out, page);
+}
+
 static int sqlite_backend_flows(storage_backend_t *b, storage_flow_t *out, size_t cap) {
   return sqlite_queue_flows(Q(b), out, cap);
 }
@@ -204,6 +221,7 @@ static const storage_backend_ops_t sqlite_backend_ops = {
     .insert = sqlite_backend_insert,
     .insert_many = storage_backend_insert_each,
     .find_idempotent = sqlite_backend_find_idempotent,
+    .find_completed = sqlite_backend_find_completed,
     .get = sqlite_backend_get,
     .cancel = sqlite_backend_cancel,
     .retry_now = sqlite_backend_retry_now,
@@ -214,6 +232,8 @@ static const storage_backend_ops_t sqlite_backend_ops = {
     .purge_finished = sqlite_backend_purge_finished,
     .counts = sqlite_backend_counts,
     .list = sqlite_backend_list,
+    .list_filtered = sqlite_backend_list_filtered,
+    .bulk = sqlite_backend_bulk,
     .flows = sqlite_backend_flows,
     .next_due = sqlite_backend_next_due,
     .flow_next_due = sqlite_backend_flow_next_due,

@@ -18,17 +18,27 @@
   "created_at, "                                                                                   \
   "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
   "response_headers, "                                                                             \
-  "(SELECT body FROM answers WHERE answers.seq = requests.seq), flow"
+  "(SELECT body FROM answers WHERE answers.seq = requests.seq), flow, deadline_at, body_sha256, "  \
+  "last_answer_headers, last_answer_body"
 /* The same without the payloads, for status answers and listings. */
 #define ROW_COLUMNS_BRIEF                                                                          \
   "seq, id, state, method, target, NULL, NULL, idempotency_key, attempts, "                        \
   "created_at, "                                                                                   \
   "next_attempt_at, updated_at, last_status, last_error, response_status, "                        \
-  "NULL, NULL, flow"
+  "NULL, NULL, flow, deadline_at, body_sha256, last_answer_headers, last_answer_body"
+
+/* A filter's conditions but the state (ST_LIST_FILTERED*). */
+#define SQL_FILTER_REST                                                                            \
+  "AND (?4 IS NULL OR method = ?4) "                                                               \
+  "AND (?5 IS NULL OR substr(CAST(target AS BLOB), 1, length(?5)) = ?5) "                          \
+  "AND (?6 IS NULL OR idempotency_key = ?6) AND (?7 IS NULL OR last_status = ?7) "                 \
+  "AND created_at >= ?8 AND created_at < ?9 ORDER BY seq LIMIT ?10"
 
 enum {
   ST_INSERT,
   ST_FIND_IDEM,
+  ST_FIND_DONE,
+  ST_BURY_DEADLINE,
   ST_GET_FULL,
   ST_GET_BRIEF,
   ST_SET_STATE,
@@ -48,6 +58,10 @@ enum {
   ST_OLDEST_QUEUED,
   ST_LIST_STATE,
   ST_LIST_ALL,
+  ST_WINDOW_ALL,
+  ST_WINDOW_STATE,
+  ST_LIST_FILTERED,
+  ST_LIST_FILTERED_STATE,
   ST_FLOWS,
   ST_PROBE,
   ST_FREE_PAGES,
@@ -58,10 +72,19 @@ enum {
 static const char *const statement_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO requests (id, state, method, target, headers, body, "
                   "idempotency_key, attempts, created_at, next_attempt_at, updated_at, "
-                  "last_status, last_error, flow, callback_url) "
-                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  "last_status, last_error, flow, deadline_at, body_sha256, "
+                  "last_answer_headers, last_answer_body, callback_url) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_FIND_IDEM] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE idempotency_key = ? AND "
                      "method = ? AND target = ? AND state IN (" SQL_QUEUED ", " SQL_INFLIGHT ")",
+    [ST_FIND_DONE] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests INDEXED BY "
+                     "requests_idempotency_done WHERE idempotency_key = ? AND method = ? AND "
+                     "target = ? AND state = " SQL_COMPLETED " ORDER BY seq DESC LIMIT 1",
+    /* Not delivered by its deadline: the reason replaces the last error. */
+    [ST_BURY_DEADLINE] =
+        "UPDATE requests SET state = " SQL_DEAD ", next_attempt_at = NULL, updated_at = ?1, "
+        "last_error = 'deadline: not delivered by its Retryd-Deadline' "
+        "WHERE seq = ?2 AND state = " SQL_QUEUED,
     [ST_GET_FULL] = "SELECT " ROW_COLUMNS " FROM requests WHERE id = ?",
     [ST_GET_BRIEF] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE id = ?",
     [ST_SET_STATE] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ? "
@@ -89,8 +112,10 @@ static const char *const statement_sql[ST_COUNT] = {
                      "state = " SQL_QUEUED,
     [ST_FINISH] = "UPDATE requests SET state = ?, next_attempt_at = ?, updated_at = ?, "
                   "last_status = ?, last_error = ?, response_status = ?, "
-                  "response_headers = ? "
-                  "WHERE id = ? AND state = " SQL_INFLIGHT " RETURNING seq",
+                  "response_headers = ?, "
+                  "last_answer_headers = coalesce(?9, last_answer_headers), "
+                  "last_answer_body = CASE WHEN ?9 IS NULL THEN last_answer_body ELSE ?10 END "
+                  "WHERE id = ?8 AND state = " SQL_INFLIGHT " RETURNING seq",
     /* The answer's body, in its own table (schema step 2 says why). */
     [ST_ANSWER_PUT] = "INSERT OR REPLACE INTO answers (seq, body) VALUES (?, ?)",
     /* Not attempted after all: the attempt is not counted, the last real
@@ -117,6 +142,19 @@ static const char *const statement_sql[ST_COUNT] = {
                       "ORDER BY seq LIMIT ?",
     [ST_LIST_ALL] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ? ORDER BY seq "
                     "LIMIT ?",
+    /* The end of a filtered step's scan: the seq of the scan-th row after
+     * ?1 (?2 is scan - 1), of any state or of state ?3 (through its index);
+     * no row: the scan reaches the table's end. */
+    [ST_WINDOW_ALL] = "SELECT seq FROM requests WHERE seq > ?1 ORDER BY seq LIMIT 1 OFFSET ?2",
+    [ST_WINDOW_STATE] = "SELECT seq FROM requests INDEXED BY requests_by_state "
+                        "WHERE state = ?3 AND seq > ?1 ORDER BY seq LIMIT 1 OFFSET ?2",
+    /* The rows of a scan (?1, ?2] that match a filter (storage_filter_t);
+     * an absent condition is NULL. The prefix compares bytes. */
+    [ST_LIST_FILTERED] = "SELECT " ROW_COLUMNS_BRIEF " FROM requests WHERE seq > ?1 AND seq <= ?2 "
+                         "AND (?3 = 0 OR ((?3 >> state) & 1) = 1) " SQL_FILTER_REST,
+    [ST_LIST_FILTERED_STATE] =
+        "SELECT " ROW_COLUMNS_BRIEF " FROM requests INDEXED BY "
+        "requests_by_state WHERE state = ?3 AND seq > ?1 AND seq <= ?2 " SQL_FILTER_REST,
     /* Queued rows from the per-flow due index alone (it holds the flow and
      * the due time: no row is read), inflight ones (few: at most what the
      * attempts in flight hold) through the state index. BINARY collation:
@@ -206,6 +244,10 @@ static int64_t row_read(sqlite3_stmt *st, stored_request_t *r) {
   r->flow = dup_text(st, 17, NULL);
   if (r->flow == NULL)
     r->flow = calloc(1, 1); /* never NULL in a row read back */
+  r->deadline_at = sqlite3_column_int64(st, 18);
+  r->body_sha256 = dup_text(st, 19, NULL);
+  r->last_answer_headers = dup_text(st, 20, &r->last_answer_headers_len);
+  r->last_answer_body = dup_text(st, 21, &r->last_answer_body_len);
   return seq;
 }
 
@@ -525,7 +567,11 @@ int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_req
     sqlite3_bind_int(st, 12, r->last_status);
   bind_text_or_null(st, 13, r->last_error);
   sqlite3_bind_text(st, 14, flow, -1, SQLITE_STATIC);
-  bind_text_or_null(st, 15, r->callback_url);
+  bind_time_or_null(st, 15, r->deadline_at);
+  bind_text_or_null(st, 16, r->body_sha256);
+  bind_blob_or_null(st, 17, r->last_answer_headers, r->last_answer_headers_len);
+  bind_blob_or_null(st, 18, r->last_answer_body, r->last_answer_body_len);
+  bind_text_or_null(st, 19, r->callback_url);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_DONE) {
@@ -544,6 +590,15 @@ int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_req
 int sqlite_queue_find_idempotent(sqlite_queue_t *q, const char *key, const char *method,
                                  const char *target, stored_request_t *out) {
   sqlite3_stmt *st = stmt(q, ST_FIND_IDEM);
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, method, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+  return get_one(q, st, out);
+}
+
+int sqlite_queue_find_completed(sqlite_queue_t *q, const char *key, const char *method,
+                                const char *target, stored_request_t *out) {
+  sqlite3_stmt *st = stmt(q, ST_FIND_DONE);
   sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, method, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
@@ -630,8 +685,9 @@ int sqlite_queue_claim(sqlite_queue_t *q, int64_t now, const char *flow, int64_t
     }
     int64_t seq = row_read(st, &out[n]);
     sqlite3_reset(st);
-    bool expired = now - out[n].created_at > max_age_ms;
-    st = stmt(q, expired ? ST_EXPIRE : ST_CLAIM_ONE);
+    bool late = out[n].deadline_at != 0 && out[n].deadline_at <= now;
+    bool expired = late || now - out[n].created_at > max_age_ms;
+    st = stmt(q, late ? ST_BURY_DEADLINE : expired ? ST_EXPIRE : ST_CLAIM_ONE);
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, seq);
     rc = sqlite3_step(st);
@@ -685,6 +741,11 @@ int sqlite_queue_finish(sqlite_queue_t *q, const char *id, int64_t now,
                           o->response_headers_len, SQLITE_STATIC);
     }
     sqlite3_bind_text(st, 8, id, -1, SQLITE_STATIC);
+    if (o->last_answer_headers != NULL) {
+      sqlite3_bind_blob64(st, 9, o->last_answer_headers, o->last_answer_headers_len, SQLITE_STATIC);
+      sqlite3_bind_blob64(st, 10, o->last_answer_body ? o->last_answer_body : "",
+                          o->last_answer_body_len, SQLITE_STATIC);
+    }
   }
   int rc = sqlite3_step(st);
   int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -887,4 +948,119 @@ int sqlite_queue_flows(sqlite_queue_t *q, storage_flow_t *out, size_t cap) {
   if (n < cap && rc != SQLITE_DONE)
     return sqlite_queue_error(rc);
   return (int)n;
+}
+
+/* The end of a step's scan (INT64_MAX: the table's end), over the rows of
+ * state (through its index) or of any state (state < 0). */
+static int window_end(sqlite_queue_t *q, int state, int64_t after_seq, size_t scan, int64_t *end) {
+  sqlite3_stmt *st = stmt(q, state >= 0 ? ST_WINDOW_STATE : ST_WINDOW_ALL);
+  sqlite3_bind_int64(st, 1, after_seq);
+  sqlite3_bind_int64(st, 2, scan > 0 ? (sqlite3_int64)scan - 1 : 0);
+  if (state >= 0)
+    sqlite3_bind_int(st, 3, state);
+  int rc = sqlite3_step(st);
+  *end = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlite_queue_error(rc);
+}
+
+/* Reads the rows of f in states (a mask, not 0) within the step's scan,
+ * at most limit; *seqs gets their seqs (limit entries, may be NULL). */
+static int find_filtered(sqlite_queue_t *q, const storage_filter_t *f, unsigned states, size_t scan,
+                         size_t limit, stored_request_t *out, int64_t *seqs, storage_page_t *page) {
+  int one = storage_states_single(states);
+  int64_t end;
+  int rc = window_end(q, one, page->after_seq, scan, &end);
+  if (rc != 0)
+    return rc;
+  sqlite3_stmt *st = stmt(q, one >= 0 ? ST_LIST_FILTERED_STATE : ST_LIST_FILTERED);
+  sqlite3_bind_int64(st, 1, page->after_seq);
+  sqlite3_bind_int64(st, 2, end);
+  sqlite3_bind_int64(st, 3, one >= 0 ? one : (sqlite3_int64)states);
+  bind_text_or_null(st, 4, f->method);
+  bind_blob_or_null(st, 5, f->path_prefix, f->path_prefix ? strlen(f->path_prefix) : 0);
+  bind_text_or_null(st, 6, f->idempotency_key);
+  if (f->last_status)
+    sqlite3_bind_int(st, 7, f->last_status);
+  sqlite3_bind_int64(st, 8, f->created_from);
+  sqlite3_bind_int64(st, 9, f->created_until);
+  sqlite3_bind_int64(st, 10, (sqlite3_int64)limit);
+  size_t n = 0;
+  int64_t last = page->after_seq;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    last = row_read(st, &out[n]);
+    if (seqs != NULL)
+      seqs[n] = last;
+    n++;
+  }
+  sqlite3_reset(st);
+  if (n < limit && rc != SQLITE_DONE) {
+    for (size_t k = 0; k < n; k++)
+      stored_request_free(&out[k]);
+    return sqlite_queue_error(rc);
+  }
+  storage_page_end(page, n, limit, last, end);
+  return (int)n;
+}
+
+int sqlite_queue_list_filtered(sqlite_queue_t *q, const storage_filter_t *f, size_t scan,
+                               size_t limit, stored_request_t *out, storage_page_t *page) {
+  unsigned states = f->states != 0 ? f->states : (1u << RQ_NSTATES) - 1;
+  return find_filtered(q, f, states, scan, limit, out, NULL, page);
+}
+
+/* One row of a bulk step, by its id, as retry_now() or cancel() changes
+ * one; *r becomes the row after the change. */
+static int bulk_one(sqlite_queue_t *q, storage_bulk_t op, int64_t now, stored_request_t *r) {
+  stored_request_t after;
+  int rc = op == STORAGE_BULK_CANCEL ? sqlite_queue_cancel(q, r->id, now, &after)
+                                     : sqlite_queue_retry_now(q, r->id, now, &after);
+  if (rc == 0) {
+    stored_request_free(r);
+    *r = after;
+  } else {
+    stored_request_free(&after);
+  }
+  return rc;
+}
+
+int sqlite_queue_bulk(sqlite_queue_t *q, storage_bulk_t op, const storage_filter_t *f, int64_t now,
+                      size_t scan, size_t limit, stored_request_t *out, storage_page_t *page) {
+  unsigned states = (f->states != 0 ? f->states : (1u << RQ_NSTATES) - 1) & storage_bulk_states(op);
+  page->full = false;
+  if (states == 0) {
+    page->last_seq = page->after_seq;
+    page->more = false;
+    return 0;
+  }
+  int64_t *seqs = calloc(limit > 0 ? limit : 1, sizeof(*seqs));
+  if (seqs == NULL)
+    return -EIO;
+  int n = find_filtered(q, f, states, scan, limit, out, seqs, page);
+  int changed = 0, rc = 0;
+  for (int i = 0; n > 0 && i < n && rc == 0; i++) {
+    rc = bulk_one(q, op, now, &out[i]);
+    if (rc == -EDQUOT) {
+      /* No room for this dead row: the ones before it stay changed, and
+       * the action ends here. */
+      page->full = true;
+      page->more = false;
+      page->last_seq = i > 0 ? seqs[i - 1] : page->after_seq;
+      rc = 0;
+      for (int k = i; k < n; k++)
+        stored_request_free(&out[k]);
+      break;
+    }
+    if (rc == 0)
+      changed++;
+  }
+  free(seqs);
+  if (n < 0)
+    return n;
+  if (rc != 0) {
+    for (int k = 0; k < n; k++)
+      stored_request_free(&out[k]);
+    return rc;
+  }
+  return changed;
 }

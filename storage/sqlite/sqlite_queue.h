@@ -57,6 +57,9 @@ int sqlite_queue_insert(sqlite_queue_t *q, const stored_request_t *r, stored_req
 /* The unfinished (queued or inflight) row with this key, method and target. */
 int sqlite_queue_find_idempotent(sqlite_queue_t *q, const char *key, const char *method,
                                  const char *target, stored_request_t *out);
+/* The latest completed row with this key, method and target, brief. */
+int sqlite_queue_find_completed(sqlite_queue_t *q, const char *key, const char *method,
+                                const char *target, stored_request_t *out);
 /* with_payload: also the request's headers and body and the stored answer. */
 int sqlite_queue_get(sqlite_queue_t *q, const char *id, bool with_payload, stored_request_t *out);
 /* queued → cancelled. -EPERM (with out filled) when not queued. */
@@ -105,6 +108,11 @@ int sqlite_queue_checkpoint(sqlite_queue_t *q);
 int sqlite_queue_counts(sqlite_queue_t *q, queue_counts_t *out);
 /* Rows in state (or any state when state < 0), oldest first, after the row
  * with sequence number after_seq; *last_seq gets the last row's. */
+/* storage_backend.h: list_filtered() and bulk(). */
+int sqlite_queue_list_filtered(sqlite_queue_t *q, const storage_filter_t *f, size_t scan,
+                               size_t limit, stored_request_t *out, storage_page_t *page);
+int sqlite_queue_bulk(sqlite_queue_t *q, storage_bulk_t op, const storage_filter_t *f, int64_t now,
+                      size_t scan, size_t limit, stored_request_t *out, storage_page_t *page);
 int sqlite_queue_list(sqlite_queue_t *q, int state, int64_t after_seq, size_t limit,
                       stored_request_t *out, int64_t *last_seq);
 /* The flows of unfinished rows, ordered by name, at most cap of them

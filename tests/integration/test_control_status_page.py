@@ -132,7 +132,10 @@ class StatusPageTest(RetrydTestCase):
         listed, _ = list_all(self.rd.port, state="queued")
         for row, obj in zip(p.rows, listed):
             self.assertEqual(row[:5], [obj["id"], "POST", obj["path"], "1", "507"], row)
-        self.assertNotIn(self.ids[3], dom, "a cancelled request is in the queued table")
+        self.assertNotIn(self.ids[3], [row[0] for row in p.rows],
+                         "a cancelled request is in the queued table")
+        self.assertRegex(dom, r'<tbody id="cancelled"><tr data-id="%s">' % self.ids[3],
+                         "the cancelled request is not in the cancelled list")
         err_div = re.search(r'<div id="err">(.*?)</div>', dom, re.S)
         self.assertIsNotNone(err_div, dom[:2000])
         self.assertEqual(err_div.group(1).strip(), "", "the page reports an error")

@@ -237,7 +237,8 @@ static void collect_unknown(const char *name, size_t len, void *arg) {
 
 /* A RETRYD_* variable that names no option is reported by its name alone
  * (a typo would otherwise be ignored without a word; its value may be a
- * token). Options' own forms and other variables are not. */
+ * token). Options' own forms, the test suite's RETRYD_TEST_* hooks and
+ * other variables are not. */
 static void unknown_retryd_variables_are_named_without_their_value(void **state) {
   (void)state;
   char *envp[] = {"PATH=/usr/bin",
@@ -251,6 +252,7 @@ static void unknown_retryd_variables_are_named_without_their_value(void **state)
                   "retryd_db=x",
                   "RETRYD_DB",
                   "RETRYD_ADMIN_TOKENS=secret",
+                  "RETRYD_TEST_HISTORY_PERIOD_MS=100",
                   NULL};
   unknown_seen_t seen = {.n = 0};
   config_each_unknown_env(envp, collect_unknown, &seen);

@@ -1823,6 +1823,249 @@ static void list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps(voi
   stored_request_free(&rows[0]);
 }
 
+/* ---- filtered listings and bulk actions --------------------------------- */
+
+/* Follows list_filtered() pages of at most limit rows, each found in a
+ * scan of at most scan rows, to the end; the ids in order go to got
+ * (ROWS_MAX at most). Returns how many; *pages counts the calls. */
+static int list_filtered_all(storage_backend_t *b, const storage_filter_t *f, size_t scan,
+                             size_t limit, char got[][40], int *pages) {
+  storage_page_t page = {.after_seq = 0};
+  int n = 0;
+  *pages = 0;
+  do {
+    stored_request_t rows[ROWS_MAX];
+    begin_ok(b, false);
+    int k = b->ops->list_filtered(b, f, scan, limit, rows, &page);
+    commit_ok(b);
+    assert_true(k >= 0 && (size_t)k <= limit);
+    for (int i = 0; i < k; i++) {
+      assert_true(n < ROWS_MAX);
+      memcpy(got[n++], rows[i].id, sizeof(rows[i].id));
+      stored_request_free(&rows[i]);
+    }
+    page.after_seq = page.last_seq;
+    assert_true(++*pages < 100);
+  } while (page.more);
+  return n;
+}
+
+/* Every combination of scan and limit gives want, in order; a call reads
+ * at most scan rows, so the walk over the scanned rows (those of f's state
+ * when it names one, else every row) takes at least scanned / scan calls. */
+static void expect_filtered_scanning(storage_backend_t *b, const storage_filter_t *f,
+                                     const char *const *want, int nwant, size_t scanned) {
+  for (size_t scan = 1; scan <= 8; scan++) {
+    for (size_t limit = 1; limit <= 4; limit++) {
+      char got[ROWS_MAX][40];
+      int pages;
+      int n = list_filtered_all(b, f, scan, limit, got, &pages);
+      if (n != nwant)
+        fail_msg("scan %zu limit %zu: %d rows, want %d", scan, limit, n, nwant);
+      for (int i = 0; i < n; i++)
+        assert_string_equal(got[i], want[i]);
+      if ((size_t)pages < (scanned + scan - 1) / scan)
+        fail_msg("scan %zu: %d calls read %zu rows", scan, pages, scanned);
+    }
+  }
+}
+
+static void expect_filtered(storage_backend_t *b, const storage_filter_t *f,
+                            const char *const *want, int nwant) {
+  expect_filtered_scanning(b, f, want, nwant, 7);
+}
+
+/* Seven rows that differ in every field a filter looks at. */
+static void insert_filter_rows(storage_backend_t *b) {
+  static const struct {
+    const char *id, *method, *target, *key;
+    int last_status;
+  } rows[] = {
+      {ID(b1), "POST", "/api/v1/bot/?n=1", "key-1", 507},
+      {ID(b2), "PATCH", "/api/v1/bot/2", NULL, 507},
+      {ID(b3), "POST", "/api/v2/calendar/", NULL, 503},
+      {ID(b4), "POST", "/api/v1/bot/\xff", "key-\xfe", 0},
+      {ID(b5), "POST", "/api/v1/bo", NULL, 507},
+      {ID(b6), "DELETE", "/api/v1/bot/6", NULL, 429},
+      {ID(b7), "POST", "/api/v1/bot/7", NULL, 507},
+  };
+  for (int i = 0; i < 7; i++) {
+    stored_request_t r = new_row(rows[i].id, T0 + i * 1000, T0 + 3600000, rows[i].key);
+    r.method = rows[i].method;
+    r.target = rows[i].target;
+    r.last_status = rows[i].last_status;
+    assert_int_equal(batch_insert(b, &r, NULL), 0);
+  }
+  cancel_ok(b, ID(b6), T0 + 10000);
+}
+
+static void list_filtered_matches_each_condition_in_bounded_scans(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  insert_filter_rows(b);
+  storage_filter_t f;
+  storage_filter_init(&f);
+  const char *every[] = {ID(b1), ID(b2), ID(b3), ID(b4), ID(b5), ID(b6), ID(b7)};
+  expect_filtered(b, &f, every, 7);
+
+  f.states = (1u << RQ_QUEUED);
+  const char *queued[] = {ID(b1), ID(b2), ID(b3), ID(b4), ID(b5), ID(b7)};
+  expect_filtered_scanning(b, &f, queued, 6, 6);
+  f.states = (1u << RQ_CANCELLED) | (1u << RQ_DEAD);
+  const char *cancelled[] = {ID(b6)};
+  expect_filtered(b, &f, cancelled, 1);
+
+  storage_filter_init(&f);
+  f.method = "PATCH";
+  const char *patch[] = {ID(b2)};
+  expect_filtered(b, &f, patch, 1);
+
+  storage_filter_init(&f);
+  f.path_prefix = "/api/v1/bot/"; /* bytes: b5's /api/v1/bo is shorter, b4's \xff matches */
+  const char *bots[] = {ID(b1), ID(b2), ID(b4), ID(b6), ID(b7)};
+  expect_filtered(b, &f, bots, 5);
+  f.path_prefix = "/api/v1/bot/\xff";
+  const char *ff[] = {ID(b4)};
+  expect_filtered(b, &f, ff, 1);
+
+  storage_filter_init(&f);
+  f.idempotency_key = "key-\xfe";
+  expect_filtered(b, &f, ff, 1);
+
+  storage_filter_init(&f);
+  f.last_status = 507;
+  const char *s507[] = {ID(b1), ID(b2), ID(b5), ID(b7)};
+  expect_filtered(b, &f, s507, 4);
+
+  storage_filter_init(&f);
+  f.created_from = T0 + 2000;  /* inclusive */
+  f.created_until = T0 + 4000; /* exclusive */
+  const char *window[] = {ID(b3), ID(b4)};
+  expect_filtered(b, &f, window, 2);
+
+  storage_filter_init(&f);
+  f.states = 1u << RQ_QUEUED;
+  f.method = "POST";
+  f.last_status = 507;
+  f.path_prefix = "/api/v1/";
+  const char *combined[] = {ID(b1), ID(b5), ID(b7)};
+  expect_filtered_scanning(b, &f, combined, 3, 6);
+
+  storage_filter_init(&f);
+  f.method = "PUT";
+  expect_filtered(b, &f, NULL, 0);
+}
+
+/* One bulk step in a durable batch of its own, as the store runs it. */
+static int batch_bulk(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f,
+                      int64_t now, size_t scan, size_t limit, stored_request_t *out,
+                      storage_page_t *page) {
+  begin_ok(b, true);
+  int n = b->ops->bulk(b, op, f, now, scan, limit, out, page);
+  commit_ok(b);
+  return n;
+}
+
+/* Runs a bulk action to its end in steps; returns how many rows it changed. */
+static int64_t bulk_all(storage_backend_t *b, storage_bulk_t op, const storage_filter_t *f,
+                        int64_t now, size_t scan, size_t limit, bool *full) {
+  storage_page_t page = {.after_seq = 0};
+  int64_t total = 0;
+  int steps = 0;
+  do {
+    stored_request_t rows[ROWS_MAX];
+    int n = batch_bulk(b, op, f, now, scan, limit, rows, &page);
+    assert_true(n >= 0 && (size_t)n <= limit);
+    for (int i = 0; i < n; i++) {
+      assert_int_equal(rows[i].state, op == STORAGE_BULK_CANCEL ? RQ_CANCELLED : RQ_QUEUED);
+      if (op == STORAGE_BULK_RETRY)
+        assert_int_equal(rows[i].next_attempt_at, now);
+      stored_request_free(&rows[i]);
+    }
+    total += n;
+    page.after_seq = page.last_seq;
+    assert_true(++steps < 100);
+  } while (page.more);
+  *full = page.full;
+  return total;
+}
+
+static void bulk_cancel_changes_only_matching_queued_rows_in_steps(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  insert_filter_rows(b);
+  storage_filter_t f;
+  storage_filter_init(&f);
+  f.path_prefix = "/api/v1/bot/";
+  bool full;
+  /* b1, b2, b4, b7 are queued under the prefix; b6 is cancelled already */
+  assert_int_equal(bulk_all(b, STORAGE_BULK_CANCEL, &f, T0 + 20000, 2, 1, &full), 4);
+  assert_false(full);
+  assert_int_equal(state_of(b, ID(b1)), RQ_CANCELLED);
+  assert_int_equal(state_of(b, ID(b3)), RQ_QUEUED);
+  assert_int_equal(state_of(b, ID(b5)), RQ_QUEUED);
+  assert_int_equal(unfinished(b), 2);
+  queue_counts_t c;
+  counts_ok(b, &c);
+  assert_int_equal(c.count[RQ_QUEUED], 2);
+  assert_int_equal(c.count[RQ_CANCELLED], 5);
+  /* Again: nothing left to change. */
+  assert_int_equal(bulk_all(b, STORAGE_BULK_CANCEL, &f, T0 + 20000, 3, 2, &full), 0);
+  /* A state the action may not change matches nothing. */
+  storage_filter_init(&f);
+  f.states = 1u << RQ_COMPLETED;
+  assert_int_equal(bulk_all(b, STORAGE_BULK_CANCEL, &f, T0 + 20000, 3, 2, &full), 0);
+}
+
+/* Makes id dead: claimed, then given up. */
+static void make_dead(storage_backend_t *b, const char *id, int64_t now) {
+  stored_request_t r;
+  assert_int_equal(batch_retry_now(b, id, now, &r), 0);
+  stored_request_free(&r);
+  claim_one(b, now, id);
+  finish_ok(b, id, now + 1, OUTCOME_DEAD);
+}
+
+static void bulk_retry_revives_dead_and_queued_rows_due_now_within_max_queue(void **state) {
+  storage_backend_t *b = open_ok(*state, 3);
+  insert_ok(b, ID(c0), T0, T0 + 3600000, NULL);
+  insert_ok(b, ID(c1), T0 + 1, T0 + 3600000, NULL);
+  insert_ok(b, ID(c2), T0 + 2, T0 + 3600000, NULL);
+  make_dead(b, ID(c0), T0 + 100);
+  make_dead(b, ID(c1), T0 + 200);
+  make_dead(b, ID(c2), T0 + 300);
+  insert_ok(b, ID(c3), T0 + 3, T0 + 3600000, NULL);
+  assert_int_equal(unfinished(b), 1);
+  /* Room for two more unfinished rows: c1 and c2 (c0 is older than the
+   * filter's time), and c3, queued, made due now. */
+  storage_filter_t f;
+  storage_filter_init(&f);
+  f.created_from = T0 + 1;
+  bool full;
+  assert_int_equal(bulk_all(b, STORAGE_BULK_RETRY, &f, T0 + 5000, 2, 1, &full), 3);
+  assert_false(full);
+  assert_int_equal(state_of(b, ID(c0)), RQ_DEAD);
+  assert_int_equal(state_of(b, ID(c1)), RQ_QUEUED);
+  assert_int_equal(state_of(b, ID(c2)), RQ_QUEUED);
+  assert_int_equal(unfinished(b), 3);
+  assert_int_equal(next_due(b), T0 + 5000);
+  /* A dead row's age starts again, as with retry_now(); a queued one's not. */
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(c1), false, &r), 0);
+  assert_int_equal(r.created_at, T0 + 5000);
+  assert_int_equal(r.next_attempt_at, T0 + 5000);
+  stored_request_free(&r);
+  assert_int_equal(batch_get(b, ID(c3), false, &r), 0);
+  assert_int_equal(r.created_at, T0 + 3);
+  assert_int_equal(r.next_attempt_at, T0 + 5000);
+  stored_request_free(&r);
+  /* --max-queue reached: the next dead row stops the action, unchanged. */
+  storage_filter_init(&f);
+  f.states = 1u << RQ_DEAD;
+  assert_int_equal(bulk_all(b, STORAGE_BULK_RETRY, &f, T0 + 6000, 8, 4, &full), 0);
+  assert_true(full);
+  assert_int_equal(state_of(b, ID(c0)), RQ_DEAD);
+  assert_int_equal(unfinished(b), 3);
+}
+
 /* ---- flows ------------------------------------------------------------------ */
 
 static void insert_in_flow_ok(storage_backend_t *b, const char *id, int64_t created, int64_t due,
@@ -2187,6 +2430,193 @@ static void a_stale_claim_cannot_record_its_outcome(void **state) {
   assert_int_equal(state_of(b, ID(01)), RQ_COMPLETED);
 }
 
+/* ---- the life of a stored request (issue 14) --------------------------------- */
+
+#define HASH_A "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define LA_HEADERS "Retry-After: 30\r\nContent-Type: application/json\r\n"
+#define LA_BODY "{\"detail\":\"No adhoc bots\"}"
+static const char la_headers[] = LA_HEADERS;
+static const char la_body[] = LA_BODY;
+
+static stored_request_t life_row(const char *id, int64_t due, int64_t deadline, const char *key) {
+  stored_request_t r = new_row(id, T0, due, key);
+  r.deadline_at = deadline;
+  r.body_sha256 = HASH_A;
+  r.last_status = 507;
+  r.last_answer_headers = LA_HEADERS;
+  r.last_answer_headers_len = sizeof(la_headers) - 1;
+  r.last_answer_body = LA_BODY;
+  r.last_answer_body_len = sizeof(la_body) - 1;
+  return r;
+}
+
+static void expect_life_fields(storage_backend_t *b, const char *id, int64_t deadline) {
+  for (int full = 0; full < 2; full++) {
+    stored_request_t r;
+    assert_int_equal(batch_get(b, id, full, &r), 0);
+    assert_int_equal(r.deadline_at, deadline);
+    assert_non_null(r.body_sha256);
+    assert_string_equal(r.body_sha256, HASH_A);
+    assert_int_equal(r.last_answer_headers_len, sizeof(la_headers) - 1);
+    assert_memory_equal(r.last_answer_headers, la_headers, sizeof(la_headers) - 1);
+    assert_int_equal(r.last_answer_body_len, sizeof(la_body) - 1);
+    assert_memory_equal(r.last_answer_body, la_body, sizeof(la_body) - 1);
+    stored_request_free(&r);
+  }
+}
+
+static void deadline_hash_and_last_answer_round_trip_through_insert_and_insert_many(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  stored_request_t one = life_row(ID(01), T0, T0 + 5000, "k1");
+  assert_int_equal(batch_insert(b, &one, NULL), 0);
+  expect_life_fields(b, ID(01), T0 + 5000);
+
+  stored_request_t rows[2] = {life_row(ID(02), T0, T0 + 6000, NULL), new_row(ID(03), T0, T0, NULL)};
+  int results[2];
+  stored_request_t existing[2];
+  batch_insert_many(b, rows, 2, results, existing);
+  assert_int_equal(results[0], 0);
+  assert_int_equal(results[1], 0);
+  expect_life_fields(b, ID(02), T0 + 6000);
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(03), false, &r), 0);
+  assert_int_equal(r.deadline_at, 0);
+  assert_null(r.body_sha256);
+  assert_null(r.last_answer_headers);
+  assert_null(r.last_answer_body);
+  stored_request_free(&r);
+}
+
+static void claim_buries_a_due_row_at_or_past_its_deadline_with_reason_deadline(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  const int64_t now = T0 + 10000;
+  stored_request_t r1 = life_row(ID(01), now - 10, now - 1, NULL); /* past */
+  stored_request_t r2 = life_row(ID(02), now - 5, now, NULL);      /* at it */
+  stored_request_t r3 = life_row(ID(03), now - 1, now + 1, NULL);  /* still in time */
+  assert_int_equal(batch_insert(b, &r1, NULL), 0);
+  assert_int_equal(batch_insert(b, &r2, NULL), 0);
+  assert_int_equal(batch_insert(b, &r3, NULL), 0);
+  stored_request_t rows[4];
+  int64_t dead = -1;
+  assert_int_equal(batch_claim(b, now, NEVER_EXPIRES, 4, rows, &dead), 1);
+  assert_int_equal(dead, 2);
+  assert_string_equal(rows[0].id, ID(03));
+  assert_int_equal(rows[0].deadline_at, now + 1);
+  stored_request_free(&rows[0]);
+  assert_int_equal(unfinished(b), 1);
+  for (int i = 0; i < 2; i++) {
+    stored_request_t r;
+    assert_int_equal(batch_get(b, i == 0 ? ID(01) : ID(02), false, &r), 0);
+    assert_int_equal(r.state, RQ_DEAD);
+    assert_int_equal(r.attempts, 0);
+    assert_int_equal(r.last_status, 507); /* what the upstream said stays */
+    assert_non_null(r.last_error);
+    assert_true(strncmp(r.last_error, "deadline", 8) == 0);
+    assert_non_null(r.last_answer_body);
+    stored_request_free(&r);
+  }
+}
+
+static void finish_keeps_the_last_answer_until_another_replaces_it(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  insert_ok(b, ID(01), T0, T0, NULL);
+  claim_one(b, T0, ID(01));
+  attempt_outcome_t o = simple_outcome(OUTCOME_RETRY, T0);
+  o.last_status = 507;
+  o.last_answer_headers = la_headers;
+  o.last_answer_headers_len = sizeof(la_headers) - 1;
+  o.last_answer_body = la_body;
+  o.last_answer_body_len = sizeof(la_body) - 1;
+  assert_int_equal(batch_finish(b, ID(01), T0, &o), 0);
+  stored_request_t r;
+  assert_int_equal(batch_get(b, ID(01), false, &r), 0);
+  assert_int_equal(r.last_answer_body_len, sizeof(la_body) - 1);
+  assert_memory_equal(r.last_answer_body, la_body, sizeof(la_body) - 1);
+  stored_request_free(&r);
+
+  /* No answer this time (a network error): the last one stays. */
+  claim_one(b, T0 + 1000, ID(01));
+  o = simple_outcome(OUTCOME_RETRY, T0 + 1000);
+  o.last_error = "connection refused";
+  assert_int_equal(batch_finish(b, ID(01), T0 + 1000, &o), 0);
+  assert_int_equal(batch_get(b, ID(01), false, &r), 0);
+  assert_int_equal(r.last_answer_headers_len, sizeof(la_headers) - 1);
+  assert_memory_equal(r.last_answer_body, la_body, sizeof(la_body) - 1);
+  stored_request_free(&r);
+
+  /* Another answer replaces it, an empty body included. */
+  claim_one(b, T0 + 2000, ID(01));
+  o = simple_outcome(OUTCOME_RETRY, T0 + 2000);
+  o.last_status = 503;
+  o.last_answer_headers = "";
+  o.last_answer_body = "";
+  assert_int_equal(batch_finish(b, ID(01), T0 + 2000, &o), 0);
+  assert_int_equal(batch_get(b, ID(01), false, &r), 0);
+  assert_int_equal(r.last_status, 503);
+  assert_non_null(r.last_answer_headers);
+  assert_int_equal(r.last_answer_headers_len, 0);
+  assert_int_equal(r.last_answer_body_len, 0);
+  stored_request_free(&r);
+}
+
+static int batch_find_completed(storage_backend_t *b, const char *key, const char *method,
+                                const char *target, stored_request_t *out) {
+  memset(out, 0, sizeof(*out));
+  begin_ok(b, false);
+  int rc = b->ops->find_completed(b, key, method, target, out);
+  commit_ok(b);
+  return rc;
+}
+
+static void find_completed_finds_the_latest_completed_row_with_the_key(void **state) {
+  storage_backend_t *b = open_ok(*state, BIG_QUEUE);
+  stored_request_t r;
+  assert_non_null(b->ops->find_completed);
+  insert_ok(b, ID(01), T0, T0, "k");
+  assert_int_equal(batch_find_completed(b, "k", "POST", "/api/v1/bot", &r), -ENOENT);
+  claim_one(b, T0, ID(01));
+  finish_ok(b, ID(01), T0 + 1, OUTCOME_COMPLETED);
+  insert_ok(b, ID(02), T0 + 2, T0 + 2, "k");
+  claim_one(b, T0 + 2, ID(02));
+  finish_ok(b, ID(02), T0 + 3, OUTCOME_COMPLETED);
+  insert_ok(b, ID(03), T0 + 4, T0 + 4, "k"); /* dead: never replayed */
+  claim_one(b, T0 + 4, ID(03));
+  finish_ok(b, ID(03), T0 + 5, OUTCOME_DEAD);
+
+  assert_int_equal(batch_find_completed(b, "k", "POST", "/api/v1/bot", &r), 0);
+  assert_string_equal(r.id, ID(02));
+  assert_int_equal(r.state, RQ_COMPLETED);
+  assert_int_equal(r.response_status, 200);
+  stored_request_free(&r);
+  assert_int_equal(batch_find_completed(b, "k", "PUT", "/api/v1/bot", &r), -ENOENT);
+  assert_int_equal(batch_find_completed(b, "k", "POST", "/api/v1/other", &r), -ENOENT);
+  assert_int_equal(batch_find_completed(b, "other", "POST", "/api/v1/bot", &r), -ENOENT);
+  /* find_idempotent still sees unfinished rows only. */
+  assert_int_equal(batch_find(b, "k", "POST", "/api/v1/bot", &r), -ENOENT);
+}
+
+/* retryd migrate: rows move with their deadline, body hash and last answer. */
+static void migrate_carries_deadline_hash_and_last_answer(void **state) {
+  fx_t *fx = *state;
+  char dir[64], from[128], err[512] = "";
+  assert_int_equal(test_dir_make(dir, sizeof(dir), "migrate-life"), 0);
+  snprintf(from, sizeof(from), "sqlite:%s/src.db", dir);
+  storage_backend_t *src = NULL;
+  storage_params_t params = {.max_queue = BIG_QUEUE};
+  assert_int_equal(storage_backend_open(&src, from, &params, err, sizeof(err)), 0);
+  stored_request_t r = life_row(ID(01), T0, T0 + 7000, "k");
+  assert_int_equal(batch_insert(src, &r, NULL), 0);
+  src->ops->close(src);
+
+  storage_migrate_result_t moved;
+  int rc = storage_migrate(from, fx->location, &moved, err, sizeof(err));
+  test_dir_remove(dir);
+  if (rc != 0)
+    fail_msg("storage_migrate: %d %s", rc, err);
+  assert_int_equal(moved.moved, 1);
+  expect_life_fields(open_ok(fx, BIG_QUEUE), ID(01), T0 + 7000);
+}
+
 /* ---- every scenario, once per backend ------------------------------------------------ */
 
 #define SCENARIOS(X)                                                                               \
@@ -2228,13 +2658,21 @@ static void a_stale_claim_cannot_record_its_outcome(void **state) {
   X(counts_tell_each_state_the_oldest_queued_and_the_next_due)                                     \
   X(next_due_is_the_earliest_due_time_among_queued_rows)                                           \
   X(list_pages_by_state_and_all_oldest_first_without_repeats_or_gaps)                              \
+  X(list_filtered_matches_each_condition_in_bounded_scans)                                         \
+  X(bulk_cancel_changes_only_matching_queued_rows_in_steps)                                        \
+  X(bulk_retry_revives_dead_and_queued_rows_due_now_within_max_queue)                              \
   X(a_rows_flow_round_trips_through_every_way_in_and_out)                                          \
   X(a_flow_too_long_is_einval_and_spoils_no_other_row)                                             \
   X(claim_with_a_flow_takes_only_its_due_rows_earliest_first_then_oldest)                          \
   X(claim_with_a_flow_buries_only_its_own_rows_past_max_age)                                       \
   X(flows_lists_unfinished_flows_by_name_with_counts_and_next_due)                                 \
   X(a_database_from_before_flows_migrates_its_rows_to_the_default_flow)                            \
-  X(migrate_carries_each_rows_flow)
+  X(migrate_carries_each_rows_flow)                                                                \
+  X(deadline_hash_and_last_answer_round_trip_through_insert_and_insert_many)                       \
+  X(claim_buries_a_due_row_at_or_past_its_deadline_with_reason_deadline)                           \
+  X(finish_keeps_the_last_answer_until_another_replaces_it)                                        \
+  X(find_completed_finds_the_latest_completed_row_with_the_key)                                    \
+  X(migrate_carries_deadline_hash_and_last_answer)
 
 /* Shared backends only: a backend of one process has no leases to lose. */
 #define SHARED_SCENARIOS(X) X(a_stale_claim_cannot_record_its_outcome)
