@@ -118,7 +118,10 @@ size_t flow_claimable(route_flow_t *f, int64_t now, size_t want) {
   case FLOW_PAUSED:
     return 0;
   case FLOW_PROBING:
-    return f->probe_out || want == 0 ? 0 : 1;
+    /* The probe is a send like any other: it waits for its token. */
+    if (f->probe_out || want == 0 || (flow_paced(f, &rate, &size) && f->tokens < 1))
+      return 0;
+    return 1;
   case FLOW_OPEN:
   case FLOW_RAMPING:
     if (f->state == FLOW_RAMPING) {
@@ -141,15 +144,15 @@ bool flow_took(route_flow_t *f, size_t n, int64_t now) {
   flow_advance(f, now);
   if (n == 0)
     return false;
+  double rate, size;
+  if (flow_paced(f, &rate, &size))
+    f->tokens -= (double)n; /* the probe too: it counts against the limit */
   if (f->state == FLOW_PROBING) {
     f->probe_out = true;
     return true;
   }
   if (f->state == FLOW_RAMPING)
     f->ramp_sent += (int64_t)n;
-  double rate, size;
-  if (flow_paced(f, &rate, &size))
-    f->tokens -= (double)n;
   return false;
 }
 
@@ -162,7 +165,9 @@ void flow_untake(route_flow_t *f, size_t unused, bool probe_lost) {
       f->ramp_sent = 0;
   }
   double rate, size;
-  if (unused > 0 && f->state != FLOW_PROBING && flow_paced(f, &rate, &size)) {
+  if ((unused > 0 || (probe_lost && f->state == FLOW_PROBING)) && flow_paced(f, &rate, &size)) {
+    if (f->state == FLOW_PROBING)
+      unused = 1; /* the probe that never went gives its token back */
     f->tokens += (double)unused;
     if (f->tokens > size)
       f->tokens = size;
@@ -190,17 +195,22 @@ int64_t flow_next_send_at(route_flow_t *f, int64_t now) {
   case FLOW_PAUSED:
     return f->paused_until;
   case FLOW_PROBING:
-    return f->probe_out ? 0 : now; /* 0: the probe's answer says */
+    if (f->probe_out)
+      return 0; /* the probe's answer says */
+    break;
   case FLOW_OPEN:
   case FLOW_RAMPING:
     /* A ramp's step all sent: its answers or the interval step it up. */
     if (f->state == FLOW_RAMPING && f->ramp_sent >= f->ramp_allowed)
       return f->ramp_step_at;
-    if (!flow_paced(f, &rate, &size) || f->tokens >= 1 || rate <= 0)
-      return now;
-    return now + (int64_t)((1 - f->tokens) / rate) + 1;
+    break;
   }
-  return now;
+  if (!flow_paced(f, &rate, &size) || f->tokens >= 1 || rate <= 0)
+    return now;
+  /* The whole ms at which the next token is whole (timers count ms). */
+  double wait = (1 - f->tokens) / rate;
+  int64_t ms = (int64_t)wait;
+  return now + ms + ((double)ms < wait ? 1 : 0);
 }
 
 static flow_change_t flow_pause(route_flow_t *f, int64_t until, int status) {
@@ -241,8 +251,8 @@ flow_change_t flow_note(route_flow_t *f, int status, bool retryable, int64_t ret
   f->ramp_sent = 0;
   f->ramp_finals = 0;
   f->ramp_step_at = now + f->policy.interval_ms;
-  f->tokens = 1;
-  f->tokens_at = now;
+  /* The bucket goes on from the probe's send, which took its token: the
+   * next send is a pace after the probe, never at once. */
   if (flow_ramp_done(f))
     f->state = FLOW_OPEN;
   return FLOW_RESUMED_NOW;

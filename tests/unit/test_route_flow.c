@@ -173,7 +173,7 @@ static void a_rate_limit_paces_first_attempts_and_claims_alike(void **state) {
   assert_int_equal(sent, 1); /* spread evenly: no burst */
   assert_int_equal(f.held, 199);
   assert_int_equal(flow_claimable(&f, T0, 16), 0);
-  assert_int_equal(flow_next_send_at(&f, T0), T0 + 501);
+  assert_int_equal(flow_next_send_at(&f, T0), T0 + 500);  /* the pace, not a ms later */
   assert_int_equal(flow_claimable(&f, T0 + 1000, 16), 1); /* one token at most */
   flow_took(&f, 1, T0 + 1000);
   assert_int_equal(flow_claimable(&f, T0 + 1000, 16), 0);
@@ -188,6 +188,44 @@ static void a_rate_limit_paces_first_attempts_and_claims_alike(void **state) {
   assert_in_range(claimed, 119, 120);
 }
 
+/* The probe is a send: it takes its token, so the first send after a
+ * resume is a pace after the probe, and no period that starts with the
+ * probe holds more than the limit (the probe had skipped the bucket, and
+ * the resume refilled it: 121 in a minute of a 120/min limit, the 121st
+ * refused 429 and the route paused again). */
+static void the_probe_counts_against_the_rate_limit(void **state) {
+  (void)state;
+  route_flow_t f = flow_with(true, 120, 60000); /* one per 500 ms */
+  flow_note(&f, 507, true, 0, false, T0);
+  int64_t t = T0 + INTERVAL;
+  assert_int_equal(flow_claimable(&f, t, 16), 1);
+  assert_true(flow_took(&f, 1, t));
+  assert_int_equal(flow_note(&f, 201, false, 0, true, t + 5), FLOW_RESUMED_NOW);
+  assert_int_equal(flow_claimable(&f, t + 5, 16), 0);
+  assert_int_equal(flow_next_send_at(&f, t + 5), t + 500);
+  int sent = 1; /* the probe */
+  for (int64_t now = t + 5; now < t + 60000; now++) {
+    size_t n = flow_claimable(&f, now, 16);
+    flow_took(&f, n, now);
+    sent += (int)n;
+    if (flow_state(&f, now) == FLOW_RAMPING)
+      flow_note(&f, 201, false, 0, false, now); /* each answered: the ramp steps up */
+  }
+  assert_in_range(sent, 110, 120);
+  /* A probe waits for its token too: a limit slower than the pause. */
+  route_flow_t slow = flow_with(true, 1, 3600000); /* one an hour */
+  assert_true(flow_take_first(&slow, T0));
+  flow_note(&slow, 507, true, 0, false, T0);
+  assert_int_equal(flow_state(&slow, T0 + INTERVAL), FLOW_PROBING);
+  assert_int_equal(flow_claimable(&slow, T0 + INTERVAL, 1), 0);
+  assert_in_range(flow_next_send_at(&slow, T0 + INTERVAL), T0 + 3600000, T0 + 3600001);
+  /* A probe claimed but never sent gives its token back. */
+  assert_int_equal(flow_claimable(&slow, T0 + 3600001, 1), 1);
+  flow_took(&slow, 1, T0 + 3600001);
+  flow_untake(&slow, 1, true);
+  assert_int_equal(flow_claimable(&slow, T0 + 3600001, 1), 1);
+}
+
 static void a_ramp_with_a_limit_ends_at_the_limit(void **state) {
   (void)state;
   route_flow_t f = flow_with(true, 8, INTERVAL); /* 8 per interval */
@@ -195,8 +233,10 @@ static void a_ramp_with_a_limit_ends_at_the_limit(void **state) {
   int64_t t = T0 + INTERVAL;
   flow_took(&f, flow_claimable(&f, t, 1), t);
   flow_note(&f, 200, false, 0, true, t);
-  /* The limit still paces the ramp: one token at a time. */
-  assert_int_equal(flow_claimable(&f, t, 100), 1);
+  /* The limit still paces the ramp: one token at a time, the probe's
+   * taken. */
+  assert_int_equal(flow_claimable(&f, t, 100), 0);
+  assert_int_equal(flow_claimable(&f, t + INTERVAL / 8, 100), 1);
   assert_int_equal(flow_state(&f, t + INTERVAL), FLOW_RAMPING);  /* 4 */
   assert_int_equal(flow_state(&f, t + 2 * INTERVAL), FLOW_OPEN); /* 8: the limit */
   assert_int_equal(flow_claimable(&f, t + 2 * INTERVAL, 100), 1);
@@ -222,6 +262,7 @@ int main(void) {
       cmocka_unit_test(a_failed_probe_pauses_again),
       cmocka_unit_test(a_final_probe_ramps_doubling_per_step_then_opens),
       cmocka_unit_test(a_rate_limit_paces_first_attempts_and_claims_alike),
+      cmocka_unit_test(the_probe_counts_against_the_rate_limit),
       cmocka_unit_test(a_ramp_with_a_limit_ends_at_the_limit),
       cmocka_unit_test(with_pausing_off_signals_change_nothing),
   };
