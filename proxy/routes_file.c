@@ -12,6 +12,7 @@
 #include <libconfig.h>
 #undef config_t
 
+#include "proxy/callback/callback_url.h"
 #include "proxy/units.h"
 
 typedef struct {
@@ -157,6 +158,7 @@ static const struct {
     {"max_age", "max-age"},
     {"rate_limit", "rate-limit"},
     {"pause", "route-pause"},
+    {"callback_url", "callback-url"},
 };
 
 static int rf_route_field(rf_ctx_t *x, config_t *scratch, const config_setting_t *s, route_t *r,
@@ -287,6 +289,15 @@ static int rf_route(rf_ctx_t *x, const config_t *cfg, const config_setting_t *g,
               strncmp(r->strip, r->path_prefix, r->strip_len) != 0))
     rc = rf_fail(x, strip, name, "strip_prefix", "'%s' is not a leading part of path_prefix",
                  r->strip);
+  if (rc == CONFIG_OK && strcmp(scratch->callback_url, cfg->callback_url) != 0) {
+    /* The same rules as --callback-url: an allowed origin. */
+    char why[512];
+    if (callback_url_check_config(cfg->callback_allow, scratch->callback_url, cfg->callback_secret,
+                                  why, sizeof(why)) != 0)
+      rc =
+          rf_fail(x, config_setting_get_member(g, "callback_url"), name, "callback_url", "%s", why);
+    snprintf(r->callback_url, sizeof(r->callback_url), "%s", scratch->callback_url);
+  }
   if (rc == CONFIG_OK) {
     snprintf(r->upstream_url, sizeof(r->upstream_url), "%s", scratch->upstream);
     retry_policy_from_config(&r->retry, scratch);

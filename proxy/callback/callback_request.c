@@ -13,7 +13,7 @@ bool callback_request_check(struct app_s *app, http_conn_t *c, const request_t *
     return true;
   if (!store_has_callbacks(app->store)) {
     http_conn_error(c, 400, "callback_unsupported",
-                    "Retryd-Callback needs a store that keeps notices (SQLite)");
+                    "Retryd-Callback needs a store that keeps notices");
     return false;
   }
   callback_url_t u;
@@ -32,11 +32,12 @@ bool callback_request_check(struct app_s *app, http_conn_t *c, const request_t *
   return true;
 }
 
-const char *callback_request_url(const struct app_s *app, const request_t *req) {
+const char *callback_request_url(const struct app_s *app, const request_t *req,
+                                 const char *route_default) {
   if (!store_has_callbacks(app->store))
     return NULL;
   const char *url = headers_get(&req->headers, CALLBACK_HEADER);
   if (url != NULL)
     return url;
-  return app->cfg->callback_url[0] != '\0' ? app->cfg->callback_url : NULL;
+  return route_default != NULL && route_default[0] != '\0' ? route_default : NULL;
 }

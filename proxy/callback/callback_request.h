@@ -19,8 +19,10 @@ struct app_s;
 
 /* true when req may go on; false once it was answered 400. */
 bool callback_request_check(struct app_s *app, http_conn_t *c, const request_t *req);
-/* Where req's notice goes: its Retryd-Callback, else --callback-url, else
- * NULL (also when the store keeps no notices). Valid while req is. */
-const char *callback_request_url(const struct app_s *app, const request_t *req);
+/* Where req's notice goes: its Retryd-Callback, else its route's default
+ * (the route's callback_url, or --callback-url), else NULL (also when the
+ * store keeps no notices). Valid while req and the route are. */
+const char *callback_request_url(const struct app_s *app, const request_t *req,
+                                 const char *route_default);
 
 #endif

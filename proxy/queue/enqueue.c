@@ -144,7 +144,7 @@ static void enqueue_row(app_t *app, http_conn_t *c, request_t *req, buf_t *field
     rq->body_len = req->body.len;
     rq->body = req->body.data ? buf_steal(&req->body) : strdup("");
   }
-  const char *callback = callback_request_url(app, req);
+  const char *callback = callback_request_url(app, req, how->route->callback_url);
   rq->callback_url = dup_or_null(callback);
   rq->attempts = how->attempts;
   rq->created_at = arrived;

@@ -20,6 +20,7 @@ void route_init_named(route_t *r, const config_t *cfg, const char *name, int lin
   r->line = line;
   snprintf(r->upstream_url, sizeof(r->upstream_url), "%s", cfg->upstream);
   retry_policy_from_config(&r->retry, cfg);
+  snprintf(r->callback_url, sizeof(r->callback_url), "%s", cfg->callback_url);
   route_set_flow(r, cfg->route_pause, &cfg->rate_limit, (int64_t)cfg->retry_concurrency);
 }
 

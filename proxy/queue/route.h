@@ -79,6 +79,9 @@ typedef struct route_s {
   route_methods_t stored_methods; /* empty: every method is stored */
   int64_t in_path_retries;        /* a method not stored: tries again this often first */
   int64_t in_path_delay_ms;       /* ... this long apart */
+  /* Where the completion notice of a stored request without its own
+   * Retryd-Callback goes ("": none): --callback-url, or the route's. */
+  char callback_url[2048];
 
   /* Its flow. */
   flow_policy_t flow_policy;

@@ -310,6 +310,44 @@ class CallbackOriginTest(CallbackCase):
             self.assertIn(b"--callback-", p.stderr)
 
 
+class CallbackRouteDefaultTest(CallbackCase):
+    """A route of the --config file may name the callback of its requests
+    that carry none: it wins over --callback-url for that route only."""
+
+    def routes_file(self, text):
+        d = tempfile.mkdtemp(prefix="retryd-cb-routes-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "routes.cfg")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_a_routes_default_callback_and_the_global_one(self):
+        up = self.start_upstream()
+        up.default = Response(507)
+        rx = self.receiver()
+        cfg = self.routes_file(
+            'routes = ( { name = "bots"; path_prefix = "/api/v1/bot/"; '
+            'callback_url = "%s"; } );\n' % self.hook(rx, "/bots"))
+        rd = self.start_retryd(up, "--retry-interval", "1h", "--callback-secret", SECRET,
+                               "--config", cfg, "--callback-url", self.hook(rx, "/global"))
+        bot = self.store(rd, target="/api/v1/bot/")
+        other = self.store(rd, target="/api/v1/calendar/")
+        own = self.store(rd, [("Retryd-Callback", self.hook(rx, "/own"))], target="/api/v1/bot/")
+        for rid in (bot, other, own):
+            self.assertEqual(ctl(rd.port, "DELETE", "/_retryd/requests/%s" % rid).status, 200)
+        got = {verify(r)["data"]["id"]: r.target for r in rx.wait_for_requests(3, timeout=10)}
+        self.assertEqual(got, {bot: "/bots", other: "/global", own: "/own"})
+
+    def test_a_routes_callback_outside_the_allowed_origins_stops_start_up(self):
+        cfg = self.routes_file('routes = ( { name = "bots"; path_prefix = "/b";\n'
+                               '  callback_url = "http://example.com/hook"; } );\n')
+        p = subprocess.run([retryd_bin(), "--upstream", "http://127.0.0.1:9", "--config", cfg],
+                           capture_output=True, timeout=10)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"routes.cfg:2: route \"bots\": callback_url:", p.stderr)
+
+
 def readme_receiver():
     """The README's receiver example, run as the user would paste it."""
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
