@@ -883,7 +883,17 @@ RECALL_SCALE = 30                  # time runs 30 times faster: a Recall minute 
 RECALL_OUTAGE_MIN = 10             # Recall minutes the bot pool stays empty
 RECALL_BOT_RETRY_AFTER_S = 30      # Recall's 507: "retry in 30 seconds"
 RECALL_SHAPES = ((1, 1000), (4, 250))  # API keys x requests per key
-RECALL_MODES = ("off", "on")
+# Flow control off; on, the pool refilled at the 10-minute mark; on, the
+# pool refilled just after every key's probe was refused (the worst phase:
+# the next probes are a whole interval later).
+RECALL_MODES = ("off", "on", "on-worst")
+RECALL_MODE_NAMES = {"off": "off", "on": "on", "on-worst": "on, worst phase"}
+# The pacing check: time 2 times faster only (a Recall minute is 30 s, a
+# send every 250 ms), a 1-minute outage, one key, a few requests more than
+# a minute's limit. At 30 times, a few ms late per send add up to more
+# than the 16.7 ms between two sends over a minute; here they do not,
+# as with Recall's real 500 ms.
+RECALL_CHECK = (2, 1, 1, 125)      # scale, outage minutes, keys, requests per key
 RECALL_CLIENTS = 8                 # client connections sending the arrivals
 RECALL_POLL_S = 0.02               # how often the queue is looked at after recovery
 RECALL_PT_TARGETS = ("haproxy", "retryd", "unmatched", "matched")
@@ -1002,6 +1012,17 @@ def post_arrivals(port, path, schedule):
     return threads, statuses, late
 
 
+def await_probes(sim_port, since, keys, timeout_s):
+    """Returns once every key's request was refused 507 at or after since
+    (each key's probe), or after timeout_s."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        seen = sim_call(sim_port, "GET", "/_sim/log")["log"]
+        if len({k for t, k, st in seen if t >= since and st == 507}) >= keys:
+            return
+        time.sleep(0.005)
+
+
 def window_peak(times, window):
     """The most of times (sorted) in any window (t - window, t]."""
     peak, lo = 0, 0
@@ -1012,22 +1033,27 @@ def window_peak(times, window):
     return peak
 
 
-def recall_figures(log, t_out, t_rec, t_empty, pol, keys, per_key, outage_s):
+def recall_figures(log, t_out, t_rec, t_empty, pol, keys, per_key):
     """What the upstream saw, from the simulator's log."""
     by_key = collections.defaultdict(list)
     for t, key, status in log:
         by_key[key].append((t, status))
     during = [e for e in log if t_out <= e[0] < t_rec]
     after = [e for e in log if e[0] >= t_rec]
-    # A key's first request finds the outage; then one probe an interval.
-    per_key_budget = 1 + math.ceil(outage_s / pol["interval_s"] - 1e-9)
-    probe_delay, gaps, first_gap, peaks = [], [], [], []
+    # A key's first request finds the outage (at t_out or later); then one
+    # probe an interval until the recovery.
+    per_key_budget = 1 + math.floor((t_rec - t_out) / pol["interval_s"])
+    probe_delay, gaps, first_gap, peaks, probe_gaps, last_created = [], [], [], [], [], []
     for key, ev in by_key.items():
+        refused = [t for t, s in ev if s == 507 and t < t_rec]
+        probe_gaps += [b - a for a, b in zip(refused[1:], refused[2:])]
         created = [t for t, s in ev if s == 201]
         if created:
             probe_delay.append(created[0] - t_rec)
         sent = [t for t, s in ev if t >= t_rec]
         gaps += [b - a for a, b in zip(sent, sent[1:])]
+        if created:
+            last_created.append(created[-1] - t_rec)
         if len(created) > 1:
             first_gap.append(created[1] - created[0])
         # What the upstream's window counted (every request it let through).
@@ -1047,32 +1073,38 @@ def recall_figures(log, t_out, t_rec, t_empty, pol, keys, per_key, outage_s):
         "probe_delay_min_s": min(probe_delay) if probe_delay else None,
         "gap_median_ms": statistics.median(gaps) * 1000 if gaps else None,
         "gap_min_ms": min(gaps) * 1000 if gaps else None,
+        "gap_max_ms": max(gaps) * 1000 if gaps else None,
+        # Gaps of more than one and a half times the pace: sends late.
+        "stalls": sum(1 for g in gaps if g * 1000 > 1.5 * pace_ms),
+        "last_201_s": max(last_created) if last_created else None,
         "first_gap_ms": min(first_gap) * 1000 if first_gap else None,
         "pace_ms": pace_ms,
+        "probe_period_ms": statistics.median(probe_gaps) * 1000 if probe_gaps else None,
         "window_peak": max(peaks or [0]),
     }
 
 
-def recall_run(args, tmp, pol, routes_text, mode, keys, per_key):
-    """One outage: retryd in front of a fresh simulator, keys x per_key
-    create-bot requests arriving evenly during it, then the recovery,
-    until the queue is empty."""
-    name = "recall-%s-%dx%d" % (mode, keys, per_key)
+def recall_run(args, tmp, routes_text, mode, keys, per_key, scale, outage_min):
+    """One outage of outage_min Recall minutes, time running scale times
+    faster: retryd in front of a fresh simulator, keys x per_key create-bot
+    requests arriving evenly during it, then the recovery, until the queue
+    is empty."""
+    pol = recall_policy(routes_text, scale)
+    name = "recall-%s-%dx%d-s%d" % (mode, keys, per_key, scale)
     sim_port, port = free_port(), free_port()
-    sim = start_sim(tmp, sim_port, pol, args.recall_scale, "sim-" + name)
+    sim = start_sim(tmp, sim_port, pol, scale, "sim-" + name)
     interval_ms = max(1, round(pol["interval_s"] * 1000))
     extra = ["--retry-interval", "%dms" % interval_ms]
-    if mode == "on":
+    if mode != "off":
         cfg = os.path.join(tmp, name + ".cfg")
         with open(cfg, "w") as f:
-            f.write(recall_routes(routes_text, "http://127.0.0.1:%d" % sim_port,
-                                  args.recall_scale))
+            f.write(recall_routes(routes_text, "http://127.0.0.1:%d" % sim_port, scale))
         extra += ["--config", cfg]
         path = RECALL_PATH
     else:
         extra += ["--route-pause", "off"]
         path = "/api/v1/bot/"
-    outage_s = args.recall_outage_min * 60.0 / args.recall_scale
+    outage_s = outage_min * 60.0 / scale
     rd = start_retryd(args, tmp, port, sim_port, os.path.join(tmp, name + ".db"), extra,
                       "retryd-" + name, pause_off=False)
     try:
@@ -1084,6 +1116,8 @@ def recall_run(args, tmp, pol, routes_text, mode, keys, per_key):
         time.sleep(max(0.0, t_out + outage_s - time.monotonic()))
         for t in threads:
             t.join()
+        if mode == "on-worst":
+            await_probes(sim_port, t_out + outage_s, keys, 3 * pol["interval_s"])
         stored = get_json(port, "/_retryd/stats")["queue"]
         t_rec = sim_call(sim_port, "POST", "/_sim/outage/off")["t"]
         floor_s = per_key * pol["period_s"] / pol["limit"]
@@ -1100,16 +1134,17 @@ def recall_run(args, tmp, pol, routes_text, mode, keys, per_key):
     finally:
         rd.stop()
         sim.stop()
-    out = recall_figures(seen, t_out, t_rec, t_empty, pol, keys, per_key, outage_s)
-    out.update({"mode": mode, "keys": keys, "per_key": per_key, "n": n,
-                "outage_s": outage_s, "statuses": dict(statuses), "late_s": late[0],
+    out = recall_figures(seen, t_out, t_rec, t_empty, pol, keys, per_key)
+    out.update({"mode": mode, "keys": keys, "per_key": per_key, "n": n, "scale": scale,
+                "policy": pol, "outage_min": outage_min,
+                "outage_s": t_rec - t_out, "statuses": dict(statuses), "late_s": late[0],
                 "stored_at_recovery": stored["queued"] + stored["inflight"],
                 "pauses": sum(r["pauses"] for r in stats["routes"]),
                 "left": stats["queue"]["queued"] + stats["queue"]["inflight"]})
-    log_line = ("recall %-3s %dx%-4d: during the outage %d sent (budget %d), after recovery "
+    log_line = ("recall %-8s %dx%-4d (time x%d): during the outage %d sent (budget %d), after recovery "
                 "%d sent, %d 429s; empty after %s s (floor %.2f s), first 201 after %s s, "
                 "clients %r")
-    log(log_line % (mode, keys, per_key, out["during"], out["budget"], out["after"],
+    log(log_line % (mode, keys, per_key, scale, out["during"], out["budget"], out["after"],
                     out["after_429"], "%.2f" % out["drain_s"] if t_empty else "NEVER",
                     out["floor_s"], "%.3f" % out["probe_delay_s"]
                     if out["probe_delay_s"] is not None else "-", out["statuses"]))
@@ -1179,14 +1214,19 @@ def recall_cell(args, tmp, lua):
     os.sched_setaffinity(0, {int(CPU_LOAD)})
     t0 = time.monotonic()
     try:
-        runs = [recall_run(args, tmp, pol, routes_text, mode, keys, per_key)
+        runs = [recall_run(args, tmp, routes_text, mode, keys, per_key, args.recall_scale,
+                           args.recall_outage_min)
                 for keys, per_key in args.recall_shapes for mode in RECALL_MODES]
+        check = None
+        if args.recall_check:
+            scale, outage_min, keys, per_key = args.recall_check
+            check = recall_run(args, tmp, routes_text, "on", keys, per_key, scale, outage_min)
     finally:
         os.sched_setaffinity(0, saved)
     sim_s = time.monotonic() - t0
     t0 = time.monotonic()
     pt = recall_passthrough(args, tmp, lua, routes_text)
-    return {"policy": pol, "runs": runs, "pt": pt, "sim_s": sim_s,
+    return {"policy": pol, "runs": runs, "check": check, "pt": pt, "sim_s": sim_s,
             "pt_s": time.monotonic() - t0}
 
 
@@ -1197,9 +1237,10 @@ def recall_section(args, rc):
     L = []
     w = L.append
     w("## Recall simulation\n")
-    w("Measured %s; command `bench/run.sh%s --only recall` or a full run; %s; %s; %s. The "
+    w("Measured %s; command `bench/run.sh%s --only recall%s` or a full run; %s; %s; %s. The "
       "simulation took %.0f s, the pass-through %.0f s." % (
           time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), " --quick" if args.quick else "",
+          "" if sc == RECALL_SCALE else " --recall-scale %d" % sc,
           version([args.retryd, "--version"]), version(["haproxy", "-v"]),
           version(["wrk", "-v"]), rc["sim_s"], rc["pt_s"]))
     w("")
@@ -1210,7 +1251,7 @@ def recall_section(args, rc):
       "(the `Authorization` header), counted in a sliding window as Django REST framework's "
       "throttle counts them: every request it lets through, a `507` too; `201` otherwise. It "
       "answers at once (no latency of its own), pinned with retryd to CPU %s; the clients run "
-      "on CPU %s. The bot pool is empty for %d Recall minutes (%.0f s), during which the "
+      "on CPU %s. The bot pool is empty for %d Recall minute(s) (%.0f s), during which the "
       "requests arrive evenly from %d client connections, each answered `202` by retryd; then "
       "the pool is refilled (*recovery*), and the clock runs until retryd's queue is empty "
       "(`/_retryd/stats` polled every %d ms)." % (
@@ -1224,12 +1265,19 @@ def recall_section(args, rc):
     w("- **on**: `--config` with `deploy/recall-routes.cfg` as shipped, its upstreams pointed "
       "at the simulator and its durations divided by %d (route `%s`: `rate_limit = \"%s\"` "
       "→ `%d/%dms`, `rate_limit_by = \"%s\"`, `retry_interval = \"%s\"` → `%dms`, pause on); "
-      "the clients post to `%s`." % (
+      "the clients post to `%s`. The pool is refilled at the %d-minute mark, which is where "
+      "the probes happen to fall in this schedule: each key's first request came at the start "
+      "of the outage, and its probes one interval (and a few ms) apart since." % (
           sc, RECALL_ROUTE, pol["rate"], pol["limit"], round(pol["period_s"] * 1000),
-          pol["by"], pol["interval"], round(pol["interval_s"] * 1000), RECALL_PATH))
+          pol["by"], pol["interval"], round(pol["interval_s"] * 1000), RECALL_PATH,
+          args.recall_outage_min))
+    w("- **on, worst phase**: the same, but the pool is refilled only once every key's probe "
+      "after the %d-minute mark was refused: every key's next probe, the first that can "
+      "succeed, comes a whole interval after recovery." % args.recall_outage_min)
     w("")
     w("Goals: during the outage at most one request per key and interval (a key's first "
-      "request, which finds the outage, then one probe an interval: %d per key here); no "
+      "request, which finds the outage, then one probe an interval: %d per key for the "
+      "outage's length, or its whole intervals); no "
       "`429` after recovery; the queue empty within 1.1× the floor the rate limit allows "
       "(a key's requests ÷ its limit: %d per %.1f s; the keys in parallel)." % (
           rc["runs"][0]["budget_per_key"], pol["limit"], pol["period_s"]))
@@ -1239,11 +1287,11 @@ def recall_section(args, rc):
       "| floor | ÷ floor (goal ≤ 1.10) | first 201 after recovery | 201s | client answers |")
     w("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rc["runs"]:
-        on = r["mode"] == "on"
+        on = r["mode"] != "off"
         drained = r["drain_s"] is not None
         ratio = r["drain_s"] / r["floor_s"] if drained else float("inf")
         w("| %d × %d | %s | %d (%d) %s | %d (%d) %s | %d | %s | %.2f s | %s | %s | %d | %s |" % (
-            r["keys"], r["per_key"], r["mode"], r["during"], r["budget"],
+            r["keys"], r["per_key"], RECALL_MODE_NAMES[r["mode"]], r["during"], r["budget"],
             ("met" if r["during"] <= r["budget"] else "**missed**") if on else "",
             r["after_429"], r["all_429"],
             ("met" if r["after_429"] == 0 else "**missed**") if on else "",
@@ -1253,27 +1301,58 @@ def recall_section(args, rc):
             "%.2f s" % r["probe_delay_s"] if r["probe_delay_s"] is not None else "—",
             r["created"], ", ".join("%d× %s" % (v, k) for k, v in sorted(r["statuses"].items()))))
     w("")
-    w("Where the time after recovery goes, flow control on: *first 201* is when each key's "
-      "probe found the pool refilled (min–max over keys; the probe goes once an interval, "
-      "%d ms, so it comes up to an interval after recovery); *pace* is the median gap between "
-      "two requests of one key after recovery against the limit's %.2f ms; *probe → next* the "
-      "shortest gap between a key's probe (its first 201) and its next request; *peak* the "
-      "most requests of one key the simulator counted in any window of %.1f s (its limit: %d)."
-      % (round(pol["interval_s"] * 1000), rc["runs"][0]["pace_ms"], pol["period_s"],
-         pol["limit"]))
+    w("Where the time after recovery goes, flow control on: *probe period* is the median gap "
+      "between two probes of one key during the outage (the interval is %d ms); *first 201* "
+      "when each key's probe found the pool refilled (min–max over keys); *pace* the median "
+      "gap between two requests of one key after recovery, against the limit's %.2f ms; "
+      "*probe → next* the shortest gap between a key's probe (its first 201) and its next "
+      "request; *peak* the most requests of one key the simulator counted in any window of "
+      "%.1f s (its limit: %d); *longest gap* the longest between two requests of one key "
+      "after its probe, with how many gaps were over 1.5 times the pace; *last 201* when the "
+      "last request was created (the queue is found empty up to a poll later); the last two "
+      "columns the drain once the last key's probe succeeded." % (
+          round(pol["interval_s"] * 1000), rc["runs"][0]["pace_ms"],
+                      pol["period_s"], pol["limit"]))
     w("")
-    w("| keys × requests | first 201 after recovery | pace, median gap | probe → next | peak "
-      "in a window | recovery → empty − last first 201 | ÷ floor |")
-    w("|---|---|---|---|---|---|---|")
+    w("| keys × requests | flow control | probe period | first 201 after recovery "
+      "| pace, median gap | probe → next | peak in a window | longest gap (gaps > 1.5× pace) "
+      "| last 201 | last first 201 → empty | ÷ floor |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rc["runs"]:
-        if r["mode"] != "on" or r["drain_s"] is None or r["probe_delay_s"] is None:
+        if r["mode"] == "off" or r["drain_s"] is None or r["probe_delay_s"] is None:
             continue
         rest = r["drain_s"] - r["probe_delay_s"]
-        w("| %d × %d | %.3f–%.3f s | %.2f ms | %.2f ms | %d | %.2f s | %.2f |" % (
-            r["keys"], r["per_key"], r["probe_delay_min_s"], r["probe_delay_s"],
-            r["gap_median_ms"], r["first_gap_ms"] or float("nan"), r["window_peak"], rest,
-            rest / r["floor_s"]))
+        w("| %d × %d | %s | %s | %.3f–%.3f s | %.2f ms | %.2f ms | %d | %.0f ms (%d) | %.2f s "
+          "| %.2f s | %.2f |" % (
+              r["keys"], r["per_key"], RECALL_MODE_NAMES[r["mode"]],
+              "%.0f ms" % r["probe_period_ms"] if r["probe_period_ms"] else "—",
+              r["probe_delay_min_s"], r["probe_delay_s"], r["gap_median_ms"],
+              r["first_gap_ms"] or float("nan"), r["window_peak"], r["gap_max_ms"],
+              r["stalls"], r["last_201_s"], rest, rest / r["floor_s"]))
     w("")
+    ck = rc.get("check")
+    if ck:
+        cp = ck["policy"]
+        w("**Pacing check**: the *on* run at time %d times faster only (a Recall minute lasts "
+          "%.0f s, a send every %.0f ms, the interval %.0f s): %d key × %d requests, a %d-minute "
+          "outage. At 30 times faster a send a few ms late makes a minute's sends spread over "
+          "more than a minute; at this pace, as at Recall's own 500 ms, it does not, and what "
+          "the limit allows in a window is what the upstream sees.\n" % (
+              ck["scale"], cp["period_s"], ck["pace_ms"], cp["interval_s"], ck["keys"],
+              ck["per_key"], ck["outage_min"]))
+        w("| time | sent during the outage (goal ≤) | 429s after recovery | route pauses "
+          "| probe → next | pace, median gap | peak in a window (limit) | first 201 after "
+          "recovery | recovery → empty | floor | ÷ floor |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        w("| ×%d | %d (%d) | %d %s | %d | %.2f ms | %.2f ms | %d (%d) | %.2f s | %s | %.2f s | %s |"
+          % (ck["scale"], ck["during"], ck["budget"], ck["after_429"],
+             "met" if ck["after_429"] == 0 else "**missed**", ck["pauses"],
+             ck["first_gap_ms"] or float("nan"), ck["gap_median_ms"] or float("nan"),
+             ck["window_peak"], cp["limit"], ck["probe_delay_s"] or float("nan"),
+             "%.2f s" % ck["drain_s"] if ck["drain_s"] is not None else "**not empty**",
+             ck["floor_s"], "%.2f" % (ck["drain_s"] / ck["floor_s"])
+             if ck["drain_s"] is not None else "—"))
+        w("")
     pt = rc["pt"]
     w("**Pass-through** (same run): GET and 1 KiB POST at %d connections, %d repetitions of "
       "%d s after a %d s warm-up, interleaved, set up as the pass-through cell (nginx upstream "
@@ -1634,6 +1713,8 @@ def main():
     ap.add_argument("--only", choices=CELLS, action="append", help="run these only (repeatable); "
                     "the report keeps the other sections of the last one")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--recall-scale", type=int, default=RECALL_SCALE,
+                    help="recall cell: how many times faster than Recall's time it runs")
     args = ap.parse_args()
     args.conns = [64, 256]
     if args.quick:
@@ -1641,6 +1722,7 @@ def main():
         args.https_seconds, args.https_warmup = 3, 1
         args.drain_rows, args.big_rows, args.idle_conns = 5000, 20000, 2000
         args.recall_shapes, args.recall_outage_min = ((1, 200), (4, 50)), 3
+        args.recall_check = None
         args.recall_reps, args.recall_seconds, args.recall_warmup = 1, 2, 1
     else:
         args.reps, args.seconds, args.warmup = 3, 10, 2
@@ -1648,11 +1730,12 @@ def main():
         # under 3 minutes.
         args.https_seconds, args.https_warmup = 8, 1
         args.drain_rows, args.big_rows, args.idle_conns = 100000, 1000000, 10000
-        # The simulation runs about 2.5 minutes (four outages of 20 s and
-        # their drains), the pass-through 2.5 more.
+        # The simulation runs about 4.5 minutes (six outages of 20 s and
+        # their drains, the pacing check's 30 s and its drain), the
+        # pass-through 2 more.
         args.recall_shapes, args.recall_outage_min = RECALL_SHAPES, RECALL_OUTAGE_MIN
-        args.recall_reps, args.recall_seconds, args.recall_warmup = 3, 5, 1
-    args.recall_scale = RECALL_SCALE
+        args.recall_check = RECALL_CHECK
+        args.recall_reps, args.recall_seconds, args.recall_warmup = 3, 4, 1
     # Every server inherits this: 10,000 idle connections need the room.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(65536, args.idle_conns + 1000)
