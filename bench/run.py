@@ -1056,8 +1056,9 @@ def recall_figures(log, t_out, t_rec, t_empty, pol, keys, per_key):
             last_created.append(created[-1] - t_rec)
         if len(created) > 1:
             first_gap.append(created[1] - created[0])
-        # What the upstream's window counted (every request it let through).
-        peaks.append(window_peak(sorted(t for t, s in ev if s != 429), pol["period_s"]))
+        # What retryd sent in a window of the limit's period, answered or
+        # refused: the limit says no window holds more than its N.
+        peaks.append(window_peak(sorted(t for t, s in ev), pol["period_s"]))
     pace_ms = pol["period_s"] / pol["limit"] * 1000
     return {
         "during": len(during),
@@ -1306,8 +1307,8 @@ def recall_section(args, rc):
       "when each key's probe found the pool refilled (min–max over keys); *pace* the median "
       "gap between two requests of one key after recovery, against the limit's %.2f ms; "
       "*probe → next* the shortest gap between a key's probe (its first 201) and its next "
-      "request; *peak* the most requests of one key the simulator counted in any window of "
-      "%.1f s (its limit: %d); *longest gap* the longest between two requests of one key "
+      "request; *peak* the most requests of one key sent in any window of %.1f s (the limit: "
+      "%d); *longest gap* the longest between two requests of one key "
       "after its probe, with how many gaps were over 1.5 times the pace; *last 201* when the "
       "last request was created (the queue is found empty up to a poll later); the last two "
       "columns the drain once the last key's probe succeeded." % (
