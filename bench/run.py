@@ -1336,9 +1336,10 @@ def recall_section(args, rc):
         cp = ck["policy"]
         w("**Pacing check**: the *on* run at time %d times faster only (a Recall minute lasts "
           "%.0f s, a send every %.0f ms, the interval %.0f s): %d key × %d requests, a %d-minute "
-          "outage. At 30 times faster a send a few ms late makes a minute's sends spread over "
-          "more than a minute; at this pace, as at Recall's own 500 ms, it does not, and what "
-          "the limit allows in a window is what the upstream sees.\n" % (
+          "outage. At 30 times faster, sends each about 0.6 ms late add up over a minute's "
+          "sends to more than the 16.7 ms between two of them, and space them wider than the "
+          "limit asks; at this pace, as at Recall's own 500 ms, they do not, and the window "
+          "the limit promises is what the upstream sees.\n" % (
               ck["scale"], cp["period_s"], ck["pace_ms"], cp["interval_s"], ck["keys"],
               ck["per_key"], ck["outage_min"]))
         w("| time | sent during the outage (goal ≤) | 429s after recovery | route pauses "
