@@ -31,15 +31,30 @@ rate on the same cluster (64 clients, -j 2, pinned to CPU 0 like wrk),
 interleaved; then the drain of the stored requests by one and by three
 replicas sharing one database.
 
+Recall cell (--only recall): bench/recall_sim.py plays Recall's create-bot
+endpoint (507 while its bot pool is empty, 429 above 120 a minute per API
+key) in time 30 times faster; 1,000 requests (one key, then four keys of
+250) arrive during a 10-minute outage, through retryd with flow control
+off (--route-pause off, no rate limit) and on (deploy/recall-routes.cfg,
+scaled). Counted: requests sent upstream during the outage, 429s after
+recovery, recovery to an empty queue against the rate limit's floor. Then
+pass-through GET and POST through that routes file (a path no route takes,
+one the last route takes) against HAProxy.
+
 Writes bench/RESULTS.md and bench/passthrough.png. Run it through
 bench/run.sh, which installs and builds what it needs. A run with --only
 replaces only its own sections of an existing RESULTS.md. --retryd PATH
 measures another binary (run.sh then builds nothing).
 """
 import argparse
+import collections
+import http.client
 import json
+import math
 import os
 import platform
+import queue
+import re
 import resource
 import shutil
 import signal
@@ -48,6 +63,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -270,14 +286,15 @@ backend be
     return srv
 
 
-def start_retryd(args, tmp, port, up_port, db, extra=(), name="retryd", scheme="http"):
+def start_retryd(args, tmp, port, up_port, db, extra=(), name="retryd", scheme="http",
+                 pause_off=True):
     # --route-pause off: the queue cells measure what each request costs on
     # its own way (sent, answered 507, stored; claimed, sent again), which a
     # route paused by the first 507 would skip; flow control is measured on
-    # its own terms.
+    # its own terms (the recall cell: pause_off=False).
     argv = [args.retryd, "--upstream", "%s://127.0.0.1:%d" % (scheme, up_port),
-            "--listen", "127.0.0.1:%d" % port, "--db", db, "--log-level", "warn",
-            "--route-pause", "off"] + list(extra)
+            "--listen", "127.0.0.1:%d" % port, "--db", db, "--log-level", "warn"]
+    argv += (["--route-pause", "off"] if pause_off else []) + list(extra)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRYD_")}
     srv = Server(name, argv, tmp, env=env)
     wait_port(port, 30)
@@ -848,6 +865,529 @@ def postgres_cell(args, tmp, lua):
 
 
 # ---------------------------------------------------------------------------
+# A simulated Recall (issue 13): bench/recall_sim.py plays Recall's
+# create-bot endpoint (507 while its bot pool is empty, 429 above the limit
+# per API key), in scaled time. 1,000 create-bot requests arrive during a
+# 10-minute outage; retryd forwards them with flow control off (the
+# pre-routes behaviour: --route-pause off, no rate limit) and on
+# (deploy/recall-routes.cfg, its durations scaled), and the cell counts
+# what reached the upstream during the outage, the 429s after recovery, and
+# how long the queue took to empty against the time the rate limit allows.
+# Then pass-through through the routes file against HAProxy.
+
+RECALL_ROUTES = os.path.join(HERE, "..", "deploy", "recall-routes.cfg")
+RECALL_SIM = os.path.join(HERE, "recall_sim.py")
+RECALL_ROUTE = "us-create-bot"     # the route whose limit and interval the cell uses
+RECALL_PATH = "/us-east-1/api/v1/bot/"  # where the application posts with the file
+RECALL_SCALE = 30                  # time runs 30 times faster: a Recall minute is 2 s
+RECALL_OUTAGE_MIN = 10             # Recall minutes the bot pool stays empty
+RECALL_BOT_RETRY_AFTER_S = 30      # Recall's 507: "retry in 30 seconds"
+RECALL_SHAPES = ((1, 1000), (4, 250))  # API keys x requests per key
+# Flow control off; on, the pool refilled at the 10-minute mark; on, the
+# pool refilled just after every key's probe was refused (the worst phase:
+# the next probes are a whole interval later).
+RECALL_MODES = ("off", "on", "on-worst")
+RECALL_MODE_NAMES = {"off": "off", "on": "on", "on-worst": "on, worst phase"}
+# The pacing check: time 2 times faster only (a Recall minute is 30 s, a
+# send every 250 ms), a 1-minute outage, one key, a few requests more than
+# a minute's limit. At 30 times, a few ms late per send add up to more
+# than the 16.7 ms between two sends over a minute; here they do not,
+# as with Recall's real 500 ms.
+RECALL_CHECK = (2, 1, 1, 125)      # scale, outage minutes, keys, requests per key
+RECALL_CLIENTS = 8                 # client connections sending the arrivals
+RECALL_POLL_S = 0.02               # how often the queue is looked at after recovery
+RECALL_PT_TARGETS = ("haproxy", "retryd", "unmatched", "matched")
+RECALL_PT_CONNS = 64
+# Pass-through paths: a path no route of the file takes (it goes to
+# --upstream), and one the last route ("eu", after three that do not take
+# it) takes and strips its prefix from.
+RECALL_PT_UNMATCHED = "/api/v1/bot/"
+RECALL_PT_MATCHED = "/eu-central-1/api/v1/recording/"
+DURATION_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}
+
+
+def routes_field(text, route, field):
+    """A field's raw value ("120/1m", "30s") in the named route of a
+    routes file, comments dropped; None when it has none."""
+    body = re.sub(r"#[^\n]*", "", text)
+    for block in re.findall(r"\{([^{}]*)\}", body):
+        fields = {k: v.strip().strip('"') for k, v in
+                  re.findall(r'(\w+)\s*=\s*("[^"]*"|[^;]+);', block)}
+        if fields.get("name") == route:
+            return fields.get(field)
+    return None
+
+
+def duration_ms(text):
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)", text)
+    if not m:
+        raise RuntimeError("recall cell: %r is not a duration" % text)
+    return int(m.group(1)) * DURATION_MS[m.group(2)]
+
+
+def recall_routes(text, upstream, scale):
+    """The routes file with every upstream replaced by upstream and every
+    duration (rate limit periods too) divided by scale, in ms."""
+    def dur(m):
+        return '"%dms"' % max(1, round(duration_ms(m.group(1)) / scale))
+
+    def rate(m):
+        return '"%s/%dms"' % (m.group(1), max(1, round(duration_ms(m.group(2)) / scale)))
+
+    text = re.sub(r'(\bupstream\s*=\s*)"[^"]*"', lambda m: m.group(1) + '"%s"' % upstream, text)
+    text = re.sub(r'"(\d+)/(\d+(?:ms|s|m|h))"', rate, text)
+    return re.sub(r'"(\d+(?:ms|s|m|h))"', dur, text)
+
+
+def recall_policy(text, scale):
+    """The create-bot route's limit and interval, in real (scaled) seconds."""
+    rate = routes_field(text, RECALL_ROUTE, "rate_limit")
+    interval = routes_field(text, RECALL_ROUTE, "retry_interval")
+    if rate is None or "/" not in rate or interval is None:
+        raise RuntimeError("recall cell: route %s in %s has no rate_limit or retry_interval"
+                           % (RECALL_ROUTE, RECALL_ROUTES))
+    n, per = rate.split("/", 1)
+    return {"limit": int(n), "period_s": duration_ms(per) / 1000.0 / scale,
+            "interval_s": duration_ms(interval) / 1000.0 / scale, "rate": rate,
+            "interval": interval, "by": routes_field(text, RECALL_ROUTE, "rate_limit_by")}
+
+
+def sim_call(port, method, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        return json.loads(r.read())
+    finally:
+        c.close()
+
+
+def start_sim(tmp, port, pol, scale, name):
+    srv = Server(name, [sys.executable, RECALL_SIM, "--port", str(port),
+                        "--limit", str(pol["limit"]), "--window", repr(pol["period_s"]),
+                        "--bot-retry-after",
+                        str(max(1, round(RECALL_BOT_RETRY_AFTER_S / scale)))], tmp)
+    wait_port(port)
+    return srv
+
+
+def post_arrivals(port, path, schedule):
+    """POSTs each (monotonic time, key) of schedule at its time, from
+    RECALL_CLIENTS keep-alive connections; returns the answers' statuses
+    (0: no answer) and how late the latest request went out."""
+    todo = queue.Queue()
+    for item in schedule:
+        todo.put(item)
+    statuses, late, lock = collections.Counter(), [0.0], threading.Lock()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            try:
+                at, key = todo.get_nowait()
+            except queue.Empty:
+                break
+            wait = at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            lag = time.monotonic() - at
+            try:
+                conn.request("POST", path, body=POST_BODY, headers={
+                    "Authorization": key, "Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                status = r.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status = 0
+            with lock:
+                statuses[status] += 1
+                late[0] = max(late[0], lag)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(RECALL_CLIENTS)]
+    for t in threads:
+        t.start()
+    return threads, statuses, late
+
+
+def await_probes(sim_port, since, keys, timeout_s):
+    """Returns once every key's request was refused 507 at or after since
+    (each key's probe), or after timeout_s."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        seen = sim_call(sim_port, "GET", "/_sim/log")["log"]
+        if len({k for t, k, st in seen if t >= since and st == 507}) >= keys:
+            return
+        time.sleep(0.005)
+
+
+def window_peak(times, window):
+    """The most of times (sorted) in any window (t - window, t]."""
+    peak, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - window:
+            lo += 1
+        peak = max(peak, hi - lo + 1)
+    return peak
+
+
+def recall_figures(log, t_out, t_rec, t_empty, pol, keys, per_key):
+    """What the upstream saw, from the simulator's log."""
+    by_key = collections.defaultdict(list)
+    for t, key, status in log:
+        by_key[key].append((t, status))
+    during = [e for e in log if t_out <= e[0] < t_rec]
+    after = [e for e in log if e[0] >= t_rec]
+    # A key's first request finds the outage (at t_out or later); then one
+    # probe an interval until the recovery.
+    per_key_budget = 1 + math.floor((t_rec - t_out) / pol["interval_s"])
+    probe_delay, gaps, first_gap, peaks, probe_gaps, last_created = [], [], [], [], [], []
+    for key, ev in by_key.items():
+        refused = [t for t, s in ev if s == 507 and t < t_rec]
+        probe_gaps += [b - a for a, b in zip(refused[1:], refused[2:])]
+        created = [t for t, s in ev if s == 201]
+        if created:
+            probe_delay.append(created[0] - t_rec)
+        sent = [t for t, s in ev if t >= t_rec]
+        gaps += [b - a for a, b in zip(sent, sent[1:])]
+        if created:
+            last_created.append(created[-1] - t_rec)
+        if len(created) > 1:
+            first_gap.append(created[1] - created[0])
+        # What retryd sent in a window of the limit's period, answered or
+        # refused: the limit says no window holds more than its N.
+        peaks.append(window_peak(sorted(t for t, s in ev), pol["period_s"]))
+    pace_ms = pol["period_s"] / pol["limit"] * 1000
+    return {
+        "during": len(during),
+        "during_by_key_max": max(collections.Counter(k for _, k, _ in during).values() or [0]),
+        "budget": keys * per_key_budget, "budget_per_key": per_key_budget,
+        "after": len(after),
+        "after_429": sum(1 for e in after if e[2] == 429),
+        "all_429": sum(1 for e in log if e[2] == 429),
+        "created": sum(1 for e in log if e[2] == 201),
+        "drain_s": t_empty - t_rec if t_empty else None,
+        "floor_s": per_key * pol["period_s"] / pol["limit"],
+        "probe_delay_s": max(probe_delay) if probe_delay else None,
+        "probe_delay_min_s": min(probe_delay) if probe_delay else None,
+        "gap_median_ms": statistics.median(gaps) * 1000 if gaps else None,
+        "gap_min_ms": min(gaps) * 1000 if gaps else None,
+        "gap_max_ms": max(gaps) * 1000 if gaps else None,
+        # Gaps of more than one and a half times the pace: sends late.
+        "stalls": sum(1 for g in gaps if g * 1000 > 1.5 * pace_ms),
+        "last_201_s": max(last_created) if last_created else None,
+        "first_gap_ms": min(first_gap) * 1000 if first_gap else None,
+        "pace_ms": pace_ms,
+        "probe_period_ms": statistics.median(probe_gaps) * 1000 if probe_gaps else None,
+        "window_peak": max(peaks or [0]),
+    }
+
+
+def recall_run(args, tmp, routes_text, mode, keys, per_key, scale, outage_min):
+    """One outage of outage_min Recall minutes, time running scale times
+    faster: retryd in front of a fresh simulator, keys x per_key create-bot
+    requests arriving evenly during it, then the recovery, until the queue
+    is empty."""
+    pol = recall_policy(routes_text, scale)
+    name = "recall-%s-%dx%d-s%d" % (mode, keys, per_key, scale)
+    sim_port, port = free_port(), free_port()
+    sim = start_sim(tmp, sim_port, pol, scale, "sim-" + name)
+    interval_ms = max(1, round(pol["interval_s"] * 1000))
+    extra = ["--retry-interval", "%dms" % interval_ms]
+    if mode != "off":
+        cfg = os.path.join(tmp, name + ".cfg")
+        with open(cfg, "w") as f:
+            f.write(recall_routes(routes_text, "http://127.0.0.1:%d" % sim_port, scale))
+        extra += ["--config", cfg]
+        path = RECALL_PATH
+    else:
+        extra += ["--route-pause", "off"]
+        path = "/api/v1/bot/"
+    outage_s = outage_min * 60.0 / scale
+    rd = start_retryd(args, tmp, port, sim_port, os.path.join(tmp, name + ".db"), extra,
+                      "retryd-" + name, pause_off=False)
+    try:
+        n = keys * per_key
+        t_out = sim_call(sim_port, "POST", "/_sim/outage/on")["t"]
+        schedule = [(t_out + (i + 0.5) * outage_s / n, "Token bench-key-%d" % (i % keys))
+                    for i in range(n)]
+        threads, statuses, late = post_arrivals(port, path, schedule)
+        time.sleep(max(0.0, t_out + outage_s - time.monotonic()))
+        for t in threads:
+            t.join()
+        if mode == "on-worst":
+            await_probes(sim_port, t_out + outage_s, keys, 3 * pol["interval_s"])
+        stored = get_json(port, "/_retryd/stats")["queue"]
+        t_rec = sim_call(sim_port, "POST", "/_sim/outage/off")["t"]
+        floor_s = per_key * pol["period_s"] / pol["limit"]
+        deadline = t_rec + max(60.0, 8 * floor_s)
+        t_empty = None
+        while time.monotonic() < deadline:
+            q = get_json(port, "/_retryd/stats")["queue"]
+            if q["queued"] + q["inflight"] == 0:
+                t_empty = time.monotonic()
+                break
+            time.sleep(RECALL_POLL_S)
+        stats = get_json(port, "/_retryd/stats")
+        seen = [tuple(e) for e in sim_call(sim_port, "GET", "/_sim/log")["log"]]
+    finally:
+        rd.stop()
+        sim.stop()
+    out = recall_figures(seen, t_out, t_rec, t_empty, pol, keys, per_key)
+    out.update({"mode": mode, "keys": keys, "per_key": per_key, "n": n, "scale": scale,
+                "policy": pol, "outage_min": outage_min,
+                "outage_s": t_rec - t_out, "statuses": dict(statuses), "late_s": late[0],
+                "stored_at_recovery": stored["queued"] + stored["inflight"],
+                "pauses": sum(r["pauses"] for r in stats["routes"]),
+                "left": stats["queue"]["queued"] + stats["queue"]["inflight"]})
+    log_line = ("recall %-8s %dx%-4d (time x%d): during the outage %d sent (budget %d), after recovery "
+                "%d sent, %d 429s; empty after %s s (floor %.2f s), first 201 after %s s, "
+                "clients %r")
+    log(log_line % (mode, keys, per_key, scale, out["during"], out["budget"], out["after"],
+                    out["after_429"], "%.2f" % out["drain_s"] if t_empty else "NEVER",
+                    out["floor_s"], "%.3f" % out["probe_delay_s"]
+                    if out["probe_delay_s"] is not None else "-", out["statuses"]))
+    return out
+
+
+def recall_passthrough(args, tmp, lua, routes_text):
+    """GET and POST at 64 connections through HAProxy, retryd without a
+    routes file, and retryd with deploy/recall-routes.cfg (every upstream
+    the local nginx) on a path no route takes and on one the last route
+    takes; interleaved like passthrough()."""
+    up_port = free_port()
+    upstream = start_upstream(tmp, up_port, "upstream-recall-pt")
+    cfg = os.path.join(tmp, "recall-pt.cfg")
+    with open(cfg, "w") as f:
+        f.write(recall_routes(routes_text, "http://127.0.0.1:%d" % up_port, 1))
+    ports, servers, results = {}, {}, {}
+    try:
+        ports["haproxy"] = free_port()
+        servers["haproxy"] = start_haproxy(tmp, ports["haproxy"], up_port, name="haproxy-recall")
+        ports["retryd"] = free_port()
+        servers["retryd"] = start_retryd(args, tmp, ports["retryd"], up_port,
+                                         os.path.join(tmp, "recall-pt.db"), (),
+                                         "retryd-recall-pt", pause_off=False)
+        ports["routes"] = free_port()
+        servers["routes"] = start_retryd(args, tmp, ports["routes"], up_port,
+                                         os.path.join(tmp, "recall-pt-routes.db"),
+                                         ["--config", cfg], "retryd-recall-pt-routes",
+                                         pause_off=False)
+        where = {"haproxy": ("haproxy", RECALL_PT_UNMATCHED),
+                 "retryd": ("retryd", RECALL_PT_UNMATCHED),
+                 "unmatched": ("routes", RECALL_PT_UNMATCHED),
+                 "matched": ("routes", RECALL_PT_MATCHED)}
+        for t, (srv, path) in where.items():
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (ports[srv], path),
+                                        timeout=30) as r:
+                if r.status != 200 or r.read().decode() != BODY_200:
+                    raise RuntimeError("recall pass-through: %s answered %d" % (t, r.status))
+        for rep in range(args.recall_reps):
+            k = rep % len(RECALL_PT_TARGETS)
+            order = RECALL_PT_TARGETS[k:] + RECALL_PT_TARGETS[:k]
+            for method in ("GET", "POST"):
+                for t in order:
+                    srv, path = where[t]
+                    url = "http://127.0.0.1:%d%s" % (ports[srv], path)
+                    l = lua if method == "POST" else None
+                    run_wrk(url, RECALL_PT_CONNS, args.recall_warmup, l)
+                    r = measure(url, RECALL_PT_CONNS, args.recall_seconds, l, servers[srv].pid)
+                    results.setdefault((method, t), []).append(r)
+                    log("recall pass-through %-4s %-9s rep %d: %8.0f req/s p50 %6.2f ms "
+                        "p99 %6.2f ms %5.1f us/req%s" % (
+                            method, t, rep, r["rps"], r["p50"], r["p99"], r["cpu_us_per_req"],
+                            "  NON-2XX %d" % r["non2xx"] if r["non2xx"] else ""))
+    finally:
+        for s in servers.values():
+            s.stop()
+        upstream.stop()
+    return results
+
+
+def recall_cell(args, tmp, lua):
+    with open(RECALL_ROUTES) as f:
+        routes_text = f.read()
+    pol = recall_policy(routes_text, args.recall_scale)
+    # The clients run on wrk's CPU; the simulator and retryd on the servers'.
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(CPU_LOAD)})
+    t0 = time.monotonic()
+    try:
+        runs = [recall_run(args, tmp, routes_text, mode, keys, per_key, args.recall_scale,
+                           args.recall_outage_min)
+                for keys, per_key in args.recall_shapes for mode in RECALL_MODES]
+        check = None
+        if args.recall_check:
+            scale, outage_min, keys, per_key = args.recall_check
+            check = recall_run(args, tmp, routes_text, "on", keys, per_key, scale, outage_min)
+    finally:
+        os.sched_setaffinity(0, saved)
+    sim_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    pt = recall_passthrough(args, tmp, lua, routes_text)
+    return {"policy": pol, "runs": runs, "check": check, "pt": pt, "sim_s": sim_s,
+            "pt_s": time.monotonic() - t0}
+
+
+def recall_section(args, rc):
+    """The recall cell's lines."""
+    pol = rc["policy"]
+    sc = args.recall_scale
+    L = []
+    w = L.append
+    w("## Recall simulation\n")
+    w("Measured %s; command `bench/run.sh%s --only recall%s` or a full run; %s; %s; %s. The "
+      "simulation took %.0f s, the pass-through %.0f s." % (
+          time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), " --quick" if args.quick else "",
+          "" if sc == RECALL_SCALE else " --recall-scale %d" % sc,
+          version([args.retryd, "--version"]), version(["haproxy", "-v"]),
+          version(["wrk", "-v"]), rc["sim_s"], rc["pt_s"]))
+    w("")
+    w("`bench/recall_sim.py` plays Recall's create-bot endpoint (`POST /api/v1/bot/`) in time "
+      "running %d times faster (a Recall minute lasts %.1f s): `507` with `Retry-After: %d` "
+      "(Recall's 30 s, scaled) while its bot pool is empty; `429` with `Retry-After` (whole "
+      "seconds until the window frees) above %d requests per %.1f s (Recall's %s) per API key "
+      "(the `Authorization` header), counted in a sliding window as Django REST framework's "
+      "throttle counts them: every request it lets through, a `507` too; `201` otherwise. It "
+      "answers at once (no latency of its own), pinned with retryd to CPU %s; the clients run "
+      "on CPU %s. The bot pool is empty for %d Recall minute(s) (%.0f s), during which the "
+      "requests arrive evenly from %d client connections, each answered `202` by retryd; then "
+      "the pool is refilled (*recovery*), and the clock runs until retryd's queue is empty "
+      "(`/_retryd/stats` polled every %d ms)." % (
+          sc, 60.0 / sc, max(1, round(RECALL_BOT_RETRY_AFTER_S / sc)), pol["limit"],
+          pol["period_s"], pol["rate"], CPU_SERVERS, CPU_LOAD, args.recall_outage_min,
+          args.recall_outage_min * 60.0 / sc, RECALL_CLIENTS, RECALL_POLL_S * 1000))
+    w("")
+    w("- **off**: the pre-routes behaviour: `--route-pause off`, no rate limit, "
+      "`--retry-interval %dms` (Recall's 30 s, scaled); the clients post to `/api/v1/bot/`."
+      % round(pol["interval_s"] * 1000))
+    w("- **on**: `--config` with `deploy/recall-routes.cfg` as shipped, its upstreams pointed "
+      "at the simulator and its durations divided by %d (route `%s`: `rate_limit = \"%s\"` "
+      "→ `%d/%dms`, `rate_limit_by = \"%s\"`, `retry_interval = \"%s\"` → `%dms`, pause on); "
+      "the clients post to `%s`. The pool is refilled at the %d-minute mark, which is where "
+      "the probes happen to fall in this schedule: each key's first request came at the start "
+      "of the outage, and its probes one interval (and a few ms) apart since." % (
+          sc, RECALL_ROUTE, pol["rate"], pol["limit"], round(pol["period_s"] * 1000),
+          pol["by"], pol["interval"], round(pol["interval_s"] * 1000), RECALL_PATH,
+          args.recall_outage_min))
+    w("- **on, worst phase**: the same, but the pool is refilled only once every key's probe "
+      "after the %d-minute mark was refused: every key's next probe, the first that can "
+      "succeed, comes a whole interval after recovery." % args.recall_outage_min)
+    w("")
+    w("Goals: during the outage at most one request per key and interval (a key's first "
+      "request, which finds the outage, then one probe an interval: %d per key for the "
+      "outage's length, or its whole intervals); no "
+      "`429` after recovery; the queue empty within 1.1× the floor the rate limit allows "
+      "(a key's requests ÷ its limit: %d per %.1f s; the keys in parallel)." % (
+          rc["runs"][0]["budget_per_key"], pol["limit"], pol["period_s"]))
+    w("")
+    w("| keys × requests | flow control | sent upstream during the outage (goal ≤) "
+      "| 429s after recovery (all 429s) | sent after recovery | recovery → queue empty "
+      "| floor | ÷ floor (goal ≤ 1.10) | first 201 after recovery | 201s | client answers |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rc["runs"]:
+        on = r["mode"] != "off"
+        drained = r["drain_s"] is not None
+        ratio = r["drain_s"] / r["floor_s"] if drained else float("inf")
+        w("| %d × %d | %s | %d (%d) %s | %d (%d) %s | %d | %s | %.2f s | %s | %s | %d | %s |" % (
+            r["keys"], r["per_key"], RECALL_MODE_NAMES[r["mode"]], r["during"], r["budget"],
+            ("met" if r["during"] <= r["budget"] else "**missed**") if on else "",
+            r["after_429"], r["all_429"],
+            ("met" if r["after_429"] == 0 else "**missed**") if on else "",
+            r["after"], "%.2f s" % r["drain_s"] if drained else "**not empty** (%d left)" % r["left"],
+            r["floor_s"], ("%.2f %s" % (ratio, ("met" if ratio <= 1.1 else "**missed**")
+                                        if on else "")) if drained else "—",
+            "%.2f s" % r["probe_delay_s"] if r["probe_delay_s"] is not None else "—",
+            r["created"], ", ".join("%d× %s" % (v, k) for k, v in sorted(r["statuses"].items()))))
+    w("")
+    w("Where the time after recovery goes, flow control on: *probe period* is the median gap "
+      "between two probes of one key during the outage (the interval is %d ms); *first 201* "
+      "when each key's probe found the pool refilled (min–max over keys); *pace* the median "
+      "gap between two requests of one key after recovery, against the limit's %.2f ms; "
+      "*probe → next* the shortest gap between a key's probe (its first 201) and its next "
+      "request; *peak* the most requests of one key sent in any window of %.1f s (the limit: "
+      "%d); *longest gap* the longest between two requests of one key "
+      "after its probe, with how many gaps were over 1.5 times the pace; *last 201* when the "
+      "last request was created (the queue is found empty up to a poll later); the last two "
+      "columns the drain once the last key's probe succeeded." % (
+          round(pol["interval_s"] * 1000), rc["runs"][0]["pace_ms"],
+                      pol["period_s"], pol["limit"]))
+    w("")
+    w("| keys × requests | flow control | probe period | first 201 after recovery "
+      "| pace, median gap | probe → next | peak in a window | longest gap (gaps > 1.5× pace) "
+      "| last 201 | last first 201 → empty | ÷ floor |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rc["runs"]:
+        if r["mode"] == "off" or r["drain_s"] is None or r["probe_delay_s"] is None:
+            continue
+        rest = r["drain_s"] - r["probe_delay_s"]
+        w("| %d × %d | %s | %s | %.3f–%.3f s | %.2f ms | %.2f ms | %d | %.0f ms (%d) | %.2f s "
+          "| %.2f s | %.2f |" % (
+              r["keys"], r["per_key"], RECALL_MODE_NAMES[r["mode"]],
+              "%.0f ms" % r["probe_period_ms"] if r["probe_period_ms"] else "—",
+              r["probe_delay_min_s"], r["probe_delay_s"], r["gap_median_ms"],
+              r["first_gap_ms"] or float("nan"), r["window_peak"], r["gap_max_ms"],
+              r["stalls"], r["last_201_s"], rest, rest / r["floor_s"]))
+    w("")
+    ck = rc.get("check")
+    if ck:
+        cp = ck["policy"]
+        w("**Pacing check**: the *on* run at time %d times faster only (a Recall minute lasts "
+          "%.0f s, a send every %.0f ms, the interval %.0f s): %d key × %d requests, a %d-minute "
+          "outage. At 30 times faster, sends each about 0.6 ms late add up over a minute's "
+          "sends to more than the 16.7 ms between two of them, and space them wider than the "
+          "limit asks; at this pace, as at Recall's own 500 ms, they do not, and the window "
+          "the limit promises is what the upstream sees.\n" % (
+              ck["scale"], cp["period_s"], ck["pace_ms"], cp["interval_s"], ck["keys"],
+              ck["per_key"], ck["outage_min"]))
+        w("| time | sent during the outage (goal ≤) | 429s after recovery | route pauses "
+          "| probe → next | pace, median gap | peak in a window (limit) | first 201 after "
+          "recovery | recovery → empty | floor | ÷ floor |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        w("| ×%d | %d (%d) | %d %s | %d | %.2f ms | %.2f ms | %d (%d) | %.2f s | %s | %.2f s | %s |"
+          % (ck["scale"], ck["during"], ck["budget"], ck["after_429"],
+             "met" if ck["after_429"] == 0 else "**missed**", ck["pauses"],
+             ck["first_gap_ms"] or float("nan"), ck["gap_median_ms"] or float("nan"),
+             ck["window_peak"], cp["limit"], ck["probe_delay_s"] or float("nan"),
+             "%.2f s" % ck["drain_s"] if ck["drain_s"] is not None else "**not empty**",
+             ck["floor_s"], "%.2f" % (ck["drain_s"] / ck["floor_s"])
+             if ck["drain_s"] is not None else "—"))
+        w("")
+    pt = rc["pt"]
+    w("**Pass-through** (same run): GET and 1 KiB POST at %d connections, %d repetitions of "
+      "%d s after a %d s warm-up, interleaved, set up as the pass-through cell (nginx upstream "
+      "and the proxy on CPU %s, wrk on CPU %s). *retryd*: no routes file; *unmatched*: retryd "
+      "`--config` with `deploy/recall-routes.cfg` (every upstream the local nginx), on `%s`, "
+      "which no route takes (four routes tried); *matched*: the same retryd on `%s`, which "
+      "the last route (`eu`) takes and strips its prefix from. All with route pausing on "
+      "(the default).\n" % (RECALL_PT_CONNS, args.recall_reps, args.recall_seconds,
+                            args.recall_warmup, CPU_SERVERS, CPU_LOAD, RECALL_PT_UNMATCHED,
+                            RECALL_PT_MATCHED))
+    # CPU per request too: on a shared machine the req/s of a run moves
+    # with what else runs on its core, the CPU each request costs far less.
+    w("| request | target | req/s median (min–max) | p50 ms | p99 ms | CPU µs/req | ÷ HAProxy "
+      "req/s (goal ≥ 1.00) | ÷ HAProxy CPU µs/req | non-2xx |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    for method in ("GET", "POST"):
+        base = med(pt[(method, "haproxy")], "rps")[0]
+        base_cpu = med(pt[(method, "haproxy")], "cpu_us_per_req")[0]
+        for t in RECALL_PT_TARGETS:
+            runs = pt[(method, t)]
+            m, lo, hi = med(runs, "rps")
+            cpu = med(runs, "cpu_us_per_req")[0]
+            w("| %s | %s | %.0f (%.0f–%.0f) | %.2f | %.2f | %.1f | %s | %s | %d |" % (
+                method, t, m, lo, hi, med(runs, "p50")[0], med(runs, "p99")[0], cpu,
+                "" if t == "haproxy" else "%.2f %s" % (m / base, "met" if m >= base else
+                                                       "**missed**"),
+                "" if t == "haproxy" else "%.2f" % (cpu / base_cpu),
+                sum(r["non2xx"] for r in runs)))
+    w("")
+    return L
+
+
+# ---------------------------------------------------------------------------
 
 def med(runs, key):
     v = [r[key] for r in runs]
@@ -1042,7 +1582,7 @@ def split_sections(text):
 # that the last report did not have.
 SECTION_ORDER = ["Pass-through", "Pass-through to an https upstream",
                  "Durable acceptance (upstream answers 507)", "Drain", "Memory and start-up",
-                 "PostgreSQL"]
+                 "PostgreSQL", "Recall simulation"]
 
 
 def splice(old, new):
@@ -1064,7 +1604,7 @@ def splice(old, new):
     return pre + "".join(t for _, t in sections)
 
 
-def report(args, pt, durable, dr, mem, path, hs=None, pgr=None):
+def report(args, pt, durable, dr, mem, path, hs=None, pgr=None, rc=None):
     L = []
     w = L.append
     w("# retryd benchmarks\n")
@@ -1150,6 +1690,8 @@ def report(args, pt, durable, dr, mem, path, hs=None, pgr=None):
         w("")
     if pgr:
         L.extend(postgres_section(args, pgr))
+    if rc:
+        L.extend(recall_section(args, rc))
     # The analysis below the marker is written by hand from profiles; a new
     # run keeps it.
     # A run of some sections (--only) replaces just those in the last
@@ -1167,7 +1709,7 @@ def report(args, pt, durable, dr, mem, path, hs=None, pgr=None):
         f.write(generated + kept)
 
 
-CELLS = ["passthrough", "https", "durable", "drain", "memory", "postgres"]
+CELLS = ["passthrough", "https", "durable", "drain", "memory", "postgres", "recall"]
 
 
 def main():
@@ -1177,18 +1719,30 @@ def main():
     ap.add_argument("--only", choices=CELLS, action="append", help="run these only (repeatable); "
                     "the report keeps the other sections of the last one")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--recall-scale", type=int, default=RECALL_SCALE,
+                    help="recall cell: how many times faster than Recall's time it runs")
     args = ap.parse_args()
     args.conns = [64, 256]
     if args.quick:
         args.reps, args.seconds, args.warmup = 1, 3, 1
         args.https_seconds, args.https_warmup = 3, 1
         args.drain_rows, args.big_rows, args.idle_conns = 5000, 20000, 2000
+        args.recall_shapes, args.recall_outage_min = ((1, 200), (4, 50)), 3
+        args.recall_check = None
+        args.recall_reps, args.recall_seconds, args.recall_warmup = 1, 2, 1
     else:
         args.reps, args.seconds, args.warmup = 3, 10, 2
         # 3 proxies x 2 methods x 3 repetitions x 9 s: the https cell stays
         # under 3 minutes.
         args.https_seconds, args.https_warmup = 8, 1
         args.drain_rows, args.big_rows, args.idle_conns = 100000, 1000000, 10000
+        # The simulation runs about 4.5 minutes (six outages of 20 s and
+        # their drains, the pacing check's 30 s and its drain), the
+        # pass-through 2.5 more (5 repetitions: the medians of a shared
+        # machine).
+        args.recall_shapes, args.recall_outage_min = RECALL_SHAPES, RECALL_OUTAGE_MIN
+        args.recall_check = RECALL_CHECK
+        args.recall_reps, args.recall_seconds, args.recall_warmup = 5, 3, 1
     # Every server inherits this: 10,000 idle connections need the room.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(65536, args.idle_conns + 1000)
@@ -1217,9 +1771,10 @@ def main():
                               ", ".join("x%d: %d rows in %.1f s" % (d["replicas"], d["completed"],
                                                                      d["seconds"])
                                         for d in pgr["drains"])))
+        rc = recall_cell(args, tmp, lua) if "recall" in only else None
         if pt:
             chart(args, pt, os.path.join(os.path.dirname(args.out), "passthrough.png"))
-        report(args, pt, durable, dr, mem, args.out, hs, pgr)
+        report(args, pt, durable, dr, mem, args.out, hs, pgr, rc)
         log("wrote %s" % args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,7 +3,7 @@
 # retryd (Release), runs every benchmark and writes bench/RESULTS.md and
 # bench/passthrough.png. Usage:
 #   bench/run.sh [--quick] [--only CELL]... [--retryd PATH] [--out FILE]
-# CELL: passthrough, https, durable, drain, memory, postgres; a run with --only
+# CELL: passthrough, https, durable, drain, memory, postgres, recall; a run with --only
 # replaces only those sections of RESULTS.md. With --retryd PATH it measures
 # that binary and builds nothing.
 set -euo pipefail
