@@ -1,4 +1,5 @@
 #include "storage/sqlite/sqlite_callbacks.h"
+#include "storage/sqlite/sqlite_column.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -77,43 +78,24 @@ static sqlite3_stmt *callbacks_stmt(sqlite_callbacks_t *c, int which) {
   return st;
 }
 
-/* A column as an owned, NUL-terminated copy (NULL for SQL NULL). */
-static char *column_dup(sqlite3_stmt *st, int col, size_t *len) {
-  if (len)
-    *len = 0;
-  if (sqlite3_column_type(st, col) == SQLITE_NULL)
-    return NULL;
-  const void *p = sqlite3_column_blob(st, col);
-  size_t n = (size_t)sqlite3_column_bytes(st, col);
-  char *s = malloc(n + 1);
-  if (s == NULL)
-    return NULL;
-  if (n > 0)
-    memcpy(s, p, n);
-  s[n] = '\0';
-  if (len)
-    *len = n;
-  return s;
-}
-
 static int callbacks_read(sqlite3_stmt *st, storage_callback_t *o) {
   memset(o, 0, sizeof(*o));
   o->seq = sqlite3_column_int64(st, 0);
   const unsigned char *id = sqlite3_column_text(st, 1);
   snprintf(o->request_id, sizeof(o->request_id), "%s", id ? (const char *)id : "");
-  o->url = column_dup(st, 2, NULL);
+  o->url = sqlite_column_dup(st, 2, NULL);
   o->request_state = (rq_state_t)sqlite3_column_int(st, 3);
   o->attempts = sqlite3_column_int64(st, 4);
   o->final_status = sqlite3_column_int(st, 5);
   o->sends = sqlite3_column_int64(st, 6);
   o->created_at = sqlite3_column_int64(st, 7);
-  o->method = column_dup(st, 8, NULL);
-  o->target = column_dup(st, 9, NULL);
-  o->last_error = column_dup(st, 10, NULL);
+  o->method = sqlite_column_dup(st, 8, NULL);
+  o->target = sqlite_column_dup(st, 9, NULL);
+  o->last_error = sqlite_column_dup(st, 10, NULL);
   o->response_status = sqlite3_column_int(st, 11);
   o->has_answer = sqlite3_column_type(st, 11) != SQLITE_NULL;
-  o->response_headers = column_dup(st, 12, &o->response_headers_len);
-  o->response_body = column_dup(st, 13, &o->response_body_len);
+  o->response_headers = sqlite_column_dup(st, 12, &o->response_headers_len);
+  o->response_body = sqlite_column_dup(st, 13, &o->response_body_len);
   if (o->response_body == NULL)
     o->response_body_len = (size_t)sqlite3_column_int64(st, 14);
   bool lost = o->url == NULL ||

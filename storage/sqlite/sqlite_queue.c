@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "storage/sqlite/schema.h"
+#include "storage/sqlite/sqlite_column.h"
 
 /* The columns of a full row, in the order row_read() expects. */
 #define ROW_COLUMNS                                                                                \
@@ -202,52 +203,33 @@ static int sqlite_queue_error(int rc) {
   }
 }
 
-static char *dup_text(sqlite3_stmt *st, int col, size_t *len) {
-  if (sqlite3_column_type(st, col) == SQLITE_NULL) {
-    if (len)
-      *len = 0;
-    return NULL;
-  }
-  const void *p = sqlite3_column_blob(st, col);
-  size_t n = (size_t)sqlite3_column_bytes(st, col);
-  char *s = malloc(n + 1);
-  if (s == NULL)
-    return NULL;
-  if (n > 0)
-    memcpy(s, p, n);
-  s[n] = '\0';
-  if (len)
-    *len = n;
-  return s;
-}
-
 static int64_t row_read(sqlite3_stmt *st, stored_request_t *r) {
   memset(r, 0, sizeof(*r));
   int64_t seq = sqlite3_column_int64(st, 0);
   const unsigned char *id = sqlite3_column_text(st, 1);
   snprintf(r->id, sizeof(r->id), "%s", id ? (const char *)id : "");
   r->state = (rq_state_t)sqlite3_column_int(st, 2);
-  r->method = dup_text(st, 3, NULL);
-  r->target = dup_text(st, 4, NULL);
-  r->headers = dup_text(st, 5, &r->headers_len);
-  r->body = dup_text(st, 6, &r->body_len);
-  r->idempotency_key = dup_text(st, 7, NULL);
+  r->method = sqlite_column_dup(st, 3, NULL);
+  r->target = sqlite_column_dup(st, 4, NULL);
+  r->headers = sqlite_column_dup(st, 5, &r->headers_len);
+  r->body = sqlite_column_dup(st, 6, &r->body_len);
+  r->idempotency_key = sqlite_column_dup(st, 7, NULL);
   r->attempts = sqlite3_column_int64(st, 8);
   r->created_at = sqlite3_column_int64(st, 9);
   r->next_attempt_at = sqlite3_column_int64(st, 10);
   r->updated_at = sqlite3_column_int64(st, 11);
   r->last_status = sqlite3_column_int(st, 12);
-  r->last_error = dup_text(st, 13, NULL);
+  r->last_error = sqlite_column_dup(st, 13, NULL);
   r->response_status = sqlite3_column_int(st, 14);
-  r->response_headers = dup_text(st, 15, &r->response_headers_len);
-  r->response_body = dup_text(st, 16, &r->response_body_len);
-  r->flow = dup_text(st, 17, NULL);
+  r->response_headers = sqlite_column_dup(st, 15, &r->response_headers_len);
+  r->response_body = sqlite_column_dup(st, 16, &r->response_body_len);
+  r->flow = sqlite_column_dup(st, 17, NULL);
   if (r->flow == NULL)
     r->flow = calloc(1, 1); /* never NULL in a row read back */
   r->deadline_at = sqlite3_column_int64(st, 18);
-  r->body_sha256 = dup_text(st, 19, NULL);
-  r->last_answer_headers = dup_text(st, 20, &r->last_answer_headers_len);
-  r->last_answer_body = dup_text(st, 21, &r->last_answer_body_len);
+  r->body_sha256 = sqlite_column_dup(st, 19, NULL);
+  r->last_answer_headers = sqlite_column_dup(st, 20, &r->last_answer_headers_len);
+  r->last_answer_body = sqlite_column_dup(st, 21, &r->last_answer_body_len);
   return seq;
 }
 
