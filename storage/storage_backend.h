@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/storage_filter.h"
 #include "storage/stored_request.h"
 
 typedef struct storage_backend_s storage_backend_t;
@@ -68,45 +69,6 @@ typedef struct {
   int64_t inflight;
   int64_t next_due; /* the earliest next attempt of its queued rows; 0: none queued */
 } storage_flow_t;
-
-/* Which rows a filtered listing or a bulk action looks at (list_filtered(),
- * bulk()): a row matches when it meets every condition set. Made by
- * storage_filter_init() (everything matches); the strings belong to the
- * caller. */
-typedef struct {
-  unsigned states;             /* bit (1u << state) per state wanted; 0: any state */
-  const char *method;          /* NULL: any; else exactly this method */
-  const char *path_prefix;     /* NULL: any; else the target starts with these bytes */
-  const char *idempotency_key; /* NULL: any; else exactly this key */
-  int last_status;             /* 0: any; else the last upstream status the row got */
-  int64_t created_from;        /* created_at >= this (Unix ms) */
-  int64_t created_until;       /* created_at < this (Unix ms) */
-} storage_filter_t;
-
-void storage_filter_init(storage_filter_t *f);
-/* Whether f says nothing but, at most, one state: the per-state index then
- * answers a listing page whole (list()). */
-bool storage_filter_is_state_only(const storage_filter_t *f);
-
-/* What a bulk action does to each row it matches. */
-typedef enum {
-  STORAGE_BULK_RETRY,  /* queued or dead -> queued, due now (retry_now()) */
-  STORAGE_BULK_CANCEL, /* queued -> cancelled (cancel()) */
-} storage_bulk_t;
-
-/* The states a bulk action may change (bits as in storage_filter_t). */
-unsigned storage_bulk_states(storage_bulk_t op);
-
-/* Where one bounded step of a filtered listing or a bulk action stands:
- * after_seq in (the row after which it starts: 0 at first, then the last
- * step's last_seq); last_seq and more out. full: a bulk retry stopped at a
- * dead row because --max-queue was reached (more is then false). */
-typedef struct {
-  int64_t after_seq;
-  int64_t last_seq;
-  bool more;
-  bool full;
-} storage_page_t;
 
 /* Set by the backend at open, read-only afterwards. */
 typedef struct {
@@ -288,15 +250,6 @@ int storage_backend_open(storage_backend_t **out, const char *location,
  * cost no round trip (SQLite's run in the process). */
 void storage_backend_insert_each(storage_backend_t *b, const stored_request_t *const *rows,
                                  size_t n, int *results, stored_request_t *existing);
-
-/* For the backends' list_filtered() and bulk(). The state that states
- * names alone, or -1 (none, or several). */
-int storage_states_single(unsigned states);
-/* Sets page->last_seq and page->more after a step that found n rows (the
- * last one's seq last_row_seq) of at most limit, in a scan that ended at
- * window_end (INT64_MAX: the scan reached the table's end). */
-void storage_page_end(storage_page_t *page, size_t n, size_t limit, int64_t last_row_seq,
-                      int64_t window_end);
 
 /* The backends, each in its folder; storage_backend_open() picks one. */
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "proxy/units.h"
+#include "storage/stored_request.h"
 
 /* The most one listing page carries (and the default elsewhere). */
 #define REQUEST_FILTER_LIMIT_MAX 1000

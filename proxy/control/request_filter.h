@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "storage/storage_backend.h"
+#include "storage/storage_filter.h"
 
 typedef enum {
   REQUEST_FILTER_LISTING, /* limit and cursor allowed */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "proxy/control/request_filter.h"
+#include "storage/stored_request.h"
 
 #define LIST REQUEST_FILTER_LISTING
 #define BULK REQUEST_FILTER_BULK
