@@ -136,7 +136,8 @@ typedef struct {
   int (*get)(storage_backend_t *b, const char *id, bool with_payload, stored_request_t *out);
   /* queued → cancelled. -EPERM (with *out filled) when not queued. */
   int (*cancel)(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out);
-  /* queued or dead → queued, due now; a dead row's age starts again. */
+  /* queued or dead → queued, due now; a dead row's age starts again and
+   * its deadline is lifted (an operator's retry says it is still worth sending). */
   int (*retry_now)(storage_backend_t *b, const char *id, int64_t now, stored_request_t *out);
   /* Claims up to limit rows due at now (earliest due first, then oldest)
    * as inflight, with payloads, counting the attempt; a due row older than

@@ -137,7 +137,8 @@ static const struct {
                "WHERE id = $1"},
     /* A dead row retried by hand starts a new life: its age counts again. */
     {"revive", "UPDATE retryd_requests SET state = 0, next_attempt_at = $2, updated_at = $2, "
-               "created_at = CASE WHEN state = 3 THEN $2 ELSE created_at END WHERE id = $1"},
+               "created_at = CASE WHEN state = 3 THEN $2 ELSE created_at END, "
+               "deadline_at = CASE WHEN state = 3 THEN NULL ELSE deadline_at END WHERE id = $1"},
     {"expire_leases", "UPDATE retryd_requests SET state = 0, next_attempt_at = $1, "
                       "updated_at = $1, lease_owner = NULL, lease_until = NULL "
                       "WHERE state = 1 AND lease_until < $1"},
@@ -208,7 +209,8 @@ static const struct {
     {"pick_mask", PG_FILTER_MASK " FOR UPDATE"},
     {"pick_state", PG_FILTER_STATE " FOR UPDATE"},
     {"bulk_retry", "UPDATE retryd_requests r SET state = 0, next_attempt_at = $2, updated_at = $2, "
-                   "created_at = CASE WHEN state = 3 THEN $2 ELSE created_at END "
+                   "created_at = CASE WHEN state = 3 THEN $2 ELSE created_at END, "
+                   "deadline_at = CASE WHEN state = 3 THEN NULL ELSE deadline_at END "
                    "WHERE seq = ANY($1::int8[]) AND state IN (0, 3) RETURNING " PG_ROW_BRIEF},
     {"bulk_cancel", "UPDATE retryd_requests r SET state = 4, next_attempt_at = NULL, "
                     "updated_at = $2 WHERE seq = ANY($1::int8[]) AND state = 0 "

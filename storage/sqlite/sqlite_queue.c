@@ -97,7 +97,8 @@ static const char *const statement_sql[ST_COUNT] = {
     /* A dead row retried by hand starts a new life: its age counts again. */
     [ST_REVIVE] =
         "UPDATE requests SET state = " SQL_QUEUED ", next_attempt_at = ?1, updated_at = ?1, "
-        "created_at = CASE WHEN state = " SQL_DEAD " THEN ?1 ELSE created_at END WHERE id = ?2",
+        "created_at = CASE WHEN state = " SQL_DEAD " THEN ?1 ELSE created_at END, "
+        "deadline_at = CASE WHEN state = " SQL_DEAD " THEN NULL ELSE deadline_at END WHERE id = ?2",
     /* INDEXED BY: the planner would otherwise walk every queued row through
      * requests_by_state; the partial index answers from its first entries. */
     [ST_DUE] = "SELECT " ROW_COLUMNS " FROM requests INDEXED BY requests_due "

@@ -172,6 +172,35 @@ class _Deadline(LifeBase):
         time.sleep(0.3)
         self.assertEqual(up.count(), 1, "sent past its deadline after the restart")
 
+    def test_an_operators_retry_of_a_row_dead_at_its_deadline_sends_it(self):
+        """A retry by hand lifts the deadline, as it restarts the age of a
+        dead row: the operator has decided it is still worth sending (one
+        retry and one bulk retry); a queued row retried keeps its deadline."""
+        up = self.upstream()
+        up.default = Response(507, body=RECALL_507)
+        rd = self.retryd(up, "--retry-interval", "1h")
+        rids = []
+        for _ in range(2):
+            r = send_request(rd.port, "POST", "/api/v1/bot", [("Retryd-Deadline", "1")], b"{}")
+            self.assertEqual(r.status, 202, r)
+            rids.append(r.json()["id"])
+        for rid in rids:
+            wait_stored_state(rd.port, rid, "dead", timeout=5)
+        r = send_request(rd.port, "POST", "/api/v1/bot", [("Retryd-Deadline", "3600")], b"{}")
+        queued = r.json()["id"]
+        up.default = Response(201, body=b'{"id":"bot"}')
+        r = send_request(rd.port, "POST", "/_retryd/requests/%s/retry" % rids[0], [], b"")
+        self.assertEqual(r.status, 200, r)
+        r = send_request(rd.port, "POST", "/_retryd/requests/retry?state=dead", [], b"")
+        self.assertEqual((r.status, r.json()["changed"]), (200, 1), r)
+        for rid in rids:
+            obj = wait_stored_state(rd.port, rid, "completed", timeout=5)
+            self.assertIsNone(obj["deadline_at"], obj)
+        r = send_request(rd.port, "POST", "/_retryd/requests/%s/retry" % queued, [], b"")
+        self.assertEqual(r.status, 200, r)
+        obj = wait_stored_state(rd.port, queued, "completed", timeout=5)
+        self.assertIsNotNone(obj["deadline_at"], obj)
+
 
 class DeadlineHttpTest(_Deadline):
     TLS = False
