@@ -186,6 +186,10 @@ int callback_notice_json(buf_t *out, const storage_callback_t *n) {
   if (rc == 0)
     rc = json_str_or_null(out, n->last_error);
   if (rc == 0)
+    rc = buf_append_str(out, ",\"reason\":");
+  if (rc == 0)
+    rc = json_str_or_null(out, request_json_reason(n->request_state, n->last_error));
+  if (rc == 0)
     rc = buf_append_str(out, ",\"status_url\":\"/_retryd/requests/");
   if (rc == 0)
     rc = buf_append_str(out, n->request_id);

@@ -78,6 +78,27 @@ int request_json_target(buf_t *out, const char *target) {
   return rc;
 }
 
+const char *request_json_reason(rq_state_t state, const char *last_error) {
+  if (state == RQ_CANCELLED)
+    return "cancelled";
+  if (state != RQ_DEAD)
+    return NULL;
+  static const struct {
+    const char *prefix;
+    const char *reason;
+  } reasons[] = {
+      {"deadline:", "deadline"},
+      {"gave up: --max-attempts", "max_attempts"},
+      {"gave up: --max-age", "max_age"},
+      {"expired:", "max_age"},
+  };
+  for (size_t i = 0; last_error != NULL && i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+    if (strncmp(last_error, reasons[i].prefix, strlen(reasons[i].prefix)) == 0)
+      return reasons[i].reason;
+  }
+  return "gave_up";
+}
+
 static int json_int_or_null(buf_t *out, int v) {
   return v > 0 ? buf_append_int(out, v) : buf_append_str(out, "null");
 }
@@ -103,6 +124,10 @@ static int request_json_common(buf_t *out, const stored_request_t *r) {
     rc = buf_append_str(out, ",\"last_error\":");
   if (rc == 0)
     rc = json_string_or_null(out, r->last_error);
+  if (rc == 0)
+    rc = buf_append_str(out, ",\"reason\":");
+  if (rc == 0)
+    rc = json_string_or_null(out, request_json_reason(r->state, r->last_error));
   if (rc == 0)
     rc = buf_append_str(out, ",\"next_attempt_at\":");
   if (rc == 0)

@@ -22,6 +22,12 @@ int request_json_status(buf_t *out, const stored_request_t *r) BUF_MUST_CHECK;
  * "/p?api_key=[redacted]&x=[redacted]"; an element without '=' is
  * redacted whole. null (unquoted) for NULL. */
 int request_json_target(buf_t *out, const char *target) BUF_MUST_CHECK;
+/* Why a request ended without a final answer, as a word a program can
+ * test: for a dead one "deadline" (Retryd-Deadline), "max_attempts",
+ * "max_age", or "gave_up" (anything else: a final answer that broke off);
+ * "cancelled" for a cancelled one; NULL for any other state. Read from
+ * last_error, which says it in words. */
+const char *request_json_reason(rq_state_t state, const char *last_error);
 /* "2026-11-27T00:00:30.000Z", or null (unquoted) for 0. */
 int request_json_time(buf_t *out, int64_t unix_ms) BUF_MUST_CHECK;
 

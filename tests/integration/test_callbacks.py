@@ -111,6 +111,7 @@ class CallbackNoticeTest(CallbackCase):
         self.assertEqual(notice["type"], "request.dead")
         self.assertEqual(notice["data"]["id"], rid)
         self.assertEqual(notice["data"]["state"], "dead")
+        self.assertEqual(notice["data"]["reason"], "max_attempts")
         self.assertEqual(notice["data"]["attempts"], 2)
         self.assertEqual(notice["data"]["status"], 503)
         self.assertIsNone(notice["data"]["response"])
@@ -127,6 +128,7 @@ class CallbackNoticeTest(CallbackCase):
         notice = verify(rx.wait_for_requests(1, timeout=10)[0])
         self.assertEqual(notice["type"], "request.cancelled")
         self.assertEqual(notice["data"]["state"], "cancelled")
+        self.assertEqual(notice["data"]["reason"], "cancelled")
         self.assertEqual(notice["data"]["attempts"], 1)
         self.assertEqual(notice["data"]["status"], 507)
 

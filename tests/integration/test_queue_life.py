@@ -105,6 +105,7 @@ class _Deadline(LifeBase):
         obj = wait_stored_state(rd.port, rid, "dead", timeout=6)
         self.assertLess(time.time(), sent + 5, "dead only long after its deadline")
         self.assertTrue(obj["last_error"].startswith("deadline"), obj)
+        self.assertEqual(obj["reason"], "deadline", obj)
         self.assertEqual(obj["last_status"], 507, obj)
         time.sleep(0.3)
         self.assertEqual(up.count(), 1, "sent again at or after its deadline")
@@ -122,6 +123,7 @@ class _Deadline(LifeBase):
         self.assertEqual(parse_timestamp(obj["deadline_at"]), int(at), obj)
         obj = wait_stored_state(rd.port, rid, "dead", timeout=6)
         self.assertTrue(obj["last_error"].startswith("deadline"), obj)
+        self.assertEqual(obj["reason"], "deadline", obj)
         n = up.count()
         self.assertGreaterEqual(n, 2, "retried before its deadline")
         for q in up.requests:

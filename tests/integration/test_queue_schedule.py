@@ -88,6 +88,7 @@ class ScheduleTest(QueueTestCase):
         self.assertLessEqual(int(r.header("retry-after")), 2, r)
         self.assertLessEqual(parse_timestamp(obj["next_attempt_at"]), t0 + 2.5, obj)
         dead = wait_stored_state(rd.port, obj["id"], "dead", timeout=6)
+        self.assertEqual(dead["reason"], "max_age", dead)
         # at most one more attempt, at the end of its life (age == --max-age)
         n = up.count()
         self.assertLessEqual(n, 2, "sent again after --max-age: %r" % dead)
@@ -105,6 +106,7 @@ class ScheduleTest(QueueTestCase):
         rid = self.assertAccepted(r, 507)["id"]
         dead = wait_stored_state(rd.port, rid, "dead", timeout=8)
         self.assertEqual(dead["attempts"], 3, dead)
+        self.assertEqual(dead["reason"], "max_attempts", dead)
         self.assertEqual(dead["last_status"], 507, dead)
         self.assertIsNone(dead["next_attempt_at"], dead)
         self.assertIsNone(dead["response_status"], dead)
