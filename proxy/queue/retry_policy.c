@@ -1,40 +1,18 @@
 #include "proxy/queue/retry_policy.h"
 
-#include <curl/curl.h>
+#include <errno.h>
 #include <string.h>
 
-#include "proxy/units.h"
+#include "proxy/http_delay.h"
 
 int64_t retry_policy_parse_retry_after(const char *value, int64_t now_ms) {
-  if (value == NULL)
-    return -1;
-  while (*value == ' ' || *value == '\t')
-    value++;
-  char trimmed[128];
-  size_t len = strlen(value);
-  while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
-    len--;
-  if (len == 0 || len >= sizeof(trimmed))
-    return -1;
-  memcpy(trimmed, value, len);
-  trimmed[len] = '\0';
-  uint64_t secs;
-  if (units_parse_uint(trimmed, &secs) == 0) {
-    if (secs > (uint64_t)INT64_MAX / 1000)
-      return INT64_MAX;
-    return (int64_t)secs * 1000;
-  }
-  /* An HTTP-date (IMF-fixdate, RFC 850 or asctime): curl's parser knows
-   * them all. A date in the past means "now". */
-  time_t t = curl_getdate(trimmed, NULL);
-  if (t == (time_t)-1)
-    return -1;
-  /* curl takes years far ahead; their milliseconds would not fit. */
-  if ((int64_t)t > INT64_MAX / 1000)
+  int64_t at_ms;
+  int rc = http_delay_parse(value, now_ms, &at_ms);
+  if (rc == -ERANGE)
     return INT64_MAX;
-  if ((int64_t)t < 0)
-    return 0;
-  int64_t at_ms = (int64_t)t * 1000;
+  if (rc != 0)
+    return -1;
+  /* A date in the past means "now". */
   return at_ms > now_ms ? at_ms - now_ms : 0;
 }
 

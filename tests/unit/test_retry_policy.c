@@ -44,6 +44,8 @@ static void retry_after_dates_beyond_int64_milliseconds_do_not_overflow(void **s
   (void)state;
   assert_int_equal(retry_policy_parse_retry_after("1Jul999999999", 0), INT64_MAX);
   assert_int_equal(retry_policy_parse_retry_after("999994999Jun9", 0), INT64_MAX);
+  /* Digits alone are seconds, however many: never read as a date. */
+  assert_int_equal(retry_policy_parse_retry_after("99999999999999999999999", 0), INT64_MAX);
   retry_policy_t cfg = cfg_with(30000, 3600000, 0);
   assert_int_equal(retry_policy_delay_ms(&cfg, 1, "1Jul999999999", 0), 3600000);
 }
